@@ -1,0 +1,16 @@
+//! nsagent: turns network configuration stored in etcd into Linux kernel state inside
+//! network namespaces.
+//!
+//! Data flow: [`store`] (etcd) -> [`scheduler`] (pure state machine) -> [`netlink`]
+//! (executor, one netlink socket per namespace from [`netns`]) -> results back into the
+//! scheduler. [`agent`] wires the pieces together.
+
+pub mod agent;
+pub mod config;
+pub mod kernel;
+pub mod keys;
+pub mod model;
+pub mod netlink;
+pub mod netns;
+pub mod scheduler;
+pub mod store;

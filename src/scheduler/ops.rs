@@ -1,0 +1,162 @@
+//! What the scheduler asks the executor to do, and what the executor answers.
+
+use crate::kernel::{KernelLink, NsId};
+use crate::model::{MacAddr, NamespaceRef};
+use ipnet::IpNet;
+
+/// One end of a VETH pair to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndSpec {
+    /// Namespace the end is created in.
+    pub ns: NsId,
+    /// Host name.
+    pub name: String,
+    /// Ownership alias (`/vnf-agent/<label>/<name>/<peer>`).
+    pub alias: String,
+    /// MTU; 0 = kernel default.
+    pub mtu: u32,
+    /// MAC; `None` = kernel chooses.
+    pub mac: Option<MacAddr>,
+    /// Admin up.
+    pub up: bool,
+    /// Addresses to add after creation.
+    pub addresses: Vec<IpNet>,
+}
+
+/// In-place changes of one existing link. `None`/empty = leave as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkChanges {
+    /// New host name (the executor takes the link down around the rename when it is up).
+    pub rename: Option<String>,
+    /// New alias.
+    pub alias: Option<String>,
+    /// New MTU.
+    pub mtu: Option<u32>,
+    /// New MAC.
+    pub mac: Option<MacAddr>,
+    /// New admin state.
+    pub up: Option<bool>,
+    /// Addresses to add.
+    pub add_addresses: Vec<IpNet>,
+    /// Addresses to remove.
+    pub del_addresses: Vec<IpNet>,
+}
+
+impl LinkChanges {
+    /// True when nothing would change.
+    pub fn is_empty(&self) -> bool {
+        self.rename.is_none()
+            && self.alias.is_none()
+            && self.mtu.is_none()
+            && self.mac.is_none()
+            && self.up.is_none()
+            && self.add_addresses.is_empty()
+            && self.del_addresses.is_empty()
+    }
+}
+
+/// An operation for the executor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Resolve a namespace reference to an id and keep it open; with `create`, make a missing
+    /// named namespace the way `ip netns add` does.
+    ResolveNs {
+        /// The reference.
+        reference: NamespaceRef,
+        /// Create a missing named namespace.
+        create: bool,
+    },
+    /// Read every link of the namespace owned by this agent (alias prefix or link group).
+    DumpNs {
+        /// Namespace to read.
+        ns: NsId,
+    },
+    /// Create a VETH pair in one request, both ends placed in their namespaces, then mark and
+    /// configure both ends.
+    CreatePair {
+        /// One end.
+        a: EndSpec,
+        /// The other end.
+        b: EndSpec,
+    },
+    /// Change an existing owned link in place.
+    UpdateLink {
+        /// Namespace of the link.
+        ns: NsId,
+        /// Its index.
+        ifindex: u32,
+        /// What to change.
+        changes: LinkChanges,
+    },
+    /// Delete an owned link (for a VETH end, the kernel deletes the peer too).
+    DeleteLink {
+        /// Namespace of the link.
+        ns: NsId,
+        /// Its index.
+        ifindex: u32,
+        /// Its host name, for logs.
+        name: String,
+    },
+    /// Close the executor's socket and descriptor of a namespace that went away or is no
+    /// longer referenced (an open socket keeps a dead namespace alive).
+    ReleaseNs {
+        /// The namespace.
+        ns: NsId,
+    },
+}
+
+/// Why an operation failed, as far as the scheduler needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A link the agent does not own already has the name.
+    Conflict,
+    /// The namespace is gone (or its descriptor is no longer usable).
+    NamespaceGone,
+    /// The link to change or delete does not exist (any more).
+    LinkGone,
+    /// Anything else (retry with backoff).
+    Other,
+}
+
+/// The result of one [`Op`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpOutcome {
+    /// `ResolveNs` succeeded.
+    NsResolved {
+        /// The namespace's identity.
+        ns: NsId,
+    },
+    /// `ResolveNs` failed: the reference does not name a usable namespace (now).
+    NsUnavailable {
+        /// Why, for the item's status.
+        reason: String,
+    },
+    /// `DumpNs` result.
+    Dumped {
+        /// Every owned link in the namespace.
+        links: Vec<KernelLink>,
+    },
+    /// `CreatePair` result: both ends as they now are.
+    PairCreated {
+        /// End `a`.
+        a: KernelLink,
+        /// End `b`.
+        b: KernelLink,
+    },
+    /// `UpdateLink` result: the link as it now is.
+    Updated {
+        /// The link.
+        link: KernelLink,
+    },
+    /// `DeleteLink` succeeded (or the link was already gone).
+    Deleted,
+    /// `ReleaseNs` done.
+    Released,
+    /// The operation failed.
+    Failed {
+        /// Classification.
+        kind: FailureKind,
+        /// Message for the item's status and the log.
+        error: String,
+    },
+}
