@@ -163,7 +163,10 @@ mod tests {
         let t = KeyTree::new("vpp1");
         let a = t.link_alias("veth1", "veth2");
         assert_eq!(a, "/vnf-agent/vpp1/veth1/veth2");
-        assert_eq!(t.parse_link_alias(&a), Some(("veth1".into(), "veth2".into())));
+        assert_eq!(
+            t.parse_link_alias(&a),
+            Some(("veth1".into(), "veth2".into()))
+        );
         assert_eq!(KeyTree::new("vpp2").parse_link_alias(&a), None);
         assert_ne!(
             KeyTree::new("vpp1").default_link_group(),

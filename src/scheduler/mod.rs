@@ -1,4 +1,395 @@
 //! The scheduler: a pure state machine deciding what to create, update, delete or keep
-//! pending. No I/O, no clock reads: time is passed in.
+//! pending. No I/O, no clock reads: time is passed in as the duration since agent start.
+//!
+//! It is level-based: it holds the desired configuration, what it knows of namespaces and
+//! what it believes the kernel holds, and every [`Scheduler::plan`] derives the operations
+//! that move the kernel towards the configuration. Events only change those three inputs,
+//! so any sequence of events ends in the state the final configuration describes.
+//!
+//! The caller runs the phases of a [`Plan`] in order (the operations inside a phase are
+//! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
+pub mod backoff;
 pub mod ops;
+mod plan;
+mod status;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use status::ItemStatus;
+
+use crate::kernel::{KernelLink, NsId};
+use crate::keys::KeyTree;
+use crate::model::{Interface, ModelError, NamespaceRef};
+use backoff::Backoff;
+use ops::{FailureKind, Op, OpOutcome};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Longest wait between two attempts to resolve a namespace reference that names nothing.
+const REF_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// One configured interface as the scheduler keeps it: the decoded value or why it is bad.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Full etcd key.
+    pub key: String,
+    /// etcd mod revision of the value (the later write loses a host-name conflict).
+    pub revision: i64,
+    /// The decoded value, or the decoding/validation error.
+    pub config: Result<Interface, ModelError>,
+}
+
+impl Item {
+    /// The logical name: the value's name, or the key's last segment for bad values.
+    pub fn name(&self) -> &str {
+        match &self.config {
+            Ok(i) => &i.name,
+            Err(_) => self.key.rsplit('/').next().unwrap_or(&self.key),
+        }
+    }
+}
+
+/// The operations of one planning round, in phases to run one after the other.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Phases; the operations inside one phase are independent of each other.
+    pub phases: Vec<Vec<Op>>,
+}
+
+impl Plan {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.phases.iter().all(|p| p.is_empty())
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.phases.iter().map(Vec::len).sum()
+    }
+}
+
+/// What the scheduler knows about a namespace reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RefState {
+    /// It names this namespace (the executor holds it open).
+    Resolved(NsId),
+    /// It names no usable namespace now.
+    Unavailable {
+        /// Why, for the status of the items that wait for it.
+        reason: String,
+        /// When to look again.
+        backoff: Backoff,
+        /// A missing named namespace may be created (false after it vanished while in use,
+        /// until the configuration referring to it is written again).
+        allow_create: bool,
+        /// The last attempt was allowed to create it.
+        tried_create: bool,
+    },
+}
+
+/// What the scheduler believes one namespace holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum View {
+    /// Not read yet (or must be read again).
+    Unknown,
+    /// The owned links, by ifindex.
+    Known(BTreeMap<u32, KernelLink>),
+}
+
+/// The pure scheduler.
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    keys: KeyTree,
+    group: u32,
+    items: BTreeMap<String, Item>,
+    refs: BTreeMap<NamespaceRef, RefState>,
+    views: BTreeMap<NsId, View>,
+    item_backoff: BTreeMap<String, Backoff>,
+    view_backoff: BTreeMap<NsId, Backoff>,
+    link_backoff: BTreeMap<(NsId, u32), Backoff>,
+    status: BTreeMap<String, ItemStatus>,
+}
+
+impl Scheduler {
+    /// A scheduler for the agent of `keys` whose links carry the link group `group`.
+    pub fn new(keys: KeyTree, group: u32) -> Self {
+        Scheduler {
+            keys,
+            group,
+            items: BTreeMap::new(),
+            refs: BTreeMap::new(),
+            views: BTreeMap::new(),
+            item_backoff: BTreeMap::new(),
+            view_backoff: BTreeMap::new(),
+            link_backoff: BTreeMap::new(),
+            status: BTreeMap::new(),
+        }
+    }
+
+    /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed
+    /// about the kernel, so that every namespace is read again before anything is written.
+    pub fn resync(&mut self, items: Vec<Item>) {
+        self.items = items
+            .into_iter()
+            .map(|i| (i.name().to_string(), i))
+            .collect();
+        for view in self.views.values_mut() {
+            *view = View::Unknown;
+        }
+        self.item_backoff.clear();
+        self.view_backoff.clear();
+        self.link_backoff.clear();
+        self.refs
+            .retain(|_, state| matches!(state, RefState::Resolved(_)));
+    }
+
+    /// One value was written.
+    pub fn put(&mut self, item: Item) {
+        let name = item.name().to_string();
+        self.item_backoff.remove(&name);
+        if let Ok(interface) = &item.config {
+            // Writing the configuration again allows a vanished named namespace to be made anew.
+            if let Some(RefState::Unavailable { .. }) = self.refs.get(&interface.namespace) {
+                self.refs.remove(&interface.namespace);
+            }
+        }
+        self.items.insert(name, item);
+    }
+
+    /// One value was deleted (by its logical name, the key's last segment).
+    pub fn delete(&mut self, name: &str) {
+        self.items.remove(name);
+        self.item_backoff.remove(name);
+        self.status.remove(name);
+    }
+
+    /// A namespace reference resolved earlier names nothing any more (process exited,
+    /// `ip netns del`, ...). The executor has already let go of it.
+    pub fn namespace_vanished(&mut self, reference: &NamespaceRef, now: Duration) {
+        let Some(RefState::Resolved(ns)) = self.refs.get(reference).cloned() else {
+            return;
+        };
+        let reason = format!("{reference} disappeared");
+        self.refs.insert(
+            reference.clone(),
+            RefState::Unavailable {
+                backoff: ref_backoff(None, reason.clone(), now),
+                reason,
+                allow_create: false,
+                tried_create: false,
+            },
+        );
+        let still_used = self.refs.values().any(|s| *s == RefState::Resolved(ns));
+        if !still_used {
+            self.views.remove(&ns);
+            self.view_backoff.remove(&ns);
+        }
+    }
+
+    /// Status of every configured item, by logical name, as of the last [`Self::plan`].
+    pub fn status(&self) -> &BTreeMap<String, ItemStatus> {
+        &self.status
+    }
+
+    /// The items, by logical name.
+    pub fn items(&self) -> &BTreeMap<String, Item> {
+        &self.items
+    }
+
+    /// The earliest time a waiting retry becomes due, if any.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let refs = self.refs.values().filter_map(|s| match s {
+            RefState::Unavailable { backoff, .. } => Some(backoff.retry_at),
+            RefState::Resolved(_) => None,
+        });
+        self.item_backoff
+            .values()
+            .chain(self.view_backoff.values())
+            .chain(self.link_backoff.values())
+            .map(|b| b.retry_at)
+            .chain(refs)
+            .min()
+    }
+
+    /// Folds the outcome of one operation of the last plan into the scheduler's beliefs.
+    pub fn complete(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
+        match (op, outcome) {
+            (Op::ResolveNs { reference, .. }, OpOutcome::NsResolved { ns }) => {
+                self.refs.insert(reference.clone(), RefState::Resolved(ns));
+                self.views.entry(ns).or_insert(View::Unknown);
+            }
+            (Op::ResolveNs { reference, create }, outcome) => {
+                let reason = match outcome {
+                    OpOutcome::NsUnavailable { reason } => reason,
+                    OpOutcome::Failed { error, .. } => error,
+                    other => format!("unexpected answer {other:?}"),
+                };
+                let (previous, allow_create) = match self.refs.get(reference) {
+                    Some(RefState::Unavailable {
+                        backoff,
+                        allow_create,
+                        ..
+                    }) => (Some(backoff.clone()), *allow_create),
+                    _ => (None, true),
+                };
+                self.refs.insert(
+                    reference.clone(),
+                    RefState::Unavailable {
+                        backoff: ref_backoff(previous.as_ref(), reason.clone(), now),
+                        reason,
+                        allow_create,
+                        tried_create: *create,
+                    },
+                );
+            }
+            (Op::DumpNs { ns }, OpOutcome::Dumped { links }) => {
+                self.view_backoff.remove(ns);
+                let links = links.into_iter().map(|l| (l.ifindex, l)).collect();
+                self.views.insert(*ns, View::Known(links));
+            }
+            (Op::DumpNs { ns }, outcome) => self.view_failed(*ns, outcome, now),
+            (Op::CreatePair { a, b }, OpOutcome::PairCreated { a: ka, b: kb }) => {
+                for (spec, link) in [(a, ka), (b, kb)] {
+                    if let Some(name) = self.alias_item(&spec.alias) {
+                        self.item_backoff.remove(&name);
+                    }
+                    self.remember_link(spec.ns, link);
+                }
+            }
+            (Op::CreatePair { a, b }, OpOutcome::Failed { kind, error }) => {
+                for spec in [a, b] {
+                    if let Some(name) = self.alias_item(&spec.alias) {
+                        let prev = self.item_backoff.get(&name);
+                        let b = Backoff::after_failure(prev, error.clone(), now);
+                        self.item_backoff.insert(name, b);
+                    }
+                    if kind != FailureKind::Conflict {
+                        self.forget_view(spec.ns);
+                    }
+                }
+            }
+            (Op::UpdateLink { ns, .. }, OpOutcome::Updated { link }) => {
+                if let Some(name) = link.alias.as_deref().and_then(|a| self.alias_item(a)) {
+                    self.item_backoff.remove(&name);
+                }
+                self.remember_link(*ns, link);
+            }
+            (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Failed { kind, error }) => {
+                if kind == FailureKind::Other || kind == FailureKind::Conflict {
+                    if let Some(name) = self.link_item(*ns, *ifindex) {
+                        let prev = self.item_backoff.get(&name);
+                        let b = Backoff::after_failure(prev, error, now);
+                        self.item_backoff.insert(name, b);
+                    }
+                }
+                self.forget_view(*ns);
+            }
+            (Op::DeleteLink { ns, ifindex, .. }, OpOutcome::Deleted) => {
+                self.link_backoff.remove(&(*ns, *ifindex));
+                self.forget_deleted_link(*ns, *ifindex);
+            }
+            (Op::DeleteLink { ns, ifindex, .. }, outcome) => {
+                let error = format!("{outcome:?}");
+                let prev = self.link_backoff.get(&(*ns, *ifindex));
+                let b = Backoff::after_failure(prev, error, now);
+                self.link_backoff.insert((*ns, *ifindex), b);
+                self.forget_view(*ns);
+            }
+            (Op::ReleaseNs { ns }, _) => {
+                self.views.remove(ns);
+                self.view_backoff.remove(ns);
+            }
+            (op, outcome) => {
+                // An outcome that does not fit its operation: distrust what we believe.
+                tracing::warn!(
+                    ?op,
+                    ?outcome,
+                    "unexpected outcome; reading kernel state again"
+                );
+                for view in self.views.values_mut() {
+                    *view = View::Unknown;
+                }
+            }
+        }
+    }
+
+    fn view_failed(&mut self, ns: NsId, outcome: OpOutcome, now: Duration) {
+        let (kind, error) = match outcome {
+            OpOutcome::Failed { kind, error } => (kind, error),
+            other => (FailureKind::Other, format!("unexpected answer {other:?}")),
+        };
+        if kind == FailureKind::NamespaceGone {
+            // Resolve every reference to it again; the answer says whether it still exists.
+            self.refs.retain(|_, s| *s != RefState::Resolved(ns));
+            self.views.remove(&ns);
+            self.view_backoff.remove(&ns);
+        } else {
+            let b = Backoff::after_failure(self.view_backoff.get(&ns), error, now);
+            self.view_backoff.insert(ns, b);
+        }
+    }
+
+    /// Marks a namespace's view as unknown so that it is read again before the next write.
+    fn forget_view(&mut self, ns: NsId) {
+        if let Some(view) = self.views.get_mut(&ns) {
+            *view = View::Unknown;
+        }
+    }
+
+    fn remember_link(&mut self, ns: NsId, link: KernelLink) {
+        if let Some(View::Known(links)) = self.views.get_mut(&ns) {
+            links.insert(link.ifindex, link);
+        }
+    }
+
+    /// Forgets a deleted link and, for a VETH end, its peer (the kernel deletes both).
+    fn forget_deleted_link(&mut self, ns: NsId, ifindex: u32) {
+        let Some(View::Known(links)) = self.views.get_mut(&ns) else {
+            return;
+        };
+        let Some(link) = links.remove(&ifindex) else {
+            return;
+        };
+        let Some((name, peer)) = link
+            .alias
+            .as_deref()
+            .and_then(|a| self.keys.parse_link_alias(a))
+        else {
+            return;
+        };
+        for view in self.views.values_mut() {
+            if let View::Known(links) = view {
+                links.retain(|_, l| {
+                    l.alias
+                        .as_deref()
+                        .and_then(|a| self.keys.parse_link_alias(a))
+                        != Some((peer.clone(), name.clone()))
+                });
+            }
+        }
+    }
+
+    fn alias_item(&self, alias: &str) -> Option<String> {
+        self.keys.parse_link_alias(alias).map(|(name, _)| name)
+    }
+
+    fn link_item(&self, ns: NsId, ifindex: u32) -> Option<String> {
+        match self.views.get(&ns) {
+            Some(View::Known(links)) => links
+                .get(&ifindex)
+                .and_then(|l| l.alias.as_deref())
+                .and_then(|a| self.alias_item(a)),
+            _ => None,
+        }
+    }
+}
+
+fn ref_backoff(previous: Option<&Backoff>, reason: String, now: Duration) -> Backoff {
+    let mut b = Backoff::after_failure(previous, reason, now);
+    b.retry_at = b.retry_at.min(now + REF_RETRY_MAX);
+    b
+}
