@@ -1,1 +1,250 @@
-//! The agent main loop.
+//! The agent main loop: feeds etcd events and namespace facts into the scheduler, runs its
+//! plans through the executor, and reports every item's status in the log.
+
+use crate::config::AgentConfig;
+use crate::keys::{ItemKind, KeyTree};
+use crate::model;
+use crate::netlink::Executor;
+use crate::scheduler::ops::Op;
+use crate::scheduler::{Item, ItemStatus, Scheduler};
+use crate::store::{self, KeyValue, StoreEvent};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Rounds of plan-and-execute in one go before new events are looked at again.
+const MAX_ROUNDS: usize = 64;
+/// Events folded into the scheduler before it plans again.
+const MAX_DRAIN: usize = 100_000;
+
+/// Counts of the operations run since the last report.
+#[derive(Debug, Default)]
+struct Tally {
+    created: usize,
+    updated: usize,
+    deleted: usize,
+}
+
+impl Tally {
+    fn count(&mut self, op: &Op) {
+        match op {
+            Op::CreatePair { .. } => self.created += 1,
+            Op::UpdateLink { .. } => self.updated += 1,
+            Op::DeleteLink { .. } => self.deleted += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The running agent.
+pub struct Agent {
+    keys: KeyTree,
+    scheduler: Scheduler,
+    executor: Executor,
+    started: Instant,
+    /// Status last written to the log, per item.
+    logged: BTreeMap<String, ItemStatus>,
+    /// Set by a snapshot; cleared by the report once the kernel matches it.
+    resync_revision: Option<i64>,
+    tally: Tally,
+}
+
+impl Agent {
+    /// Creates the agent (opens the executor's netlink socket of the default namespace).
+    pub async fn new(config: &AgentConfig) -> anyhow::Result<Self> {
+        let keys = KeyTree::new(&config.label);
+        let executor = Executor::new(keys.clone(), config.link_group).await?;
+        Ok(Agent {
+            scheduler: Scheduler::new(keys.clone()),
+            keys,
+            executor,
+            started: Instant::now(),
+            logged: BTreeMap::new(),
+            resync_revision: None,
+            tally: Tally::default(),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Runs until `shutdown` completes. The kernel is left as it is on exit.
+    pub async fn run(
+        mut self,
+        config: AgentConfig,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let watcher = tokio::spawn(store::watch(
+            config.etcd_endpoints.clone(),
+            self.keys.config_prefix(),
+            tx,
+        ));
+        tokio::pin!(shutdown);
+        let mut ns_check = tokio::time::interval(config.namespace_check_interval);
+        ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut synced = false;
+        tracing::info!(
+            label = self.keys.label(),
+            endpoints = ?config.etcd_endpoints,
+            link_group = config.link_group,
+            "nsagent started; watching {}",
+            self.keys.config_prefix()
+        );
+        loop {
+            let deadline = self
+                .scheduler
+                .next_deadline()
+                .map(|d| self.started + d)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut shutdown => break,
+                event = rx.recv() => {
+                    let Some(event) = event else {
+                        anyhow::bail!("the etcd watcher stopped");
+                    };
+                    synced |= matches!(event, StoreEvent::Snapshot { .. });
+                    self.on_store_event(event);
+                    for _ in 0..MAX_DRAIN {
+                        match rx.try_recv() {
+                            Ok(event) => {
+                                synced |= matches!(event, StoreEvent::Snapshot { .. });
+                                self.on_store_event(event);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ns_check.tick() => self.check_namespaces(),
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            if !synced {
+                continue;
+            }
+            for _ in 0..MAX_ROUNDS {
+                if !self.round().await {
+                    break;
+                }
+                // Fold in what arrived meanwhile before planning again.
+                while let Ok(event) = rx.try_recv() {
+                    self.on_store_event(event);
+                }
+            }
+        }
+        watcher.abort();
+        tracing::info!("nsagent stopped; kernel state left as it is");
+        Ok(())
+    }
+
+    /// One plan-and-execute round; false when there was nothing to do.
+    async fn round(&mut self) -> bool {
+        let plan = self.scheduler.plan(self.now());
+        self.log_status();
+        if plan.is_empty() {
+            self.report_resync();
+            return false;
+        }
+        tracing::debug!(ops = plan.len(), "applying");
+        for phase in plan.phases {
+            let outcomes = self.executor.execute(phase.clone()).await;
+            let now = self.now();
+            for (op, outcome) in phase.iter().zip(outcomes) {
+                self.tally.count(op);
+                tracing::debug!(?op, ?outcome, "done");
+                self.scheduler.complete(op, outcome, now);
+            }
+        }
+        true
+    }
+
+    fn check_namespaces(&mut self) {
+        for reference in self.executor.vanished_namespaces() {
+            tracing::info!("{reference} disappeared; withdrawing its items");
+            self.scheduler.namespace_vanished(&reference, self.now());
+        }
+    }
+
+    fn on_store_event(&mut self, event: StoreEvent) {
+        match event {
+            StoreEvent::Snapshot { revision, kvs } => {
+                let items: Vec<Item> = kvs.iter().filter_map(|kv| self.item(kv)).collect();
+                tracing::info!(revision, items = items.len(), "resync from etcd snapshot");
+                self.scheduler.resync(items);
+                self.resync_revision = Some(revision);
+                self.tally = Tally::default();
+            }
+            StoreEvent::Put(kv) => {
+                if let Some(item) = self.item(&kv) {
+                    self.scheduler.put(item);
+                }
+            }
+            StoreEvent::Delete { key, .. } => {
+                if let Some((ItemKind::Interface, name)) = self.keys.parse(&key) {
+                    self.scheduler.delete(&name);
+                    if self.logged.remove(&name).is_some() {
+                        tracing::info!(key, "removed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one value into a scheduler item; other kinds are not supported yet.
+    fn item(&self, kv: &KeyValue) -> Option<Item> {
+        match self.keys.parse(&kv.key) {
+            Some((ItemKind::Interface, _)) => Some(Item {
+                key: kv.key.clone(),
+                revision: kv.mod_revision,
+                config: model::decode_interface(&kv.key, &kv.value),
+            }),
+            Some((kind, _)) => {
+                tracing::warn!(
+                    key = kv.key,
+                    "{kind} values are not supported by this version yet; ignored"
+                );
+                None
+            }
+            None => {
+                tracing::warn!(
+                    key = kv.key,
+                    "ignoring key: not an interface, arp or route key of this agent"
+                );
+                None
+            }
+        }
+    }
+
+    /// Logs every status change once.
+    fn log_status(&mut self) {
+        for (name, status) in self.scheduler.status() {
+            if self.logged.get(name) == Some(status) {
+                continue;
+            }
+            let key = self.keys.key(ItemKind::Interface, name);
+            match status {
+                ItemStatus::Applied => tracing::info!(key, "applied"),
+                ItemStatus::Applying => tracing::debug!(key, "applying"),
+                ItemStatus::Pending { reason } => tracing::info!(key, "pending: {reason}"),
+                ItemStatus::Failed { error } => tracing::warn!(key, "failed, will retry: {error}"),
+                ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
+            }
+            self.logged.insert(name.clone(), status.clone());
+        }
+    }
+
+    fn report_resync(&mut self) {
+        if let Some(revision) = self.resync_revision.take() {
+            let t = std::mem::take(&mut self.tally);
+            tracing::info!(
+                revision,
+                created = t.created,
+                updated = t.updated,
+                deleted = t.deleted,
+                "in sync with etcd snapshot"
+            );
+        }
+    }
+}

@@ -104,7 +104,6 @@ enum View {
 #[derive(Clone, Debug)]
 pub struct Scheduler {
     keys: KeyTree,
-    group: u32,
     items: BTreeMap<String, Item>,
     refs: BTreeMap<NamespaceRef, RefState>,
     views: BTreeMap<NsId, View>,
@@ -115,11 +114,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler for the agent of `keys` whose links carry the link group `group`.
-    pub fn new(keys: KeyTree, group: u32) -> Self {
+    /// A scheduler for the agent of `keys`.
+    pub fn new(keys: KeyTree) -> Self {
         Scheduler {
             keys,
-            group,
             items: BTreeMap::new(),
             refs: BTreeMap::new(),
             views: BTreeMap::new(),

@@ -63,7 +63,7 @@ struct World {
 impl World {
     fn new() -> Self {
         let mut w = World {
-            s: Scheduler::new(keys(), GROUP),
+            s: Scheduler::new(keys()),
             k: FakeKernel::new(keys(), GROUP),
             now: Duration::from_secs(1),
             rev: 1,
@@ -408,7 +408,7 @@ fn resync_keeps_matching_links_and_removes_stale_owned_ones() {
     let ns1 = w.k.world[&named("n1")];
     let foreign = w.k.add_foreign_link(ns1, "hand");
     // A restarted agent: fresh scheduler, "c"/"d" deleted while it was down, "a" changed.
-    let mut s = Scheduler::new(keys(), GROUP);
+    let mut s = Scheduler::new(keys());
     let mut a = veth("a", "b", named("n1"));
     a.mtu = 1300;
     s.resync(vec![
@@ -448,7 +448,7 @@ fn group_marked_link_without_alias_is_adopted_or_removed() {
         }
     }
     let index_a = w.links(&named("n1"))["a"].ifindex;
-    let mut s = Scheduler::new(keys(), GROUP);
+    let mut s = Scheduler::new(keys());
     s.resync(vec![
         item(veth("a", "b", named("n1")), 1),
         item(veth("b", "a", named("n2")), 2),
@@ -471,7 +471,7 @@ fn links_of_another_label_are_never_touched() {
     w.converge();
     // Another agent on the same host (other label, other group) with no configuration.
     let other = KeyTree::new("other");
-    let mut s = Scheduler::new(other.clone(), other.default_link_group());
+    let mut s = Scheduler::new(other.clone());
     s.resync(vec![]);
     let mut k = w.k.clone();
     k.keys = other.clone();
@@ -483,7 +483,7 @@ fn links_of_another_label_are_never_touched() {
 
 #[test]
 fn no_write_before_the_namespaces_are_read() {
-    let mut s = Scheduler::new(keys(), GROUP);
+    let mut s = Scheduler::new(keys());
     s.resync(vec![
         item(veth("a", "b", named("n1")), 1),
         item(veth("b", "a", named("n2")), 2),
@@ -652,7 +652,7 @@ proptest! {
         for r in w.k.world.keys() {
             fresh.add_namespace(r.clone());
         }
-        let mut s = Scheduler::new(keys(), GROUP);
+        let mut s = Scheduler::new(keys());
         s.resync(w.s.items().values().cloned().collect());
         fresh.converge(&mut s, w.now);
 

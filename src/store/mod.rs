@@ -31,3 +31,13 @@ pub enum StoreEvent {
         revision: i64,
     },
 }
+
+/// Watches `prefix` on etcd forever, sending a snapshot and then every change to `tx`.
+pub async fn watch(
+    endpoints: Vec<String>,
+    prefix: String,
+    tx: tokio::sync::mpsc::UnboundedSender<StoreEvent>,
+) {
+    let _ = (endpoints, prefix, tx);
+    todo!("store helper")
+}
