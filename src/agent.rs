@@ -7,6 +7,7 @@ use crate::model;
 use crate::netlink::Executor;
 use crate::scheduler::ops::Op;
 use crate::scheduler::{Item, ItemStatus, Scheduler};
+use crate::status::StatusPublisher;
 use crate::store::{self, KeyValue, StoreEvent};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -43,6 +44,7 @@ pub struct Agent {
     keys: KeyTree,
     scheduler: Scheduler,
     executor: Executor,
+    status: StatusPublisher,
     started: Instant,
     /// Status last written to the log, per item.
     logged: BTreeMap<String, ItemStatus>,
@@ -58,6 +60,7 @@ impl Agent {
         let executor = Executor::new(keys.clone(), config.link_group).await?;
         Ok(Agent {
             scheduler: Scheduler::new(keys.clone()),
+            status: StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone()),
             keys,
             executor,
             started: Instant::now(),
@@ -172,6 +175,8 @@ impl Agent {
             StoreEvent::Snapshot { revision, kvs } => {
                 let items: Vec<Item> = kvs.iter().filter_map(|kv| self.item(kv)).collect();
                 tracing::info!(revision, items = items.len(), "resync from etcd snapshot");
+                let names = items.iter().map(|i| i.name().to_string()).collect();
+                self.status.retain(ItemKind::Interface, names);
                 self.scheduler.resync(items);
                 self.resync_revision = Some(revision);
                 self.tally = Tally::default();
@@ -184,6 +189,7 @@ impl Agent {
             StoreEvent::Delete { key, .. } => {
                 if let Some((ItemKind::Interface, name)) = self.keys.parse(&key) {
                     self.scheduler.delete(&name);
+                    self.status.set(ItemKind::Interface, &name, None);
                     if self.logged.remove(&name).is_some() {
                         tracing::info!(key, "removed");
                     }
@@ -217,7 +223,7 @@ impl Agent {
         }
     }
 
-    /// Logs every status change once.
+    /// Logs and publishes every status change once.
     fn log_status(&mut self) {
         for (name, status) in self.scheduler.status() {
             if self.logged.get(name) == Some(status) {
@@ -231,6 +237,8 @@ impl Agent {
                 ItemStatus::Failed { error } => tracing::warn!(key, "failed, will retry: {error}"),
                 ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
             }
+            self.status
+                .set(ItemKind::Interface, name, Some(status.clone()));
             self.logged.insert(name.clone(), status.clone());
         }
     }

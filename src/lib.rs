@@ -13,4 +13,5 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod scheduler;
+pub mod status;
 pub mod store;
