@@ -5,7 +5,7 @@ use crate::config::AgentConfig;
 use crate::keys::{ItemKind, KeyTree};
 use crate::model;
 use crate::netlink::Executor;
-use crate::scheduler::ops::Op;
+use crate::scheduler::ops::{Op, OpOutcome};
 use crate::scheduler::{Item, ItemStatus, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, KeyValue, StoreEvent};
@@ -20,7 +20,7 @@ const MAX_ROUNDS: usize = 64;
 /// Events folded into the scheduler before it plans again.
 const MAX_DRAIN: usize = 100_000;
 
-/// Counts of the operations run since the last report.
+/// Counts of the operations that succeeded since the last report.
 #[derive(Debug, Default)]
 struct Tally {
     created: usize,
@@ -155,7 +155,9 @@ impl Agent {
             let outcomes = self.executor.execute(phase.clone()).await;
             let now = self.now();
             for (op, outcome) in phase.iter().zip(outcomes) {
-                self.tally.count(op);
+                if !matches!(outcome, OpOutcome::Failed { .. }) {
+                    self.tally.count(op);
+                }
                 tracing::debug!(?op, ?outcome, "done");
                 self.scheduler.complete(op, outcome, now);
             }

@@ -1,0 +1,306 @@
+//! Helpers for end-to-end tests of the `nsagent` binary: run it as a child process against a
+//! test etcd, read its log, and read kernel state with `ip -j`.
+#![allow(dead_code)] // Every test file uses a different subset.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The agent binary running as a child process, logging to a file. Killed on drop.
+pub struct AgentProcess {
+    child: Option<Child>,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+    starts: usize,
+}
+
+impl AgentProcess {
+    /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments.
+    pub fn start(endpoint: &str, label: &str, extra: &[&str]) -> AgentProcess {
+        let mut args = vec![
+            "--etcd-endpoints".to_string(),
+            endpoint.to_string(),
+            "--label".to_string(),
+            label.to_string(),
+            "--namespace-check-interval-ms".to_string(),
+            "100".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut agent = AgentProcess {
+            child: None,
+            args,
+            dir: tempfile::tempdir().expect("tempdir"),
+            starts: 0,
+        };
+        agent.restart();
+        agent
+    }
+
+    /// The log of the current run.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("agent-{}.log", self.starts))
+    }
+
+    /// Starts the agent again (after [`Self::kill9`] or [`Self::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "agent already running");
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path()).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_nsagent"))
+            .args(&self.args)
+            .env("RUST_LOG", "info,nsagent=debug")
+            .env_remove("ETCD_ENDPOINTS")
+            .env_remove("MICROSERVICE_LABEL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot start nsagent");
+        self.child = Some(child);
+    }
+
+    /// Kills the agent with SIGKILL (a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the agent with SIGTERM and waits for it; returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The log of the current run so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Waits until the log of the current run contains `needle` `count` times.
+    pub async fn wait_log(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= count {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- agent log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A link as `ip -j -d addr show` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u64,
+    pub name: String,
+    pub mtu: u64,
+    pub mac: String,
+    pub up: bool,
+    pub alias: Option<String>,
+    pub group: String,
+    /// `ip/prefix`, without IPv6 link-local addresses, sorted.
+    pub addresses: Vec<String>,
+}
+
+fn ns_args(ns: Option<&str>) -> Vec<String> {
+    match ns {
+        Some(n) => vec!["-n".into(), n.into()],
+        None => vec![],
+    }
+}
+
+fn parse_links(json: &str) -> Vec<Link> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or(serde_json::Value::Null);
+    let Some(list) = v.as_array() else {
+        return vec![];
+    };
+    list.iter()
+        .map(|l| {
+            let mut addresses: Vec<String> = l["addr_info"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["scope"] != "link" || a["family"] == "inet")
+                .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or(""), a["prefixlen"]))
+                .collect();
+            addresses.sort();
+            Link {
+                ifindex: l["ifindex"].as_u64().unwrap_or(0),
+                name: l["ifname"].as_str().unwrap_or("").to_string(),
+                mtu: l["mtu"].as_u64().unwrap_or(0),
+                mac: l["address"].as_str().unwrap_or("").to_string(),
+                up: l["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "UP")),
+                alias: l["ifalias"].as_str().map(str::to_string),
+                group: match &l["group"] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                addresses,
+            }
+        })
+        .collect()
+}
+
+/// The link named `name` in namespace `ns` (`None` = the default one), if it exists.
+pub fn link(ns: Option<&str>, name: &str) -> Option<Link> {
+    let mut args = ns_args(ns);
+    args.extend(["-j", "-d", "addr", "show", "dev", name].map(String::from));
+    let out = Command::new("ip").args(&args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_links(&String::from_utf8_lossy(&out.stdout)).into_iter().next()
+}
+
+/// Every link of namespace `ns`.
+pub fn links(ns: Option<&str>) -> Vec<Link> {
+    let mut args = ns_args(ns);
+    args.extend(["-j", "-d", "addr", "show"].map(String::from));
+    let out = Command::new("ip").args(&args).output().expect("ip");
+    parse_links(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Deletes the default-namespace links whose names start with `prefix` when dropped.
+pub struct LinkGuard {
+    prefix: String,
+}
+
+impl LinkGuard {
+    /// A guard for links named `prefix*` in the default namespace.
+    pub fn new(prefix: &str) -> LinkGuard {
+        LinkGuard {
+            prefix: prefix.to_string(),
+        }
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        for l in links(None) {
+            if l.name.starts_with(&self.prefix) {
+                let _ = Command::new("ip").args(["link", "del", &l.name]).status();
+            }
+        }
+    }
+}
+
+/// A process sleeping in a new network namespace (`unshare -n sleep`); killed on drop.
+pub struct NsProcess {
+    child: Option<Child>,
+}
+
+impl NsProcess {
+    /// Starts it and waits until its namespace differs from ours.
+    pub fn start() -> NsProcess {
+        let child = Command::new("unshare")
+            .args(["-n", "sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let p = NsProcess { child: Some(child) };
+        let mine = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(theirs) = std::fs::read_link(format!("/proc/{}/ns/net", p.pid())) {
+                if theirs != mine {
+                    return p;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("unshare did not enter a new namespace");
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills it (its namespace goes away with it).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs `ip ARGS` inside its namespace (via nsenter).
+    pub fn ip(&self, args: &[&str]) -> String {
+        let pid = self.pid().to_string();
+        let out = Command::new("nsenter")
+            .args(["-t", &pid, "-n", "ip"])
+            .args(args)
+            .output()
+            .expect("nsenter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The link named `name` inside its namespace.
+    pub fn link(&self, name: &str) -> Option<Link> {
+        parse_links(&self.ip(&["-j", "-d", "addr", "show", "dev", name]))
+            .into_iter()
+            .next()
+    }
+}
+
+impl Drop for NsProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A VETH end as JSON (`namespace` is a JSON object or `null`).
+pub fn veth_json(
+    name: &str,
+    host: &str,
+    peer: &str,
+    namespace: serde_json::Value,
+    addresses: &[&str],
+) -> String {
+    let mut v = serde_json::json!({
+        "name": name,
+        "type": "VETH",
+        "enabled": true,
+        "host_if_name": host,
+        "ip_addresses": addresses,
+        "veth": {"peer_if_name": peer},
+    });
+    if !namespace.is_null() {
+        v["namespace"] = namespace;
+    }
+    v.to_string()
+}
