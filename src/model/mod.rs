@@ -1,8 +1,9 @@
 //! The configuration model: typed, validated values decoded from the JSON users write.
 //!
-//! Decoding rules (see `../shared/model.md`): snake_case, lowerCamelCase and kebab-case field
-//! spellings, enums by number or name, unknown fields are errors naming the closest known field,
-//! zero values mean "not set".
+//! Decoding rules (see `../shared/model.md`): field names in snake_case (also in any letter
+//! case, as Go matched them), lowerCamelCase or kebab-case; enums by number or name; unknown,
+//! doubled or mistyped fields are errors naming the field (and the closest known one); zero
+//! values mean "not set". [`Interface::to_canonical_json`] gives the canonical form back.
 
 mod decode;
 mod encode;
