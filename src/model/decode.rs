@@ -1,11 +1,106 @@
-//! JSON decoding with the compatibility rules of the older agents.
-use super::{ConfigItem, Interface, ModelError};
+//! JSON decoding with the compatibility rules of the older agents, and validation of one value.
+use super::fields::Object;
+use super::json::{quote, Json};
+use super::{ConfigItem, Interface, InterfaceType, MacAddr, ModelError, NamespaceRef};
 use crate::keys::ItemKind;
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::path::PathBuf;
 
-/// Decodes and validates the value of an interface key.
+const INTERFACE_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "type",
+    "enabled",
+    "ip_addresses",
+    "phys_address",
+    "mtu",
+    "host_if_name",
+    "namespace",
+    "veth",
+    "tap",
+];
+const VETH_FIELDS: &[&str] = &["peer_if_name"];
+const TAP_FIELDS: &[&str] = &["temp_if_name"];
+const NAMESPACE_FIELDS: &[&str] = &["type", "pid", "microservice", "name", "filepath"];
+
+/// `type` names; the index is the number.
+pub(super) const INTERFACE_TYPES: &[&str] = &["VETH", "AUTO_TAP"];
+/// `namespace.type` names; the index is the number.
+pub(super) const NAMESPACE_TYPES: &[&str] = &[
+    "PID_REF_NS",
+    "MICROSERVICE_REF_NS",
+    "NAMED_NS",
+    "FILE_REF_NS",
+];
+/// The field that counts for each namespace type (same index).
+const NAMESPACE_TYPE_FIELDS: [&str; 4] = ["pid", "microservice", "name", "filepath"];
+
+/// Smallest MTU the kernel accepts for an Ethernet-like link.
+const MIN_MTU: u32 = 68;
+/// Largest MTU accepted.
+const MAX_MTU: u32 = 65535;
+/// Longest link name (IFNAMSIZ - 1).
+const MAX_HOST_NAME: usize = 15;
+
+/// Decodes and validates the value of an interface key (`.../interface/<name>`).
+///
+/// Accepts the spellings and enum forms described in the module docs; every error names the
+/// field and says what is wrong.
 pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError> {
-    let _ = (key, value);
-    todo!("model helper")
+    let json = Json::parse(value).map_err(|e| ModelError {
+        key: key.to_string(),
+        field: String::new(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let obj = Object::new(key, "", &json, INTERFACE_FIELDS)?;
+
+    let name = obj.string("name")?;
+    check_name(&obj, key, &name)?;
+    let description = obj.string("description")?;
+    let if_type = match obj.enumeration("type", INTERFACE_TYPES)? {
+        0 => InterfaceType::Veth,
+        _ => InterfaceType::AutoTap,
+    };
+    let enabled = obj.bool("enabled")?;
+    let ip_addresses = ip_addresses(&obj)?;
+    let phys_address = phys_address(&obj)?;
+    let mtu = mtu(&obj)?;
+    let host_if_name = host_if_name(&obj, &name)?;
+    let namespace = namespace(&obj)?;
+    let veth_peer = match obj.object("veth", VETH_FIELDS)? {
+        Some(veth) => veth.string("peer_if_name")?,
+        None => String::new(),
+    };
+    let tap_temp = match obj.object("tap", TAP_FIELDS)? {
+        Some(tap) => tap.string("temp_if_name")?,
+        None => String::new(),
+    };
+
+    let (veth_peer, tap_temp_if_name) = match if_type {
+        InterfaceType::Veth => (
+            check_veth(&obj, &name, veth_peer, &tap_temp)?,
+            String::new(),
+        ),
+        InterfaceType::AutoTap => (
+            String::new(),
+            check_tap(&obj, &veth_peer, tap_temp, &host_if_name)?,
+        ),
+    };
+
+    Ok(Interface {
+        name,
+        description,
+        if_type,
+        enabled,
+        ip_addresses,
+        phys_address,
+        mtu,
+        host_if_name,
+        namespace,
+        veth_peer,
+        tap_temp_if_name,
+    })
 }
 
 /// Decodes and validates a value of any kind.
@@ -17,5 +112,270 @@ pub fn decode_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigIte
             field: String::new(),
             message: format!("{other} values are not supported yet"),
         }),
+    }
+}
+
+/// `name` is required and equals the key's last segment.
+fn check_name(obj: &Object, key: &str, name: &str) -> Result<(), ModelError> {
+    let segment = key.rsplit('/').next().unwrap_or(key);
+    if name.is_empty() {
+        return Err(obj.error(
+            "name",
+            format!("is required (the key says {})", quote(segment)),
+        ));
+    }
+    if name != segment {
+        return Err(obj.error(
+            "name",
+            format!(
+                "is {} but the key ends in {}; they must be equal",
+                quote(name),
+                quote(segment)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `ip_addresses`: `<ip>/<prefix>` each, kept as given (host bits too), no address twice.
+fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for (i, text) in obj.strings("ip_addresses")?.iter().enumerate() {
+        let field = format!("ip_addresses[{i}]");
+        let net: IpNet = text.parse().map_err(|_| {
+            let message = match text.parse::<IpAddr>() {
+                Ok(ip) => format!(
+                    "{} has no prefix length; write e.g. `{text}/{}`",
+                    quote(text),
+                    if ip.is_ipv4() { 24 } else { 64 }
+                ),
+                Err(_) => format!(
+                    "{} is not an address with prefix length such as `192.168.1.1/24` or `2001:db8::1/64`",
+                    quote(text)
+                ),
+            };
+            obj.error(&field, message)
+        })?;
+        if let Some(j) = nets.iter().position(|n| n.addr() == net.addr()) {
+            return Err(obj.error(
+                &field,
+                format!(
+                    "address {} is already given in `ip_addresses[{j}]`",
+                    net.addr()
+                ),
+            ));
+        }
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// `phys_address`: a unicast, non-zero MAC; empty = not set.
+fn phys_address(obj: &Object) -> Result<Option<MacAddr>, ModelError> {
+    let text = obj.string("phys_address")?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let mac: MacAddr = text.parse().map_err(|e| obj.error("phys_address", e))?;
+    if mac.0[0] & 1 == 1 {
+        return Err(obj.error(
+            "phys_address",
+            format!("{mac} is a multicast address (lowest bit of the first byte set); a link needs a unicast MAC"),
+        ));
+    }
+    if mac.0 == [0; 6] {
+        return Err(obj.error(
+            "phys_address",
+            "00:00:00:00:00:00 is not a valid link address; leave the field empty to let the kernel choose".to_string(),
+        ));
+    }
+    Ok(Some(mac))
+}
+
+/// `mtu`: 0 = not set, otherwise 68..=65535.
+fn mtu(obj: &Object) -> Result<u32, ModelError> {
+    let mtu = obj.u32("mtu")?;
+    if mtu != 0 && mtu < MIN_MTU {
+        return Err(obj.error(
+            "mtu",
+            format!(
+                "{mtu} is below the kernel minimum of {MIN_MTU} (0 leaves the kernel's default)"
+            ),
+        ));
+    }
+    if mtu > MAX_MTU {
+        return Err(obj.error("mtu", format!("{mtu} is above the maximum of {MAX_MTU}")));
+    }
+    Ok(mtu)
+}
+
+/// `host_if_name`, defaulted to `name`, valid as a kernel link name.
+fn host_if_name(obj: &Object, name: &str) -> Result<String, ModelError> {
+    let given = obj.string("host_if_name")?;
+    if given.is_empty() {
+        if let Some(problem) = link_name_problem(name) {
+            return Err(obj.error(
+                "name",
+                format!(
+                    "no `host_if_name` is given, so the link is named after `name` {}, which {problem}; set `host_if_name`",
+                    quote(name)
+                ),
+            ));
+        }
+        return Ok(name.to_string());
+    }
+    if let Some(problem) = link_name_problem(&given) {
+        return Err(obj.error("host_if_name", format!("{} {problem}", quote(&given))));
+    }
+    Ok(given)
+}
+
+/// Why the kernel would refuse `name` as a link name (its `dev_valid_name`), if it would.
+fn link_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".to_string());
+    }
+    if name.len() > MAX_HOST_NAME {
+        return Some(format!(
+            "is {} bytes long; a Linux link name has at most {MAX_HOST_NAME}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Some("is not a valid link name".to_string());
+    }
+    name.chars()
+        .find(|c| matches!(c, '/' | ':' | '\0') || c.is_whitespace())
+        .map(|c| format!("contains {c:?}, which a Linux link name cannot contain"))
+}
+
+/// The namespace union, normalised; zero values mean the default namespace.
+fn namespace(obj: &Object) -> Result<NamespaceRef, ModelError> {
+    let Some(ns) = obj.object("namespace", NAMESPACE_FIELDS)? else {
+        return Ok(NamespaceRef::Default);
+    };
+    let ty = ns.enumeration("type", NAMESPACE_TYPES)?;
+    let pid = ns.u32("pid")?;
+    let microservice = ns.string("microservice")?;
+    let name = ns.string("name")?;
+    let filepath = ns.string("filepath")?;
+
+    let set = [
+        pid != 0,
+        !microservice.is_empty(),
+        !name.is_empty(),
+        !filepath.is_empty(),
+    ];
+    if let Some(other) = (0..set.len()).find(|&i| set[i] && i != ty) {
+        let given = if ns.has("type") {
+            ""
+        } else {
+            ", the default when `type` is absent"
+        };
+        return Err(ns.error(
+            NAMESPACE_TYPE_FIELDS[other],
+            format!(
+                "`namespace.{}` is set but `namespace.type` is {} ({ty}{given}); set `type` to {} ({other})",
+                NAMESPACE_TYPE_FIELDS[other], NAMESPACE_TYPES[ty], NAMESPACE_TYPES[other]
+            ),
+        ));
+    }
+
+    match ty {
+        0 if pid == 0 => Ok(NamespaceRef::Default),
+        0 => Ok(NamespaceRef::Pid(pid)),
+        1 if microservice.is_empty() => Err(ns.error(
+            "microservice",
+            "is required when `namespace.type` is MICROSERVICE_REF_NS (1)".to_string(),
+        )),
+        1 => Ok(NamespaceRef::Microservice(microservice)),
+        2 if name.is_empty() => Ok(NamespaceRef::Default),
+        2 => match netns_name_problem(&name) {
+            Some(problem) => Err(ns.error("name", format!("{} {problem}", quote(&name)))),
+            None => Ok(NamespaceRef::Named(name)),
+        },
+        _ if filepath.is_empty() => Ok(NamespaceRef::Default),
+        _ if !filepath.starts_with('/') || filepath.contains('\0') => Err(ns.error(
+            "filepath",
+            format!("{} is not an absolute path", quote(&filepath)),
+        )),
+        _ => Ok(NamespaceRef::File(PathBuf::from(filepath))),
+    }
+}
+
+/// Why `name` cannot be a file in `/var/run/netns`, if it cannot.
+fn netns_name_problem(name: &str) -> Option<&'static str> {
+    if name == "." || name == ".." {
+        Some("is not a valid namespace name")
+    } else if name.contains('/') {
+        Some("contains `/`; a named namespace is a file name in /var/run/netns")
+    } else if name.contains('\0') {
+        Some("contains a NUL character")
+    } else if name.len() > 255 {
+        Some("is longer than 255 bytes")
+    } else {
+        None
+    }
+}
+
+/// VETH: `veth.peer_if_name` is required and names another interface; `tap` is not used.
+fn check_veth(
+    obj: &Object,
+    name: &str,
+    peer: String,
+    tap_temp: &str,
+) -> Result<String, ModelError> {
+    if !tap_temp.is_empty() {
+        return Err(obj.error(
+            "tap.temp_if_name",
+            "is set but `type` is VETH (0); set `type` to AUTO_TAP (1)".to_string(),
+        ));
+    }
+    if peer.is_empty() {
+        return Err(obj.error(
+            "veth.peer_if_name",
+            "is required for a VETH: the logical `name` of the other end".to_string(),
+        ));
+    }
+    if peer == name {
+        return Err(obj.error(
+            "veth.peer_if_name",
+            format!(
+                "is {}, the interface itself; name the other end of the pair",
+                quote(&peer)
+            ),
+        ));
+    }
+    if peer.contains('/') {
+        return Err(obj.error(
+            "veth.peer_if_name",
+            format!(
+                "{} contains `/`; it must be the logical `name` of the other end",
+                quote(&peer)
+            ),
+        ));
+    }
+    Ok(peer)
+}
+
+/// AUTO_TAP: `tap.temp_if_name` defaults to the host name; `veth` is not used.
+fn check_tap(
+    obj: &Object,
+    veth_peer: &str,
+    temp: String,
+    host_if_name: &str,
+) -> Result<String, ModelError> {
+    if !veth_peer.is_empty() {
+        return Err(obj.error(
+            "veth.peer_if_name",
+            "is set but `type` is AUTO_TAP (1); set `type` to VETH (0)".to_string(),
+        ));
+    }
+    if temp.is_empty() {
+        return Ok(host_if_name.to_string());
+    }
+    match link_name_problem(&temp) {
+        Some(problem) => Err(obj.error("tap.temp_if_name", format!("{} {problem}", quote(&temp)))),
+        None => Ok(temp),
     }
 }

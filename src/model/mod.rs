@@ -1,10 +1,16 @@
 //! The configuration model: typed, validated values decoded from the JSON users write.
 //!
-//! Decoding rules (see `../shared/model.md`): snake_case, lowerCamelCase and kebab-case field
-//! spellings, enums by number or name, unknown fields are errors naming the closest known field,
-//! zero values mean "not set".
+//! Decoding rules (see `../shared/model.md`): field names in snake_case (also in any letter
+//! case, as Go matched them), lowerCamelCase or kebab-case; enums by number or name; unknown,
+//! doubled or mistyped fields are errors naming the field (and the closest known one); zero
+//! values mean "not set". [`Interface::to_canonical_json`] gives the canonical form back.
 
 mod decode;
+mod encode;
+mod fields;
+mod json;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use decode::{decode_interface, decode_value};
@@ -26,6 +32,35 @@ impl fmt::Display for MacAddr {
             b[0], b[1], b[2], b[3], b[4], b[5]
         )
     }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+
+    /// Parses six hex byte pairs separated by `:` or `-` (either case), e.g. `d2:74:8c:12:67:d2`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let separator = if s.contains('-') { '-' } else { ':' };
+        let mut bytes = [0u8; 6];
+        let mut parts = s.split(separator);
+        for byte in &mut bytes {
+            *byte = parts
+                .next()
+                .filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| mac_syntax_error(s))?;
+        }
+        match parts.next() {
+            Some(_) => Err(mac_syntax_error(s)),
+            None => Ok(MacAddr(bytes)),
+        }
+    }
+}
+
+fn mac_syntax_error(s: &str) -> String {
+    format!(
+        "{} is not a MAC address such as `d2:74:8c:12:67:d2`",
+        json::quote(s)
+    )
 }
 
 impl fmt::Debug for MacAddr {

@@ -1,0 +1,309 @@
+//! Reading one JSON object of the model: field spellings, unknown and duplicate fields, and
+//! typed access with errors that name the field.
+
+use super::json::Json;
+use super::ModelError;
+
+/// The members of one JSON object, matched to the canonical snake_case names they spell.
+/// `null` members are dropped (null = absent).
+pub(super) struct Object<'a> {
+    key: &'a str,
+    /// Path of this object (`""` for the value itself, `namespace`, ...).
+    path: String,
+    fields: Vec<(&'static str, &'a Json)>,
+}
+
+impl<'a> Object<'a> {
+    /// Matches the members of `value` to the `known` canonical names. `path` is the object's
+    /// own field path, empty for the whole value.
+    pub(super) fn new(
+        key: &'a str,
+        path: &str,
+        value: &'a Json,
+        known: &[&'static str],
+    ) -> Result<Self, ModelError> {
+        let error = |message: String| ModelError {
+            key: key.to_string(),
+            field: path.to_string(),
+            message,
+        };
+        let Json::Object(members) = value else {
+            let what = if path.is_empty() {
+                "one JSON object"
+            } else {
+                "an object"
+            };
+            return Err(error(format!(
+                "expected {what}, found {}",
+                value.describe()
+            )));
+        };
+        let mut matched: Vec<(&'static str, &str, &Json)> = Vec::new();
+        for (given, member) in members {
+            let at = join(path, given);
+            let Some(&canonical) = known.iter().find(|k| spells(given, k)) else {
+                return Err(ModelError {
+                    key: key.to_string(),
+                    field: at,
+                    message: unknown_field(given, known),
+                });
+            };
+            if let Some((_, first, _)) = matched.iter().find(|(c, _, _)| *c == canonical) {
+                let how = if *first == given.as_str() {
+                    String::new()
+                } else {
+                    format!(" (as `{first}` and as `{given}`)")
+                };
+                return Err(ModelError {
+                    key: key.to_string(),
+                    field: join(path, canonical),
+                    message: format!("field is given twice{how}"),
+                });
+            }
+            matched.push((canonical, given, member));
+        }
+        let fields = matched
+            .into_iter()
+            .filter(|(_, _, v)| **v != Json::Null)
+            .map(|(c, _, v)| (c, v))
+            .collect();
+        Ok(Object {
+            key,
+            path: path.to_string(),
+            fields,
+        })
+    }
+
+    /// True when the (canonical) field is present and not null.
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// An error about `name` (relative to this object; empty = the object itself).
+    pub(super) fn error(&self, name: &str, message: String) -> ModelError {
+        ModelError {
+            key: self.key.to_string(),
+            field: join(&self.path, name),
+            message,
+        }
+    }
+
+    /// A string field; absent = "".
+    pub(super) fn string(&self, name: &str) -> Result<String, ModelError> {
+        match self.get(name) {
+            None => Ok(String::new()),
+            Some(Json::String(s)) => Ok(s.clone()),
+            Some(other) => Err(self.type_error(name, "a string", other)),
+        }
+    }
+
+    /// A boolean field; absent = false.
+    pub(super) fn bool(&self, name: &str) -> Result<bool, ModelError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(Json::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.type_error(name, "true or false", other)),
+        }
+    }
+
+    /// An unsigned 32-bit integer field; absent = 0.
+    pub(super) fn u32(&self, name: &str) -> Result<u32, ModelError> {
+        match self.get(name) {
+            None => Ok(0),
+            Some(Json::Number(n)) => match n.as_u64().map(u32::try_from) {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(_)) => {
+                    Err(self.error(name, format!("{n} is out of range (at most {})", u32::MAX)))
+                }
+                None => Err(self.type_error(name, "an unsigned integer", &Json::Number(n.clone()))),
+            },
+            Some(other) => Err(self.type_error(name, "an unsigned integer", other)),
+        }
+    }
+
+    /// An enum field given as its number or its exact name; returns the number (the index
+    /// into `names`). Absent = 0.
+    pub(super) fn enumeration(&self, name: &str, names: &[&str]) -> Result<usize, ModelError> {
+        let found = match self.get(name) {
+            None => return Ok(0),
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n < names.len()),
+            Some(Json::String(s)) => names.iter().position(|n| n == s),
+            Some(_) => None,
+        };
+        found.ok_or_else(|| {
+            let valid: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{n} ({i})"))
+                .collect();
+            let value = self.get(name).map(Json::describe).unwrap_or_default();
+            self.error(
+                name,
+                format!(
+                    "expected one of {} (by name or number), found {value}",
+                    valid.join(", ")
+                ),
+            )
+        })
+    }
+
+    /// An array of strings; absent = empty. Element errors name `field[i]`.
+    pub(super) fn strings(&self, name: &str) -> Result<Vec<String>, ModelError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Json::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Json::String(s) => Ok(s.clone()),
+                    other => Err(self.type_error(&format!("{name}[{i}]"), "a string", other)),
+                })
+                .collect(),
+            Some(other) => Err(self.type_error(name, "an array of strings", other)),
+        }
+    }
+
+    /// A nested object with its own known fields; `None` when absent.
+    pub(super) fn object(
+        &self,
+        name: &str,
+        known: &[&'static str],
+    ) -> Result<Option<Object<'a>>, ModelError> {
+        self.get(name)
+            .map(|value| Object::new(self.key, &join(&self.path, name), value, known))
+            .transpose()
+    }
+
+    fn get(&self, name: &str) -> Option<&'a Json> {
+        self.fields
+            .iter()
+            .find(|(c, _)| *c == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn type_error(&self, name: &str, expected: &str, found: &Json) -> ModelError {
+        self.error(
+            name,
+            format!("expected {expected}, found {}", found.describe()),
+        )
+    }
+}
+
+/// `path.name`, or `name` at the top level.
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// True when `given` is an accepted spelling of the snake_case name `canonical`: itself,
+/// lowerCamelCase, kebab-case, or snake_case in any letter case (as Go's encoding/json).
+fn spells(given: &str, canonical: &str) -> bool {
+    given.eq_ignore_ascii_case(canonical)
+        || given == canonical.replace('_', "-")
+        || given == lower_camel(canonical)
+}
+
+fn lower_camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// "unknown field `x`; did you mean `y`?" with the closest known name, compared without
+/// case and word separators; a known name containing the given one (`peer` for
+/// `peer_if_name`) counts as close. Lists all known names when nothing is close.
+fn unknown_field(given: &str, known: &[&str]) -> String {
+    let plain = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let given_plain = plain(given);
+    let close = |k: &Vec<char>, distance: usize| {
+        distance <= (k.len() / 3).max(2)
+            || (given_plain.len() >= 3 && k.windows(given_plain.len()).any(|w| w == given_plain))
+    };
+    let closest = known
+        .iter()
+        .map(|k| (plain(k), *k))
+        .map(|(p, k)| (levenshtein(&given_plain, &p), p, k))
+        .filter(|(distance, p, _)| close(p, *distance))
+        .min();
+    match closest {
+        Some((_, _, name)) => format!("unknown field `{given}`; did you mean `{name}`?"),
+        None => {
+            let all: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+            format!("unknown field `{given}`; known fields: {}", all.join(", "))
+        }
+    }
+}
+
+/// Edit distance (insertions, deletions, substitutions) between two character strings.
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein(&chars(""), &chars("abc")), 3);
+        assert_eq!(levenshtein(&chars("abc"), &chars("abc")), 0);
+        assert_eq!(levenshtein(&chars("kitten"), &chars("sitting")), 3);
+        assert_eq!(levenshtein(&chars("nmae"), &chars("name")), 2);
+    }
+
+    #[test]
+    fn spellings() {
+        for given in [
+            "host_if_name",
+            "hostIfName",
+            "host-if-name",
+            "HOST_IF_NAME",
+            "Host_If_Name",
+        ] {
+            assert!(spells(given, "host_if_name"), "{given}");
+        }
+        for given in ["hostifname", "HostIfName", "host-If-name", "host_ifname"] {
+            assert!(!spells(given, "host_if_name"), "{given}");
+        }
+    }
+
+    #[test]
+    fn far_names_list_all_known_fields() {
+        let m = unknown_field("zzzzzz", &["pid", "name"]);
+        assert_eq!(m, "unknown field `zzzzzz`; known fields: `pid`, `name`");
+    }
+}
