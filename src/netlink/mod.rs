@@ -1,34 +1,207 @@
 //! The executor: runs scheduler operations against the kernel over rtnetlink, with one
 //! cached netlink connection per namespace.
 
+mod conn;
+mod create;
+mod dump;
+mod error;
+mod update;
+
+use crate::kernel::NsId;
 use crate::keys::KeyTree;
 use crate::model::NamespaceRef;
-use crate::scheduler::ops::{Op, OpOutcome};
+use crate::netns;
+use crate::scheduler::ops::{FailureKind, Op, OpOutcome};
+use conn::NsConn;
+use dump::Ownership;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How many operations of one batch run at the same time.
+const CONCURRENCY: usize = 128;
 
 /// Runs [`Op`]s. Owns the namespace descriptors and their netlink connections.
 pub struct Executor {
-    _keys: KeyTree,
-    _group: u32,
+    owner: Ownership,
+    /// Connection in the agent's own namespace, for requests that may go to any socket.
+    control: NsConn,
+    state: Mutex<State>,
+}
+
+/// Open namespaces and the references that name them.
+#[derive(Default)]
+struct State {
+    conns: HashMap<NsId, Arc<NsConn>>,
+    refs: HashMap<NamespaceRef, NsId>,
+}
+
+impl State {
+    /// Drops the connections no reference maps to any more.
+    fn prune(&mut self) {
+        let State { conns, refs } = self;
+        conns.retain(|id, _| refs.values().any(|r| r == id));
+    }
 }
 
 impl Executor {
     /// Creates an executor for the agent of `keys`, marking links with `group`. Must be
     /// called inside a tokio runtime.
     pub async fn new(keys: KeyTree, group: u32) -> anyhow::Result<Self> {
+        let initial = tokio::task::spawn_blocking(|| netns::initial()?.duplicate()).await??;
+        let control = NsConn::open(initial, "the agent's own namespace".into())
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(Executor {
-            _keys: keys,
-            _group: group,
+            owner: Ownership {
+                group,
+                alias_prefix: keys.agent_prefix(),
+            },
+            control,
+            state: Mutex::new(State::default()),
         })
     }
 
     /// Runs a batch of independent operations concurrently; outcome `i` belongs to `ops[i]`.
     pub async fn execute(&mut self, ops: Vec<Op>) -> Vec<OpOutcome> {
-        let _ = ops;
-        todo!("netlink helper")
+        let this = &*self;
+        let mut done: Vec<(usize, OpOutcome)> = futures::stream::iter(ops.into_iter().enumerate())
+            .map(|(i, op)| async move { (i, this.run(op).await) })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
     /// References resolved earlier whose namespace has disappeared or changed identity since.
+    /// They are forgotten, and a namespace no remaining reference names is released (its
+    /// socket and descriptor closed), so that the kernel can really free it.
     pub fn vanished_namespaces(&mut self) -> Vec<NamespaceRef> {
-        todo!("netlink helper")
+        let mut state = self.lock();
+        let vanished: Vec<NamespaceRef> = state
+            .refs
+            .iter()
+            .filter(|(r, id)| netns::current_id(r) != Some(**id))
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in &vanished {
+            tracing::info!(reference = %r, "namespace went away");
+            state.refs.remove(r);
+        }
+        state.prune();
+        vanished
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn run(&self, op: Op) -> OpOutcome {
+        match op {
+            Op::ResolveNs { reference, create } => self.resolve(reference, create).await,
+            Op::DumpNs { ns } => {
+                let conn = match self.conn(ns) {
+                    Ok(c) => c,
+                    Err(failed) => return *failed,
+                };
+                match dump::owned_links(&conn, &self.owner).await {
+                    Ok(links) => OpOutcome::Dumped { links },
+                    Err(e) => OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("cannot read the links of {}: {e}", conn.label()),
+                    },
+                }
+            }
+            Op::CreatePair { a, b } => {
+                let (ca, cb) = match (self.conn(a.ns), self.conn(b.ns)) {
+                    (Ok(ca), Ok(cb)) => (ca, cb),
+                    (Err(failed), _) | (_, Err(failed)) => return *failed,
+                };
+                let conns = create::PairConns {
+                    control: &self.control,
+                    a: &ca,
+                    b: &cb,
+                };
+                create::create_pair(conns, &a, &b, &self.owner).await
+            }
+            Op::UpdateLink {
+                ns,
+                ifindex,
+                changes,
+            } => match self.conn(ns) {
+                Ok(conn) => update::update_link(&conn, ifindex, &changes).await,
+                Err(failed) => *failed,
+            },
+            Op::DeleteLink { ns, ifindex, name } => match self.conn(ns) {
+                Ok(conn) => update::delete_link(&conn, ifindex, &name).await,
+                // A namespace that is gone took its links with it.
+                Err(_) => OpOutcome::Deleted,
+            },
+            Op::ReleaseNs { ns } => {
+                let mut state = self.lock();
+                state.refs.retain(|_, id| *id != ns);
+                state.conns.remove(&ns);
+                OpOutcome::Released
+            }
+        }
+    }
+
+    /// The open connection of `ns`, or the outcome that says it is not open.
+    fn conn(&self, ns: NsId) -> Result<Arc<NsConn>, Box<OpOutcome>> {
+        self.lock().conns.get(&ns).cloned().ok_or_else(|| {
+            Box::new(OpOutcome::Failed {
+                kind: FailureKind::NamespaceGone,
+                error: format!("namespace {ns} is not open (gone or not resolved)"),
+            })
+        })
+    }
+
+    async fn resolve(&self, reference: NamespaceRef, create: bool) -> OpOutcome {
+        let r = reference.clone();
+        let resolved = match tokio::task::spawn_blocking(move || netns::resolve(&r, create)).await {
+            Ok(Ok(ns)) => ns,
+            Ok(Err(e)) => {
+                return OpOutcome::NsUnavailable {
+                    reason: e.to_string(),
+                }
+            }
+            Err(e) => {
+                return OpOutcome::Failed {
+                    kind: FailureKind::Other,
+                    error: format!("cannot resolve {reference}: {e}"),
+                }
+            }
+        };
+        let id = resolved.id;
+        if !self.lock().conns.contains_key(&id) {
+            // Two references to one namespace share one connection: a connection opened
+            // concurrently by someone else wins, ours is dropped.
+            let label = format!("{reference} ({id})");
+            match NsConn::open(resolved, label).await {
+                Ok(conn) => {
+                    self.lock()
+                        .conns
+                        .entry(id)
+                        .or_insert_with(|| Arc::new(conn));
+                }
+                Err(e) => {
+                    return OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("cannot open {reference} ({id}): {e}"),
+                    }
+                }
+            }
+        }
+        let mut state = self.lock();
+        if state
+            .refs
+            .insert(reference, id)
+            .is_some_and(|old| old != id)
+        {
+            // The reference names another namespace now: release the old one if unused.
+            state.prune();
+        }
+        OpOutcome::NsResolved { ns: id }
     }
 }

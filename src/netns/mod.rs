@@ -2,9 +2,21 @@
 //! creating named namespaces the way `ip netns add` does, and running code inside a
 //! namespace on a dedicated OS thread (never on a tokio worker).
 
+mod create;
+mod open;
+mod thread;
+
+pub use open::{initial, is_netns};
+pub use thread::run_in;
+
 use crate::kernel::NsId;
 use crate::model::NamespaceRef;
+use nix::errno::Errno;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Directory of named namespaces (`ip netns`).
+pub const NETNS_RUN_DIR: &str = "/var/run/netns";
 
 /// An open network namespace.
 #[derive(Debug)]
@@ -32,15 +44,58 @@ pub enum NsError {
     Other(String),
 }
 
+/// The file a reference names, or `None` for references without one (default namespace,
+/// microservices).
+pub fn path_of(reference: &NamespaceRef) -> Option<PathBuf> {
+    match reference {
+        NamespaceRef::Default | NamespaceRef::Microservice(_) => None,
+        NamespaceRef::Pid(pid) => Some(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+        NamespaceRef::Named(name) => Some(Path::new(NETNS_RUN_DIR).join(name)),
+        NamespaceRef::File(path) => Some(path.clone()),
+    }
+}
+
 /// Resolves a reference (blocking: call from `spawn_blocking` or a dedicated thread).
 pub fn resolve(reference: &NamespaceRef, create: bool) -> Result<Namespace, NsError> {
-    let _ = (reference, create);
-    todo!("netns helper")
+    match reference {
+        NamespaceRef::Default => initial()?.duplicate(),
+        // Seam for the Docker tracker: it will map the label to a PID and resolve that.
+        NamespaceRef::Microservice(label) => Err(NsError::MicroserviceNotRunning(label.clone())),
+        NamespaceRef::Pid(pid) => {
+            let path = format!("/proc/{pid}/ns/net");
+            open::open_netns(Path::new(&path)).map_err(|e| match e {
+                NsError::Missing(_) => NsError::Missing(format!("process {pid} does not exist")),
+                other => other,
+            })
+        }
+        NamespaceRef::Named(name) => {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(NsError::Other(format!("invalid namespace name {name:?}")));
+            }
+            let path = Path::new(NETNS_RUN_DIR).join(name);
+            match open::open_netns(&path) {
+                // Not (yet) a namespace may be one being created right now: the creation
+                // path waits for it.
+                Err(NsError::Missing(_) | NsError::NotANamespace(_)) if create => {
+                    create::create_named(&path)
+                }
+                other => other,
+            }
+        }
+        NamespaceRef::File(path) => open::open_netns(path),
+    }
 }
 
 /// Identity of the namespace a reference currently names, without opening or creating
 /// anything; `None` when it names none (used to notice namespaces that went away).
 pub fn current_id(reference: &NamespaceRef) -> Option<NsId> {
-    let _ = reference;
-    todo!("netns helper")
+    match reference {
+        NamespaceRef::Default => initial().ok().map(|ns| ns.id),
+        _ => open::stat_netns(&path_of(reference)?),
+    }
+}
+
+/// Text of an errno for messages.
+fn errno_text(e: Errno) -> String {
+    format!("{} ({:?})", e.desc(), e)
 }

@@ -1,0 +1,218 @@
+//! One rtnetlink connection per namespace: opened on a dedicated OS thread that enters the
+//! namespace (the socket stays bound to the namespace it was created in), driven by a tokio
+//! task, reopened after timeouts or a closed socket.
+
+use super::error::NlError;
+use crate::netns::{self, Namespace};
+use futures::StreamExt;
+use nix::errno::Errno;
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::sys::AsyncSocket;
+use rtnetlink::Handle;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::task::AbortHandle;
+
+/// Timeout of every netlink request.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Receive buffer of each socket (capped by `net.core.rmem_max`).
+const RCVBUF: usize = 4 << 20;
+/// Attempts of a dump that the kernel reports as interrupted.
+const DUMP_ATTEMPTS: u32 = 5;
+
+/// A running connection: its handle and the task that drives its socket.
+struct Live {
+    handle: Handle,
+    task: AbortHandle,
+    generation: u64,
+    broken: bool,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // Dropping the task drops the socket, which no longer pins the namespace.
+        self.task.abort();
+    }
+}
+
+/// An open namespace with its netlink connection.
+pub(crate) struct NsConn {
+    ns: Namespace,
+    label: String,
+    rt: tokio::runtime::Handle,
+    live: Mutex<Live>,
+}
+
+impl NsConn {
+    /// Opens a connection inside `ns`; `label` names the namespace in messages.
+    pub(crate) async fn open(ns: Namespace, label: String) -> Result<NsConn, String> {
+        let rt = tokio::runtime::Handle::current();
+        let live = open_live(&ns, &rt, 0).await?;
+        Ok(NsConn {
+            ns,
+            label,
+            rt,
+            live: Mutex::new(live),
+        })
+    }
+
+    /// The namespace descriptor (for `IFLA_NET_NS_FD`), valid while `self` lives.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.ns.fd.as_raw_fd()
+    }
+
+    /// How messages name this namespace.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// A handle of a working connection, reopening the socket when it broke.
+    async fn handle(&self) -> Result<(Handle, u64), NlError> {
+        let generation = {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            if !live.broken {
+                return Ok((live.handle.clone(), live.generation));
+            }
+            live.generation
+        };
+        let fresh = open_live(&self.ns, &self.rt, generation + 1)
+            .await
+            .map_err(NlError::Unexpected)?;
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.generation == generation {
+            tracing::info!(ns = %self.label, "reopened netlink socket");
+            *live = fresh;
+        }
+        Ok((live.handle.clone(), live.generation))
+    }
+
+    fn mark_broken(&self, generation: u64) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live.generation == generation {
+            live.broken = true;
+        }
+    }
+
+    /// Sends one request (`NLM_F_REQUEST | NLM_F_ACK` plus `flags`) and collects the answer
+    /// messages; a kernel error becomes [`NlError::Errno`].
+    pub(crate) async fn request(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        self.raw_request(message, flags)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// A dump, repeated while the kernel reports it as interrupted by concurrent changes.
+    pub(crate) async fn dump(
+        &self,
+        message: RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let (answer, interrupted) = self.raw_request(message.clone(), NLM_F_DUMP).await?;
+            if !interrupted {
+                return Ok(answer);
+            }
+            tracing::debug!(ns = %self.label, "dump interrupted, repeating it");
+        }
+        Err(NlError::Interrupted(DUMP_ATTEMPTS))
+    }
+
+    async fn raw_request(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
+        let (mut handle, generation) = self.handle().await?;
+        let mut request = NetlinkMessage::from(message);
+        // With NLM_F_ACK every request ends with an ACK, an error or (dumps) DONE.
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let collect = async {
+            let mut answers = handle.request(request).map_err(|_| NlError::Closed)?;
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            let mut complete = false;
+            while let Some(msg) = answers.next().await {
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Error(e) => match e.code {
+                        Some(code) => return Err(NlError::Errno(Errno::from_raw(-code.get()))),
+                        None => complete = true,
+                    },
+                    NetlinkPayload::Done(d) if d.code < 0 => {
+                        return Err(NlError::Errno(Errno::from_raw(-d.code)))
+                    }
+                    NetlinkPayload::Done(_) => complete = true,
+                    NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
+                    _ => {}
+                }
+            }
+            // The stream also ends when the connection dies.
+            if !complete {
+                return Err(NlError::Closed);
+            }
+            Ok((out, interrupted))
+        };
+        let result = match tokio::time::timeout(REQUEST_TIMEOUT, collect).await {
+            Ok(r) => r,
+            Err(_) => Err(NlError::Timeout(REQUEST_TIMEOUT)),
+        };
+        if let Err(e) = &result {
+            if e.breaks_connection() {
+                self.mark_broken(generation);
+            }
+        }
+        result
+    }
+}
+
+/// Opens a socket inside `ns` on a dedicated thread and starts its connection task.
+async fn open_live(
+    ns: &Namespace,
+    rt: &tokio::runtime::Handle,
+    generation: u64,
+) -> Result<Live, String> {
+    let fd = ns
+        .fd
+        .try_clone()
+        .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
+    let rt2 = rt.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        netns::run_in(fd.as_fd(), move || {
+            // The socket is created here, inside the namespace; the tokio context is only
+            // needed to register it with the reactor.
+            let _enter = rt2.enter();
+            let (mut conn, handle, _unsolicited) = rtnetlink::new_connection()?;
+            let socket = conn.socket_mut().socket_mut();
+            if let Err(e) = socket.set_rx_buf_sz(RCVBUF) {
+                tracing::warn!("cannot set netlink receive buffer: {e}");
+            }
+            // Lets the kernel filter dumps by the header (address dump of one link).
+            socket.set_netlink_get_strict_chk(true)?;
+            // Forward ACK and DONE to tell a complete answer from a dead connection (and
+            // DONE carries NLM_F_DUMP_INTR too).
+            conn.set_forward_ack(true);
+            conn.set_forward_done(true);
+            Ok::<_, std::io::Error>((conn, handle))
+        })
+    })
+    .await
+    .map_err(|e| format!("namespace thread failed: {e}"))?
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot open netlink socket: {e}"))?;
+    let (conn, handle) = opened;
+    let task = rt.spawn(conn).abort_handle();
+    Ok(Live {
+        handle,
+        task,
+        generation,
+        broken: false,
+    })
+}

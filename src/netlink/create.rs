@@ -1,0 +1,183 @@
+//! Creating a VETH pair in one request, both ends placed directly in their namespaces.
+
+use super::conn::NsConn;
+use super::dump::{link_by_index, link_by_name, Ownership};
+use super::error::NlError;
+use super::update::{add_address, set_attributes, set_up};
+use crate::kernel::KernelLink;
+use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome};
+use nix::errno::Errno;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+
+/// The two ends of a pair with the connections of their namespaces.
+pub(crate) struct PairConns<'a> {
+    /// Connection to send the create request on (any namespace will do).
+    pub control: &'a NsConn,
+    /// Namespace of end `a`.
+    pub a: &'a NsConn,
+    /// Namespace of end `b`.
+    pub b: &'a NsConn,
+}
+
+/// Creates the pair, then sets alias and addresses of both ends.
+pub(crate) async fn create_pair(
+    conns: PairConns<'_>,
+    a: &EndSpec,
+    b: &EndSpec,
+    owner: &Ownership,
+) -> OpOutcome {
+    let request = pair_message(a, conns.a, b, conns.b, owner.group);
+    let created = conns
+        .control
+        .request(request, NLM_F_CREATE | NLM_F_EXCL)
+        .await;
+    if let Err(e) = created {
+        return create_failed(&conns, a, b, owner, e).await;
+    }
+    // The pair exists and carries the group mark; from here on a failure leaves it in place
+    // for the scheduler's next dump to finish or remove.
+    let (ra, rb) = futures::join!(finish_end(conns.a, a), finish_end(conns.b, b));
+    match (ra, rb) {
+        (Ok(a), Ok(b)) => OpOutcome::PairCreated { a, b },
+        (Err(e), _) | (_, Err(e)) => OpOutcome::Failed {
+            kind: FailureKind::Other,
+            error: e,
+        },
+    }
+}
+
+/// The `RTM_NEWLINK` that creates the whole pair: end `a` as the link, end `b` as the peer
+/// (`VETH_INFO_PEER`), each with namespace, group, name, MTU and MAC; `a` also with its admin
+/// state. The peer cannot be set up in the same request: the kernel opens it before the two
+/// ends are joined, `veth_open` fails with ENOTCONN and the whole creation is rolled back.
+fn pair_message(
+    a: &EndSpec,
+    na: &NsConn,
+    b: &EndSpec,
+    nb: &NsConn,
+    group: u32,
+) -> RouteNetlinkMessage {
+    let peer = end_message(b, nb, group, false);
+    let mut link = end_message(a, na, group, a.up);
+    link.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    RouteNetlinkMessage::NewLink(link)
+}
+
+fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    if up {
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+    }
+    msg.attributes.push(LinkAttribute::IfName(end.name.clone()));
+    msg.attributes.push(LinkAttribute::NetNsFd(ns.fd()));
+    msg.attributes.push(LinkAttribute::Group(group));
+    if end.mtu != 0 {
+        msg.attributes.push(LinkAttribute::Mtu(end.mtu));
+    }
+    if let Some(mac) = end.mac {
+        msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    msg
+}
+
+/// After creation: find the end, set its alias (and admin state, for the peer), add its
+/// addresses, read it back.
+async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> {
+    let at = |what: &str, e: NlError| {
+        format!(
+            "veth {} created in {}, but cannot {what}: {e}",
+            end.name,
+            conn.label()
+        )
+    };
+    let link = link_by_name(conn, &end.name)
+        .await
+        .map_err(|e| at("find it", e))?
+        .ok_or_else(|| {
+            format!(
+                "veth {} created but not found in {}",
+                end.name,
+                conn.label()
+            )
+        })?;
+    set_attributes(
+        conn,
+        link.ifindex,
+        vec![LinkAttribute::IfAlias(end.alias.clone())],
+    )
+    .await
+    .map_err(|e| at("set its alias", e))?;
+    if end.up && !link.up {
+        set_up(conn, link.ifindex, true)
+            .await
+            .map_err(|e| at("set it up", e))?;
+    }
+    for net in &end.addresses {
+        add_address(conn, link.ifindex, net)
+            .await
+            .map_err(|e| at(&format!("add address {net}"), e))?;
+    }
+    link_by_index(conn, link.ifindex)
+        .await
+        .map_err(|e| at("read it back", e))
+}
+
+/// Classifies a failed create: a name taken by a link we do not own is a conflict.
+async fn create_failed(
+    conns: &PairConns<'_>,
+    a: &EndSpec,
+    b: &EndSpec,
+    owner: &Ownership,
+    e: NlError,
+) -> OpOutcome {
+    let what = format!(
+        "cannot create veth pair {} in {} / {} in {}: {e}",
+        a.name,
+        conns.a.label(),
+        b.name,
+        conns.b.label()
+    );
+    if !e.is(Errno::EEXIST) {
+        return OpOutcome::Failed {
+            kind: FailureKind::Other,
+            error: what,
+        };
+    }
+    let mut ours = Vec::new();
+    for (conn, end) in [(conns.a, a), (conns.b, b)] {
+        match link_by_name(conn, &end.name).await {
+            Ok(Some(link)) if !owner.owns(&link) => {
+                return OpOutcome::Failed {
+                    kind: FailureKind::Conflict,
+                    error: format!(
+                        "link {} already exists in {} and is not owned by this agent",
+                        end.name,
+                        conn.label()
+                    ),
+                }
+            }
+            Ok(Some(_)) => ours.push(format!(
+                "link {} already exists in {} (owned by this agent)",
+                end.name,
+                conn.label()
+            )),
+            _ => {}
+        }
+    }
+    OpOutcome::Failed {
+        kind: FailureKind::Other,
+        error: if ours.is_empty() {
+            what
+        } else {
+            format!("{what}: {}", ours.join(", "))
+        },
+    }
+}
