@@ -124,8 +124,9 @@ impl KeyTree {
             h ^= u32::from(*b);
             h = h.wrapping_mul(0x0100_0193);
         }
-        // Keep clear of 0 and of small groups admins are likely to use by hand.
-        h | 0x4000_0000
+        // Keep clear of 0, of small groups admins are likely to use by hand, and of the
+        // negative numbers `ip` would print for groups above i32::MAX.
+        (h & 0x7fff_ffff) | 0x4000_0000
     }
 }
 

@@ -346,7 +346,8 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     env.del("d2").await;
     env.put("n1", veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[])).await;
     env.put("n2", veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[])).await;
-    ip(&["-n", &nsx, "link", "add", &env.host("o1"), "type", "dummy"]);
+    // A link someone else made (a veth: the dummy type is not built into every kernel).
+    ip(&["-n", &nsx, "link", "add", &env.host("o1"), "type", "veth", "peer", "name", &env.host("o9")]);
     let foreign = link(Some(&nsx), &env.host("o1")).unwrap();
     env.put("o1", veth_json("o1", &env.host("o1"), "o2", named(&nsx), &[])).await;
     env.put("o2", veth_json("o2", &env.host("o2"), "o1", Value::Null, &[])).await;
