@@ -64,7 +64,8 @@ impl Watcher {
         let threads = namespaces
             .iter()
             .map(|ns| {
-                let (tx, stop, ready, ns) = (tx.clone(), stop.clone(), ready_tx.clone(), ns.clone());
+                let (tx, stop, ready, ns) =
+                    (tx.clone(), stop.clone(), ready_tx.clone(), ns.clone());
                 std::thread::spawn(move || listen(&ns, tx, stop, ready))
             })
             .collect();
@@ -105,10 +106,16 @@ impl Drop for Watcher {
 
 /// Listens to IPv4 address notifications inside namespace `ns` (this thread enters it; it is
 /// a dedicated thread that ends with the listener).
-fn listen(ns: &str, tx: mpsc::Sender<(IpAddr, Instant)>, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>) {
+fn listen(
+    ns: &str,
+    tx: mpsc::Sender<(IpAddr, Instant)>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<()>,
+) {
     let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("open netns");
     nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-    let mut socket = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).expect("socket");
+    let mut socket =
+        rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).expect("socket");
     socket.bind_auto().expect("bind");
     socket.add_membership(5).expect("join RTNLGRP_IPV4_IFADDR"); // RTNLGRP_IPV4_IFADDR = 5
     socket.set_rx_buf_sz(8 << 20).expect("rcvbuf");
@@ -127,7 +134,8 @@ fn listen(ns: &str, tx: mpsc::Sender<(IpAddr, Instant)>, stop: Arc<AtomicBool>, 
         let at = Instant::now();
         let mut offset = 0;
         while offset < n {
-            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n]) else {
+            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
+            else {
                 break;
             };
             let len = msg.header.length as usize;
@@ -165,8 +173,18 @@ fn plan(prefix: &str, pairs: usize, namespaces: &[String]) -> Plan {
     for i in 0..pairs {
         let (x, y) = (i % namespaces.len(), (i + 1) % namespaces.len());
         let (a, b) = (i / 250, i % 250);
-        ends.push((format!("a{i}"), format!("{prefix}a{i}"), namespaces[x].clone(), IpAddr::from([10, 50 + a as u8, b as u8, 1])));
-        ends.push((format!("b{i}"), format!("{prefix}b{i}"), namespaces[y].clone(), IpAddr::from([10, 50 + a as u8, b as u8, 2])));
+        ends.push((
+            format!("a{i}"),
+            format!("{prefix}a{i}"),
+            namespaces[x].clone(),
+            IpAddr::from([10, 50 + a as u8, b as u8, 1]),
+        ));
+        ends.push((
+            format!("b{i}"),
+            format!("{prefix}b{i}"),
+            namespaces[y].clone(),
+            IpAddr::from([10, 50 + a as u8, b as u8, 2]),
+        ));
     }
     Plan { ends }
 }
@@ -184,8 +202,17 @@ fn end_json(end: &(String, String, String, IpAddr), peer: &str) -> String {
 fn ip_batch(args: &[&str], input: &str) {
     let path = std::env::temp_dir().join(format!("nsagent-bench-{}.batch", std::process::id()));
     std::fs::write(&path, input).unwrap();
-    let out = Command::new("ip").args(args).arg("-batch").arg(&path).output().expect("ip");
-    assert!(out.status.success(), "ip -batch failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .arg("-batch")
+        .arg(&path)
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip -batch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_file(path);
 }
 
@@ -197,7 +224,9 @@ fn main() {
     let label = format!("bench-{prefix}");
     let keys = KeyTree::new(&label);
     let group = keys.default_link_group();
-    let namespaces: Vec<String> = (0..args.namespaces).map(|i| format!("{prefix}n{i}")).collect();
+    let namespaces: Vec<String> = (0..args.namespaces)
+        .map(|i| format!("{prefix}n{i}"))
+        .collect();
     let _guard = common::NetnsGuard::new(namespaces.clone());
     for ns in &namespaces {
         common::ip(&["netns", "add", ns]);
@@ -224,7 +253,11 @@ fn main() {
         ));
         for (e, peer) in [(a, &b.0), (b, &a.0)] {
             let s = per_ns.entry(&e.2).or_default();
-            s.push_str(&format!("link set dev {} alias {}\n", e.1, keys.link_alias(&e.0, peer)));
+            s.push_str(&format!(
+                "link set dev {} alias {}\n",
+                e.1,
+                keys.link_alias(&e.0, peer)
+            ));
             s.push_str(&format!("addr add {}/24 dev {}\n", e.3, e.1));
         }
     }
@@ -232,22 +265,31 @@ fn main() {
     for (ns, cmds) in &per_ns {
         ip_batch(&["-n", ns], cmds);
     }
-    let ip_done = watcher.wait_all(&want, Duration::from_secs(120)).expect("ip -batch addresses");
+    let ip_done = watcher
+        .wait_all(&want, Duration::from_secs(120))
+        .expect("ip -batch addresses");
     let ip_time = ip_done - started;
     for ns in &namespaces {
         // Deleting the ends in one namespace deletes their peers too.
         let out = common::ip(&["-n", ns, "-j", "link", "show"]);
-        let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&out).unwrap()
-            .as_array().unwrap().iter()
+        let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
             .filter_map(|l| l["ifname"].as_str().map(str::to_string))
             .filter(|n| n.starts_with(&prefix))
             .collect();
         let cmds: String = names.iter().map(|n| format!("link del {n}\n")).collect();
-        let _ = Command::new("ip").args(["-n", ns, "-force", "-batch", "-"]).stdin(std::process::Stdio::piped()).spawn().map(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(cmds.as_bytes()).unwrap();
-            c.wait()
-        });
+        let _ = Command::new("ip")
+            .args(["-n", ns, "-force", "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .map(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(cmds.as_bytes()).unwrap();
+                c.wait()
+            });
     }
     drop(watcher);
 
@@ -260,13 +302,24 @@ fn main() {
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let agent = Agent::new(&config).await.expect("agent");
-            agent.run(config, async { let _ = stop_rx.await; }).await.expect("agent run");
+            agent
+                .run(config, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("agent run");
         });
     });
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut client = rt.block_on(etcd.client());
     std::thread::sleep(Duration::from_millis(500)); // the agent's first (empty) resync
 
@@ -277,15 +330,26 @@ fn main() {
         .flat_map(|pair| {
             let (a, b) = (&pair[0], &pair[1]);
             [
-                etcd_client::TxnOp::put(keys.key(ItemKind::Interface, &a.0), end_json(a, &b.0), None),
-                etcd_client::TxnOp::put(keys.key(ItemKind::Interface, &b.0), end_json(b, &a.0), None),
+                etcd_client::TxnOp::put(
+                    keys.key(ItemKind::Interface, &a.0),
+                    end_json(a, &b.0),
+                    None,
+                ),
+                etcd_client::TxnOp::put(
+                    keys.key(ItemKind::Interface, &b.0),
+                    end_json(b, &a.0),
+                    None,
+                ),
             ]
         })
         .collect();
     let started = Instant::now();
-    rt.block_on(client.txn(etcd_client::Txn::new().and_then(ops))).expect("txn");
+    rt.block_on(client.txn(etcd_client::Txn::new().and_then(ops)))
+        .expect("txn");
     let committed = started.elapsed();
-    let done = watcher.wait_all(&want, Duration::from_secs(300)).expect("agent applied all pairs");
+    let done = watcher
+        .wait_all(&want, Duration::from_secs(300))
+        .expect("agent applied all pairs");
     let agent_time = done - started;
 
     // ---- single pair latency with all pairs in place --------------------------------------
@@ -293,41 +357,89 @@ fn main() {
     let ns0 = &namespaces[0];
     let ns1 = &namespaces[1 % namespaces.len()];
     for i in 0..args.samples {
-        let a = (format!("sa{i}"), format!("{prefix}s{i}"), ns0.clone(), IpAddr::from([10, 49, i as u8, 1]));
-        let b = (format!("sb{i}"), format!("{prefix}t{i}"), ns1.clone(), IpAddr::from([10, 49, i as u8, 2]));
-        rt.block_on(client.put(keys.key(ItemKind::Interface, &a.0), end_json(&a, &b.0), None)).unwrap();
+        let a = (
+            format!("sa{i}"),
+            format!("{prefix}s{i}"),
+            ns0.clone(),
+            IpAddr::from([10, 49, i as u8, 1]),
+        );
+        let b = (
+            format!("sb{i}"),
+            format!("{prefix}t{i}"),
+            ns1.clone(),
+            IpAddr::from([10, 49, i as u8, 2]),
+        );
+        rt.block_on(client.put(
+            keys.key(ItemKind::Interface, &a.0),
+            end_json(&a, &b.0),
+            None,
+        ))
+        .unwrap();
         std::thread::sleep(Duration::from_millis(20));
         watcher.drain();
         let t0 = Instant::now();
-        rt.block_on(client.put(keys.key(ItemKind::Interface, &b.0), end_json(&b, &a.0), None)).unwrap();
+        rt.block_on(client.put(
+            keys.key(ItemKind::Interface, &b.0),
+            end_json(&b, &a.0),
+            None,
+        ))
+        .unwrap();
         let done = watcher
             .wait_all(&HashSet::from([a.3, b.3]), Duration::from_secs(10))
             .expect("single pair applied");
         samples.push(done - t0);
         for n in [&a.0, &b.0] {
-            rt.block_on(client.delete(keys.key(ItemKind::Interface, n), None)).unwrap();
+            rt.block_on(client.delete(keys.key(ItemKind::Interface, n), None))
+                .unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     samples.sort();
 
     println!();
-    println!("bulk, one etcd transaction of {} keys until every end has its address:", 2 * args.pairs);
+    println!(
+        "bulk, one etcd transaction of {} keys until every end has its address:",
+        2 * args.pairs
+    );
     println!("  nsagent          {:>10}", ms(agent_time));
-    println!("  ip -batch        {:>10}   (same kernel work, {} ip processes)", ms(ip_time), 1 + per_ns.len());
-    println!("  etcd commit      {:>10}   (the transaction alone, included in nsagent's time)", ms(committed));
-    println!("  ratio nsagent / ip -batch: {:.2}x (target <= 1.5x)", agent_time.as_secs_f64() / ip_time.as_secs_f64());
+    println!(
+        "  ip -batch        {:>10}   (same kernel work, {} ip processes)",
+        ms(ip_time),
+        1 + per_ns.len()
+    );
+    println!(
+        "  etcd commit      {:>10}   (the transaction alone, included in nsagent's time)",
+        ms(committed)
+    );
+    println!(
+        "  ratio nsagent / ip -batch: {:.2}x (target <= 1.5x)",
+        agent_time.as_secs_f64() / ip_time.as_secs_f64()
+    );
     println!();
     println!("single pair, second end put until both ends have their address ({} samples, {} pairs in place):", samples.len(), args.pairs);
-    println!("  p50 {}   p90 {}   max {}   (target p50 < 5 ms)", ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.9)), ms(*samples.last().unwrap()));
+    println!(
+        "  p50 {}   p90 {}   max {}   (target p50 < 5 ms)",
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.9)),
+        ms(*samples.last().unwrap())
+    );
 
     // ---- clean up: deleting the configuration removes every pair ---------------------------
     drop(watcher);
-    rt.block_on(client.delete(keys.config_prefix(), Some(etcd_client::DeleteOptions::new().with_prefix()))).unwrap();
+    rt.block_on(client.delete(
+        keys.config_prefix(),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    ))
+    .unwrap();
     let gone = common::wait_until(Duration::from_secs(60), Duration::from_millis(50), || {
-        namespaces.iter().all(|ns| !common::ip(&["-n", ns, "link", "show"]).contains(prefix.as_str()))
+        namespaces
+            .iter()
+            .all(|ns| !common::ip(&["-n", ns, "link", "show"]).contains(prefix.as_str()))
     });
     let _ = stop_tx.send(());
     let _ = agent_thread.join();
-    assert!(gone, "the agent did not remove the pairs after their configuration was deleted");
+    assert!(
+        gone,
+        "the agent did not remove the pairs after their configuration was deleted"
+    );
 }

@@ -228,6 +228,8 @@ impl Agent {
     /// Logs and publishes every status change once.
     fn log_status(&mut self) {
         for (name, status) in self.scheduler.status() {
+            // `Applying` is transient: it is not remembered, so that a retry that fails the
+            // same way again is not logged again.
             if self.logged.get(name) == Some(status) {
                 continue;
             }
@@ -239,9 +241,11 @@ impl Agent {
                 ItemStatus::Failed { error } => tracing::warn!(key, "failed, will retry: {error}"),
                 ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
             }
-            self.status
-                .set(ItemKind::Interface, name, Some(status.clone()));
-            self.logged.insert(name.clone(), status.clone());
+            if *status != ItemStatus::Applying {
+                self.status
+                    .set(ItemKind::Interface, name, Some(status.clone()));
+                self.logged.insert(name.clone(), status.clone());
+            }
         }
     }
 

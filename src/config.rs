@@ -89,7 +89,7 @@ impl AgentConfig {
 
     fn merge(cli: Cli, file: FileConfig) -> anyhow::Result<Self> {
         let etcd_endpoints = match cli.etcd_endpoints {
-            Some(s) => split_endpoints(&s),
+            Some(s) => crate::store::parse_endpoints(&s)?,
             None => file
                 .etcd_endpoints
                 .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_string()]),
@@ -125,15 +125,6 @@ impl AgentConfig {
     }
 }
 
-/// Splits `HOST:PORT[,HOST:PORT...]`, dropping empty parts and an `http://` scheme.
-pub fn split_endpoints(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,10 +150,10 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_split_and_bad_values_are_refused() {
-        assert_eq!(
-            split_endpoints("a:1, http://b:2,,"),
-            vec!["a:1".to_string(), "b:2".to_string()]
+    fn bad_values_are_refused() {
+        assert!(
+            AgentConfig::merge(cli(&["--etcd-endpoints", "nohost"]), FileConfig::default())
+                .is_err()
         );
         assert!(AgentConfig::merge(cli(&["--link-group", "0"]), FileConfig::default()).is_err());
         assert!(AgentConfig::merge(cli(&["--label", "a/b"]), FileConfig::default()).is_err());

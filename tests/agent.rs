@@ -71,7 +71,10 @@ impl Env {
 
     async fn status(&self, name: &str) -> Value {
         let mut c = self.etcd.client().await;
-        let r = c.get(self.status_key(name), None).await.expect("get status");
+        let r = c
+            .get(self.status_key(name), None)
+            .await
+            .expect("get status");
         r.kvs()
             .first()
             .map(|kv| serde_json::from_slice(kv.value()).expect("status json"))
@@ -104,7 +107,10 @@ async fn wait_link(ns: Option<&str>, name: &str, cond: impl Fn(&Link) -> bool) -
         last.as_ref().is_some_and(&cond)
     })
     .await;
-    assert!(ok, "link {name} in {ns:?} never matched; last seen: {last:?}");
+    assert!(
+        ok,
+        "link {name} in {ns:?} never matched; last seen: {last:?}"
+    );
     last.unwrap()
 }
 
@@ -148,7 +154,10 @@ async fn pair_across_existing_and_new_named_namespaces_with_ping() {
     .await;
     let l1 = wait_link(Some(&nsx), &env.host("1"), |l| l.addresses.len() == 2).await;
     let l2 = wait_link(Some(&nsy), &env.host("2"), |l| l.addresses.len() == 1).await;
-    assert!(netns_exists(&nsy), "the missing named namespace was created");
+    assert!(
+        netns_exists(&nsy),
+        "the missing named namespace was created"
+    );
     assert_eq!(l1.mtu, 1400);
     assert_eq!(l1.mac, "d2:74:8c:12:67:d2");
     assert!(l1.up && l2.up);
@@ -165,7 +174,17 @@ async fn pair_across_existing_and_new_named_namespaces_with_ping() {
     env.wait_status("e2", "applied").await;
 
     let ping = std::process::Command::new("ip")
-        .args(["netns", "exec", &nsx, "ping", "-c", "1", "-W", "2", "10.201.0.2"])
+        .args([
+            "netns",
+            "exec",
+            &nsx,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "10.201.0.2",
+        ])
         .output()
         .expect("ping");
     assert!(
@@ -196,7 +215,11 @@ async fn deleting_one_end_removes_the_pair_and_putting_it_back_restores_it() {
     wait_gone(Some(&nsy), &env.host("2")).await;
     let s = env.wait_status("e1", "pending").await;
     assert_eq!(s["detail"], "peer interface `e2` is not configured");
-    assert_eq!(env.status("e2").await, Value::Null, "status of a deleted item is removed");
+    assert_eq!(
+        env.status("e2").await,
+        Value::Null,
+        "status of a deleted item is removed"
+    );
 
     env.put("e2", e2).await;
     let l1 = wait_link(Some(&nsx), &env.host("1"), |l| !l.addresses.is_empty()).await;
@@ -236,13 +259,22 @@ async fn in_place_changes_keep_the_ifindex() {
     v["enabled"] = json!(false);
     env.put("e1", v.to_string()).await;
     wait_gone(Some(&nsx), &env.host("1")).await;
-    let after = wait_link(Some(&nsx), &env.host("r"), |l| l.mtu == 1280 && l.addresses.len() == 2).await;
-    assert_eq!(after.ifindex, before.ifindex, "renamed and changed in place");
+    let after = wait_link(Some(&nsx), &env.host("r"), |l| {
+        l.mtu == 1280 && l.addresses.len() == 2
+    })
+    .await;
+    assert_eq!(
+        after.ifindex, before.ifindex,
+        "renamed and changed in place"
+    );
     assert_eq!(after.mac, "02:11:22:33:44:55");
     assert!(!after.up);
     assert_eq!(after.addresses, vec!["10.203.1.1/24", "2001:db8:203::1/64"]);
     let peer_after = link(Some(&nsy), &env.host("2")).expect("peer still there");
-    assert_eq!(peer_after.ifindex, peer_before.ifindex, "the peer is untouched");
+    assert_eq!(
+        peer_after.ifindex, peer_before.ifindex,
+        "the peer is untouched"
+    );
 
     // Admin state back up, still the same link.
     v["enabled"] = json!(true);
@@ -281,13 +313,21 @@ async fn pid_and_file_namespaces_follow_the_process() {
     )
     .await;
     wait_link(Some(&nsy), &env.host("2"), |l| !l.addresses.is_empty()).await;
-    let inside = proc_.link(&env.host("1")).expect("end inside the process's namespace");
+    let inside = proc_
+        .link(&env.host("1"))
+        .expect("end inside the process's namespace");
     assert_eq!(inside.addresses, vec!["10.204.0.1/24"]);
 
     // A FILE reference to something that is not a namespace: an error on that item only.
     env.put(
         "f1",
-        veth_json("f1", &env.host("f"), "f2", json!({"type": 3, "filepath": "/etc/hostname"}), &[]),
+        veth_json(
+            "f1",
+            &env.host("f"),
+            "f2",
+            json!({"type": 3, "filepath": "/etc/hostname"}),
+            &[],
+        ),
     )
     .await;
     env.put(
@@ -295,11 +335,10 @@ async fn pid_and_file_namespaces_follow_the_process() {
         veth_json("f2", &env.host("g"), "f1", Value::Null, &[]),
     )
     .await;
-    let s = env.wait_status("f1", "pending").await;
-    assert!(
-        s["detail"].as_str().unwrap().contains("not a network namespace"),
-        "{s}"
-    );
+    let s = env.wait_status("f1", "failed").await;
+    let detail = s["detail"].as_str().unwrap();
+    assert!(detail.contains("field `namespace.filepath`"), "{s}");
+    assert!(detail.contains("not a network namespace"), "{s}");
     assert!(link(None, &env.host("g")).is_none());
 
     // The process exits: its items are withdrawn, the peer end goes too.
@@ -317,12 +356,24 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     for (i, a) in ["k", "c", "d"].iter().enumerate() {
         env.put(
             &format!("{a}1"),
-            veth_json(&format!("{a}1"), &env.host(&format!("{a}1")), &format!("{a}2"), named(&nsx), &[&format!("10.205.{i}.1/24")]),
+            veth_json(
+                &format!("{a}1"),
+                &env.host(&format!("{a}1")),
+                &format!("{a}2"),
+                named(&nsx),
+                &[&format!("10.205.{i}.1/24")],
+            ),
         )
         .await;
         env.put(
             &format!("{a}2"),
-            veth_json(&format!("{a}2"), &env.host(&format!("{a}2")), &format!("{a}1"), Value::Null, &[&format!("10.205.{i}.2/24")]),
+            veth_json(
+                &format!("{a}2"),
+                &env.host(&format!("{a}2")),
+                &format!("{a}1"),
+                Value::Null,
+                &[&format!("10.205.{i}.2/24")],
+            ),
         )
         .await;
     }
@@ -339,24 +390,55 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     // is taken by a link someone else made.
     env.put(
         "c1",
-        veth_json("c1", &env.host("c1"), "c2", named(&nsx), &["10.205.1.1/24", "10.205.9.1/24"]),
+        veth_json(
+            "c1",
+            &env.host("c1"),
+            "c2",
+            named(&nsx),
+            &["10.205.1.1/24", "10.205.9.1/24"],
+        ),
     )
     .await;
     env.del("d1").await;
     env.del("d2").await;
-    env.put("n1", veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[])).await;
-    env.put("n2", veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[])).await;
+    env.put(
+        "n1",
+        veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[]),
+    )
+    .await;
+    env.put(
+        "n2",
+        veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[]),
+    )
+    .await;
     // A link someone else made (a veth: the dummy type is not built into every kernel).
-    ip(&["-n", &nsx, "link", "add", &env.host("o1"), "type", "veth", "peer", "name", &env.host("o9")]);
+    ip(&[
+        "-n",
+        &nsx,
+        "link",
+        "add",
+        &env.host("o1"),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &env.host("o9"),
+    ]);
     let foreign = link(Some(&nsx), &env.host("o1")).unwrap();
-    env.put("o1", veth_json("o1", &env.host("o1"), "o2", named(&nsx), &[])).await;
-    env.put("o2", veth_json("o2", &env.host("o2"), "o1", Value::Null, &[])).await;
+    env.put(
+        "o1",
+        veth_json("o1", &env.host("o1"), "o2", named(&nsx), &[]),
+    )
+    .await;
+    env.put(
+        "o2",
+        veth_json("o2", &env.host("o2"), "o1", Value::Null, &[]),
+    )
+    .await;
 
     agent.restart();
     assert!(
-        agent
-            .wait_log("in sync with etcd snapshot", 1, WAIT)
-            .await,
+        agent.wait_log("in sync with etcd snapshot", 1, WAIT).await,
         "resync did not finish"
     );
     let log = agent.log();
@@ -370,11 +452,17 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
 
     let k = link(Some(&nsx), &env.host("k1")).unwrap();
     assert_eq!(k.ifindex, kept.ifindex, "unchanged link kept");
-    assert_eq!(link(None, &env.host("k2")).unwrap().ifindex, kept_peer.ifindex);
+    assert_eq!(
+        link(None, &env.host("k2")).unwrap().ifindex,
+        kept_peer.ifindex
+    );
     let c = link(Some(&nsx), &env.host("c1")).unwrap();
     assert_eq!(c.ifindex, changed.ifindex, "changed in place");
     assert_eq!(c.addresses, vec!["10.205.1.1/24", "10.205.9.1/24"]);
-    assert!(link(Some(&nsx), &env.host("d1")).is_none(), "deleted config removed");
+    assert!(
+        link(Some(&nsx), &env.host("d1")).is_none(),
+        "deleted config removed"
+    );
     assert!(link(None, &env.host("d2")).is_none());
     wait_link(Some(&nsy), &env.host("n2"), |_| true).await;
     // The foreign link is left alone, and the item says why it is not applied.
@@ -388,7 +476,7 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
 async fn bad_values_are_reported_once_and_good_values_still_apply() {
     let Some(env) = Env::new("f") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
-    let agent = env.agent();
+    let mut agent = env.agent();
     let bad: Vec<(&str, String, &str)> = vec![
         ("m1", "{\"name\": \"m1\",".to_string(), ""),
         ("u1", json!({"name": "u1", "hostIfNme": "x", "veth": {"peer_if_name": "g2"}}).to_string(), "host_if_name"),
@@ -402,11 +490,27 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
     for (name, value, _) in &bad {
         env.put(name, value.clone()).await;
     }
-    env.put("g1", veth_json("g1", &env.host("g1"), "g2", named(&nsx), &["10.206.0.1/24"])).await;
-    env.put("g2", veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.2/24"])).await;
+    env.put(
+        "g1",
+        veth_json("g1", &env.host("g1"), "g2", named(&nsx), &["10.206.0.1/24"]),
+    )
+    .await;
+    env.put(
+        "g2",
+        veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.2/24"]),
+    )
+    .await;
     // Same host name in the same namespace, written later: a conflict naming the other key.
-    env.put("h1", veth_json("h1", &env.host("g1"), "h2", named(&nsx), &[])).await;
-    env.put("h2", veth_json("h2", &env.host("h2"), "h1", named(&nsy), &[])).await;
+    env.put(
+        "h1",
+        veth_json("h1", &env.host("g1"), "h2", named(&nsx), &[]),
+    )
+    .await;
+    env.put(
+        "h2",
+        veth_json("h2", &env.host("h2"), "h1", named(&nsy), &[]),
+    )
+    .await;
 
     wait_link(Some(&nsx), &env.host("g1"), |l| !l.addresses.is_empty()).await;
     for (name, _, field) in &bad {
@@ -414,26 +518,50 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
         let detail = s["detail"].as_str().unwrap();
         assert!(detail.contains(&env.key(name)), "names the key: {detail}");
         if !field.is_empty() {
-            assert!(detail.contains(&format!("`{field}`")), "names field {field}: {detail}");
+            assert!(
+                detail.contains(&format!("`{field}`")),
+                "names field {field}: {detail}"
+            );
         }
     }
     let s = env.wait_status("h1", "invalid").await;
-    assert!(s["detail"].as_str().unwrap().contains(&env.key("g1")), "{s}");
+    assert!(
+        s["detail"].as_str().unwrap().contains(&env.key("g1")),
+        "{s}"
+    );
     assert!(agent.running(), "bad values do not stop the agent");
 
     // Logged once each, even while other items keep changing.
-    env.put("g2", veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.3/24"])).await;
-    wait_link(Some(&nsy), &env.host("g2"), |l| l.addresses == vec!["10.206.0.3/24"]).await;
+    env.put(
+        "g2",
+        veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.3/24"]),
+    )
+    .await;
+    wait_link(Some(&nsy), &env.host("g2"), |l| {
+        l.addresses == vec!["10.206.0.3/24"]
+    })
+    .await;
     let log = agent.log();
     for (name, _, _) in &bad {
         let key = env.key(name);
-        let n = log.lines().filter(|l| l.contains("invalid") && l.contains(&key)).count();
+        let n = log
+            .lines()
+            .filter(|l| l.contains("invalid") && l.contains(&key))
+            .count();
         assert_eq!(n, 1, "{key} logged {n} times");
     }
 
     // Fixing a value applies it.
-    env.put("s1", veth_json("s1", &env.host("s1"), "s2", named(&nsx), &[])).await;
-    env.put("s2", veth_json("s2", &env.host("s2"), "s1", named(&nsy), &[])).await;
+    env.put(
+        "s1",
+        veth_json("s1", &env.host("s1"), "s2", named(&nsx), &[]),
+    )
+    .await;
+    env.put(
+        "s2",
+        veth_json("s2", &env.host("s2"), "s1", named(&nsy), &[]),
+    )
+    .await;
     wait_link(Some(&nsy), &env.host("s2"), |_| true).await;
 }
 
@@ -442,19 +570,38 @@ async fn etcd_killed_and_restarted_while_the_agent_runs() {
     let Some(mut env) = Env::new("g") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let mut agent = env.agent();
-    env.put("e1", veth_json("e1", &env.host("1"), "e2", named(&nsx), &["10.207.0.1/24"])).await;
-    env.put("e2", veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.207.0.2/24"])).await;
+    env.put(
+        "e1",
+        veth_json("e1", &env.host("1"), "e2", named(&nsx), &["10.207.0.1/24"]),
+    )
+    .await;
+    env.put(
+        "e2",
+        veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.207.0.2/24"]),
+    )
+    .await;
     let before = wait_link(Some(&nsx), &env.host("1"), |_| true).await;
 
     env.etcd.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(agent.running(), "the agent survives losing etcd");
-    assert_eq!(link(Some(&nsx), &env.host("1")).unwrap().ifindex, before.ifindex);
+    assert_eq!(
+        link(Some(&nsx), &env.host("1")).unwrap().ifindex,
+        before.ifindex
+    );
 
     env.etcd.start();
     env.del("e2").await;
-    env.put("n1", veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[])).await;
-    env.put("n2", veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[])).await;
+    env.put(
+        "n1",
+        veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[]),
+    )
+    .await;
+    env.put(
+        "n2",
+        veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[]),
+    )
+    .await;
     wait_gone(Some(&nsx), &env.host("1")).await;
     wait_link(Some(&nsy), &env.host("n2"), |_| true).await;
     assert!(agent.running());
@@ -465,7 +612,9 @@ async fn etcd_killed_and_restarted_while_the_agent_runs() {
 async fn crash_during_bulk_apply_leaves_only_marked_links_and_restart_completes() {
     let Some(env) = Env::new("h") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
-    let group = nsagent::keys::KeyTree::new(&env.label).default_link_group().to_string();
+    let group = nsagent::keys::KeyTree::new(&env.label)
+        .default_link_group()
+        .to_string();
     let mut agent = env.agent();
     const PAIRS: usize = 60;
     let mut ops = Vec::new();
@@ -473,17 +622,31 @@ async fn crash_during_bulk_apply_leaves_only_marked_links_and_restart_completes(
         let (a, b) = (format!("a{i}"), format!("b{i}"));
         ops.push(etcd_client::TxnOp::put(
             env.key(&a),
-            veth_json(&a, &env.host(&a), &b, named(&nsx), &[&format!("10.208.{i}.1/24")]),
+            veth_json(
+                &a,
+                &env.host(&a),
+                &b,
+                named(&nsx),
+                &[&format!("10.208.{i}.1/24")],
+            ),
             None,
         ));
         ops.push(etcd_client::TxnOp::put(
             env.key(&b),
-            veth_json(&b, &env.host(&b), &a, named(&nsy), &[&format!("10.208.{i}.2/24")]),
+            veth_json(
+                &b,
+                &env.host(&b),
+                &a,
+                named(&nsy),
+                &[&format!("10.208.{i}.2/24")],
+            ),
             None,
         ));
     }
     let mut c = env.etcd.client().await;
-    c.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn");
+    c.txn(etcd_client::Txn::new().and_then(ops))
+        .await
+        .expect("txn");
     // Kill it as soon as the first links exist, in the middle of the bulk apply.
     let started = wait_until_async(WAIT, Duration::from_millis(1), || {
         netns_exists(&nsx) && links(Some(&nsx)).iter().any(|l| l.name.starts_with(&env.p))

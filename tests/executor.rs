@@ -130,6 +130,7 @@ async fn resolve_named_creates_once_and_aliases_share_an_id() {
     assert_eq!(
         missing,
         OpOutcome::NsUnavailable {
+            invalid: false,
             reason: format!("/var/run/netns/{name} does not exist")
         }
     );
@@ -249,6 +250,7 @@ async fn resolve_reports_missing_and_non_namespaces() {
     assert_eq!(
         out,
         OpOutcome::NsUnavailable {
+            invalid: false,
             reason: format!("process {} does not exist", pid_max + 1)
         }
     );

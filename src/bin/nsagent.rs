@@ -3,6 +3,7 @@
 use clap::Parser;
 use nsagent::agent::Agent;
 use nsagent::config::{AgentConfig, Cli};
+use std::io::IsTerminal;
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> anyhow::Result<()> {
@@ -11,6 +12,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
         .init();
     let config = AgentConfig::from_cli(Cli::parse())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -163,6 +163,7 @@ impl Executor {
             Ok(Ok(ns)) => ns,
             Ok(Err(e)) => {
                 return OpOutcome::NsUnavailable {
+                    invalid: matches!(e, netns::NsError::NotANamespace(_)),
                     reason: e.to_string(),
                 }
             }

@@ -132,7 +132,14 @@ impl FakeKernel {
                             ns: self.add_namespace(reference.clone()),
                         }
                     }
+                    None if matches!(reference, NamespaceRef::File(p) if p.starts_with("/etc")) => {
+                        OpOutcome::NsUnavailable {
+                            reason: format!("{} is not a network namespace", reference),
+                            invalid: true,
+                        }
+                    }
                     None => OpOutcome::NsUnavailable {
+                        invalid: false,
                         reason: format!("{reference} does not exist"),
                     },
                 }

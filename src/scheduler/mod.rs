@@ -81,6 +81,8 @@ enum RefState {
     Unavailable {
         /// Why, for the status of the items that wait for it.
         reason: String,
+        /// It names something that is not a network namespace (an error, not a wait).
+        invalid: bool,
         /// When to look again.
         backoff: Backoff,
         /// A missing named namespace may be created (false after it vanished while in use,
@@ -177,6 +179,7 @@ impl Scheduler {
             RefState::Unavailable {
                 backoff: ref_backoff(None, reason.clone(), now),
                 reason,
+                invalid: false,
                 allow_create: false,
                 tried_create: false,
             },
@@ -221,10 +224,10 @@ impl Scheduler {
                 self.views.entry(ns).or_insert(View::Unknown);
             }
             (Op::ResolveNs { reference, create }, outcome) => {
-                let reason = match outcome {
-                    OpOutcome::NsUnavailable { reason } => reason,
-                    OpOutcome::Failed { error, .. } => error,
-                    other => format!("unexpected answer {other:?}"),
+                let (reason, invalid) = match outcome {
+                    OpOutcome::NsUnavailable { reason, invalid } => (reason, invalid),
+                    OpOutcome::Failed { error, .. } => (error, false),
+                    other => (format!("unexpected answer {other:?}"), false),
                 };
                 let (previous, allow_create) = match self.refs.get(reference) {
                     Some(RefState::Unavailable {
@@ -239,6 +242,7 @@ impl Scheduler {
                     RefState::Unavailable {
                         backoff: ref_backoff(previous.as_ref(), reason.clone(), now),
                         reason,
+                        invalid,
                         allow_create,
                         tried_create: *create,
                     },
@@ -298,8 +302,10 @@ impl Scheduler {
                 self.forget_view(*ns);
             }
             (Op::ReleaseNs { ns }, _) => {
+                // The executor forgets every reference to it as well.
                 self.views.remove(ns);
                 self.view_backoff.remove(ns);
+                self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
             }
             (op, outcome) => {
                 // An outcome that does not fit its operation: distrust what we believe.

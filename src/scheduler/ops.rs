@@ -130,6 +130,9 @@ pub enum OpOutcome {
     NsUnavailable {
         /// Why, for the item's status.
         reason: String,
+        /// The reference names something that exists but is not a network namespace: an
+        /// error in the item's value rather than a requirement to wait for.
+        invalid: bool,
     },
     /// `DumpNs` result.
     Dumped {

@@ -22,8 +22,9 @@ struct DesiredEnd {
 enum Decision {
     /// Both ends can be applied.
     Desired(DesiredEnd),
-    /// A requirement is missing: the item's links are removed and it waits.
-    Withdraw(String),
+    /// A requirement is missing (or the value names something unusable): the item's links
+    /// are removed and it waits with this status.
+    Withdraw(ItemStatus),
     /// Not decidable yet (namespace being read, retry backoff): the kernel is left as it is.
     Hold(ItemStatus),
 }
@@ -92,7 +93,8 @@ impl Scheduler {
         }
         for ns in &needed_views {
             let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
-            if self.views.get(ns) == Some(&View::Unknown) && !waiting {
+            let known = matches!(self.views.get(ns), Some(View::Known(_)));
+            if !known && !waiting {
                 learn.push(Op::DumpNs { ns: *ns });
             }
         }
@@ -146,15 +148,10 @@ impl Scheduler {
         let mut writes = Vec::new();
         for (name, decision) in &decisions {
             match decision {
-                Decision::Withdraw(reason) => {
+                Decision::Withdraw(s) => {
                     let links = claims.get(*name).map(Vec::as_slice).unwrap_or_default();
                     deletes.extend(links.iter().map(|c| (c.ns, c.link)));
-                    status.insert(
-                        name.to_string(),
-                        ItemStatus::Pending {
-                            reason: reason.clone(),
-                        },
-                    );
+                    status.insert(name.to_string(), s.clone());
                 }
                 Decision::Hold(s) => {
                     status.insert(name.to_string(), s.clone());
@@ -230,10 +227,12 @@ impl Scheduler {
 
         let deletes = self.delete_ops(deletes, now);
 
-        // Let go of namespaces nothing refers to any more, once they hold nothing of ours.
+        // Let go of namespaces nothing refers to any more, once they hold nothing of ours,
+        // in a round that resolves nothing (a reference being resolved may name one of them).
         let mut releases = Vec::new();
         self.refs.retain(|r, _| scan.contains(r));
-        for (ns, view) in &self.views {
+        let resolving = learn.iter().any(|op| matches!(op, Op::ResolveNs { .. }));
+        for (ns, view) in self.views.iter().filter(|_| !resolving) {
             let empty = match view {
                 View::Known(links) => links.is_empty(),
                 View::Unknown => true,
@@ -311,23 +310,38 @@ impl Scheduler {
     fn decide(&self, i: &Interface, valid: &BTreeMap<&str, &Interface>, now: Duration) -> Decision {
         let peer_name = i.veth_peer.as_str();
         let Some(peer) = valid.get(peer_name) else {
-            return Decision::Withdraw(if self.items.contains_key(peer_name) {
+            return pending(if self.items.contains_key(peer_name) {
                 format!("peer interface `{peer_name}` is not valid")
             } else {
                 format!("peer interface `{peer_name}` is not configured")
             });
         };
         if peer.veth_peer != i.name {
-            return Decision::Withdraw(format!(
+            return pending(format!(
                 "peer interface `{peer_name}` names `{}` as its peer",
                 peer.veth_peer
             ));
         }
         let mut ids = Vec::new();
-        for r in [&i.namespace, &peer.namespace] {
+        for (r, own) in [(&i.namespace, true), (&peer.namespace, false)] {
             match self.refs.get(r) {
+                Some(RefState::Unavailable {
+                    reason,
+                    invalid: true,
+                    ..
+                }) => {
+                    let key = &self.items[&i.name].key;
+                    let field = namespace_field(r);
+                    return Decision::Withdraw(ItemStatus::Failed {
+                        error: if own {
+                            format!("{key}: field `{field}`: {reason}")
+                        } else {
+                            format!("the namespace of peer interface `{peer_name}` is unusable: {reason}")
+                        },
+                    });
+                }
                 Some(RefState::Unavailable { reason, .. }) => {
-                    return Decision::Withdraw(format!("waiting for the {r}: {reason}"));
+                    return pending(format!("waiting for the {r}: {reason}"));
                 }
                 Some(RefState::Resolved(ns))
                     if matches!(self.views.get(ns), Some(View::Known(_))) =>
@@ -403,6 +417,21 @@ impl Scheduler {
             });
         }
         ops
+    }
+}
+
+fn pending(reason: String) -> Decision {
+    Decision::Withdraw(ItemStatus::Pending { reason })
+}
+
+/// The value field that holds a namespace reference of this kind.
+fn namespace_field(r: &NamespaceRef) -> &'static str {
+    match r {
+        NamespaceRef::Default => "namespace",
+        NamespaceRef::Pid(_) => "namespace.pid",
+        NamespaceRef::Microservice(_) => "namespace.microservice",
+        NamespaceRef::Named(_) => "namespace.name",
+        NamespaceRef::File(_) => "namespace.filepath",
     }
 }
 

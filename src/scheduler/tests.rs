@@ -671,3 +671,41 @@ proptest! {
         prop_assert!(w.s.plan(w.now).is_empty());
     }
 }
+
+#[test]
+fn a_namespace_referenced_again_while_being_released_is_read_again() {
+    let mut w = World::new();
+    w.put(veth("a", "b", named("n1")));
+    let b = veth("b", "a", named("n2"));
+    w.put(b.clone());
+    w.converge();
+    // Delete one end and put it back before the released namespace is planned again.
+    w.s.delete("b");
+    let plan = w.s.plan(w.now);
+    w.k.run(&mut w.s, &plan, w.now);
+    w.put(b);
+    w.converge();
+    assert!(w.links(&named("n2")).contains_key("b"));
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+}
+
+#[test]
+fn a_file_that_is_not_a_namespace_is_an_error_naming_the_field() {
+    let mut w = World::new();
+    w.put(veth("a", "b", NamespaceRef::File("/etc/hostname".into())));
+    w.put(veth("b", "a", NamespaceRef::Default));
+    w.converge();
+    match w.status("a") {
+        ItemStatus::Failed { error } => {
+            assert!(
+                error.contains("/interface/a: field `namespace.filepath`"),
+                "{error}"
+            );
+            assert!(error.contains("not a network namespace"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(w.status("b"), ItemStatus::Failed { error } if error.contains("peer interface `a`"))
+    );
+}

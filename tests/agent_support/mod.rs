@@ -183,7 +183,9 @@ pub fn link(ns: Option<&str>, name: &str) -> Option<Link> {
     if !out.status.success() {
         return None;
     }
-    parse_links(&String::from_utf8_lossy(&out.stdout)).into_iter().next()
+    parse_links(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .next()
 }
 
 /// Every link of namespace `ns`.
