@@ -15,7 +15,6 @@
 //! process on its own runtime thread, against a private etcd on free ports.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use clap::Parser;
@@ -248,13 +247,15 @@ fn main() {
     for pair in p.ends.chunks(2) {
         let (a, b) = (&pair[0], &pair[1]);
         links.push_str(&format!(
-            "link add {} netns {} group {group} mtu 1500 up type veth peer name {} netns {} group {group} mtu 1500 up\n",
+            "link add {} netns {} group {group} mtu 1500 up type veth peer name {} netns {} group {group} mtu 1500\n",
             a.1, a.2, b.1, b.2
         ));
         for (e, peer) in [(a, &b.0), (b, &a.0)] {
             let s = per_ns.entry(&e.2).or_default();
+            // The kernel refuses IFF_UP for the peer in the create request (ENOTCONN).
+            let up = if std::ptr::eq(e, b) { " up" } else { "" };
             s.push_str(&format!(
-                "link set dev {} alias {}\n",
+                "link set dev {} alias {}{up}\n",
                 e.1,
                 keys.link_alias(&e.0, peer)
             ));

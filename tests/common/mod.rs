@@ -194,6 +194,9 @@ impl Etcd {
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!("--initial-cluster=test={peer_url}"))
+            // Whole configurations go in one transaction (benchmarks: thousands of keys).
+            .arg("--max-txn-ops=100000")
+            .arg("--max-request-bytes=33554432")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
