@@ -118,16 +118,21 @@ fn listen(
     socket.bind_auto().expect("bind");
     socket.add_membership(5).expect("join RTNLGRP_IPV4_IFADDR"); // RTNLGRP_IPV4_IFADDR = 5
     socket.set_rx_buf_sz(8 << 20).expect("rcvbuf");
-    socket.set_non_blocking(true).expect("nonblocking");
+    // Block in recv (with a timeout to notice `stop`): polling would steal the agent's CPU.
+    let fd =
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket)) };
+    nix::sys::socket::setsockopt(
+        &fd,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 100_000),
+    )
+    .expect("SO_RCVTIMEO");
     ready.send(()).unwrap();
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::SeqCst) {
         let n = match socket.recv(&mut &mut buf[..], 0) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => panic!("netlink recv in {ns}: {e}"),
         };
         let at = Instant::now();
@@ -217,6 +222,12 @@ fn ip_batch(args: &[&str], input: &str) {
 
 fn main() {
     let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     assert!(nix::unistd::geteuid().is_root(), "the benchmark needs root");
     let etcd = common::Etcd::start_new();
     let prefix = common::unique_prefix("q");

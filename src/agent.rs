@@ -100,7 +100,7 @@ impl Agent {
         loop {
             let deadline = self
                 .scheduler
-                .next_deadline()
+                .next_deadline(self.now())
                 .map(|d| self.started + d)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -144,7 +144,9 @@ impl Agent {
 
     /// One plan-and-execute round; false when there was nothing to do.
     async fn round(&mut self) -> bool {
+        let started = Instant::now();
         let plan = self.scheduler.plan(self.now());
+        tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
         self.log_status();
         if plan.is_empty() {
             self.report_resync();
@@ -152,7 +154,9 @@ impl Agent {
         }
         tracing::debug!(ops = plan.len(), "applying");
         for phase in plan.phases {
+            let started = Instant::now();
             let outcomes = self.executor.execute(phase.clone()).await;
+            tracing::debug!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
             let now = self.now();
             for (op, outcome) in phase.iter().zip(outcomes) {
                 if !matches!(outcome, OpOutcome::Failed { .. }) {
@@ -227,13 +231,16 @@ impl Agent {
 
     /// Logs and publishes every status change once.
     fn log_status(&mut self) {
-        for (name, status) in self.scheduler.status() {
+        for name in self.scheduler.take_changes() {
+            let Some(status) = self.scheduler.status().get(&name) else {
+                continue;
+            };
             // `Applying` is transient: it is not remembered, so that a retry that fails the
             // same way again is not logged again.
-            if self.logged.get(name) == Some(status) {
+            if self.logged.get(&name) == Some(status) {
                 continue;
             }
-            let key = self.keys.key(ItemKind::Interface, name);
+            let key = self.keys.key(ItemKind::Interface, &name);
             match status {
                 ItemStatus::Applied => tracing::info!(key, "applied"),
                 ItemStatus::Applying => tracing::debug!(key, "applying"),
@@ -243,8 +250,8 @@ impl Agent {
             }
             if *status != ItemStatus::Applying {
                 self.status
-                    .set(ItemKind::Interface, name, Some(status.clone()));
-                self.logged.insert(name.clone(), status.clone());
+                    .set(ItemKind::Interface, &name, Some(status.clone()));
+                self.logged.insert(name, status.clone());
             }
         }
     }

@@ -46,13 +46,17 @@ impl fmt::Display for ItemKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyTree {
     label: String,
+    /// `/vnf-agent/<label>/`, kept because aliases are built and parsed on hot paths.
+    agent_prefix: String,
 }
 
 impl KeyTree {
     /// Key tree of the agent with this microservice label.
     pub fn new(label: impl Into<String>) -> Self {
+        let label = label.into();
         KeyTree {
-            label: label.into(),
+            agent_prefix: format!("{ROOT}{label}/"),
+            label,
         }
     }
 
@@ -63,7 +67,7 @@ impl KeyTree {
 
     /// `/vnf-agent/<label>/`: prefix of everything the agent owns, also of link aliases.
     pub fn agent_prefix(&self) -> String {
-        format!("{ROOT}{}/", self.label)
+        self.agent_prefix.clone()
     }
 
     /// `/vnf-agent/<label>/linux/config/v1/`: the prefix the agent watches.
@@ -100,17 +104,34 @@ impl KeyTree {
 
     /// The alias that marks a VETH end as owned by this agent: `/vnf-agent/<label>/<name>/<peer>`.
     pub fn link_alias(&self, name: &str, peer: &str) -> String {
-        format!("{}{}/{}", self.agent_prefix(), name, peer)
+        let mut alias =
+            String::with_capacity(self.agent_prefix.len() + name.len() + peer.len() + 1);
+        alias.push_str(&self.agent_prefix);
+        alias.push_str(name);
+        alias.push('/');
+        alias.push_str(peer);
+        alias
     }
 
-    /// Parses an alias written by [`Self::link_alias`] back into (name, peer).
-    pub fn parse_link_alias(&self, alias: &str) -> Option<(String, String)> {
-        let rest = alias.strip_prefix(&self.agent_prefix())?;
+    /// True when `alias` is exactly the alias [`Self::link_alias`] makes for (name, peer).
+    pub fn is_link_alias(&self, alias: &str, name: &str, peer: &str) -> bool {
+        self.split_link_alias(alias) == Some((name, peer))
+    }
+
+    /// Splits an alias written by [`Self::link_alias`] into (name, peer), without copying.
+    pub fn split_link_alias<'a>(&self, alias: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = alias.strip_prefix(self.agent_prefix.as_str())?;
         let (name, peer) = rest.split_once('/')?;
         if name.is_empty() || peer.is_empty() || peer.contains('/') {
             return None;
         }
-        Some((name.to_string(), peer.to_string()))
+        Some((name, peer))
+    }
+
+    /// Parses an alias written by [`Self::link_alias`] back into (name, peer).
+    pub fn parse_link_alias(&self, alias: &str) -> Option<(String, String)> {
+        self.split_link_alias(alias)
+            .map(|(n, p)| (n.to_string(), p.to_string()))
     }
 
     /// The default link group that marks links created by this agent from the moment they

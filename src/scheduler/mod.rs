@@ -26,6 +26,7 @@ use crate::keys::KeyTree;
 use crate::model::{Interface, ModelError, NamespaceRef};
 use backoff::Backoff;
 use ops::{FailureKind, Op, OpOutcome};
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -107,12 +108,14 @@ enum View {
 pub struct Scheduler {
     keys: KeyTree,
     items: BTreeMap<String, Item>,
-    refs: BTreeMap<NamespaceRef, RefState>,
+    refs: FxHashMap<NamespaceRef, RefState>,
     views: BTreeMap<NsId, View>,
-    item_backoff: BTreeMap<String, Backoff>,
+    item_backoff: FxHashMap<String, Backoff>,
     view_backoff: BTreeMap<NsId, Backoff>,
     link_backoff: BTreeMap<(NsId, u32), Backoff>,
-    status: BTreeMap<String, ItemStatus>,
+    status: FxHashMap<String, ItemStatus>,
+    /// Items whose status changed since [`Scheduler::take_changes`] was last called.
+    changed: Vec<String>,
 }
 
 impl Scheduler {
@@ -121,12 +124,13 @@ impl Scheduler {
         Scheduler {
             keys,
             items: BTreeMap::new(),
-            refs: BTreeMap::new(),
+            refs: FxHashMap::default(),
             views: BTreeMap::new(),
-            item_backoff: BTreeMap::new(),
+            item_backoff: FxHashMap::default(),
             view_backoff: BTreeMap::new(),
             link_backoff: BTreeMap::new(),
-            status: BTreeMap::new(),
+            status: FxHashMap::default(),
+            changed: Vec::new(),
         }
     }
 
@@ -135,8 +139,9 @@ impl Scheduler {
     pub fn resync(&mut self, items: Vec<Item>) {
         self.items = items
             .into_iter()
-            .map(|i| (i.name().to_string(), i))
+            .map(|i| (i.name().to_string(), normalized(i)))
             .collect();
+        self.status.retain(|name, _| self.items.contains_key(name));
         for view in self.views.values_mut() {
             *view = View::Unknown;
         }
@@ -157,7 +162,7 @@ impl Scheduler {
                 self.refs.remove(&interface.namespace);
             }
         }
-        self.items.insert(name, item);
+        self.items.insert(name, normalized(item));
     }
 
     /// One value was deleted (by its logical name, the key's last segment).
@@ -192,8 +197,14 @@ impl Scheduler {
     }
 
     /// Status of every configured item, by logical name, as of the last [`Self::plan`].
-    pub fn status(&self) -> &BTreeMap<String, ItemStatus> {
+    pub fn status(&self) -> &FxHashMap<String, ItemStatus> {
         &self.status
+    }
+
+    /// Names of the items whose status changed since the last call (statuses of deleted
+    /// items are simply gone).
+    pub fn take_changes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changed)
     }
 
     /// The items, by logical name.
@@ -201,8 +212,8 @@ impl Scheduler {
         &self.items
     }
 
-    /// The earliest time a waiting retry becomes due, if any.
-    pub fn next_deadline(&self) -> Option<Duration> {
+    /// The earliest time after `now` at which a waiting retry becomes due, if any.
+    pub fn next_deadline(&self, now: Duration) -> Option<Duration> {
         let refs = self.refs.values().filter_map(|s| match s {
             RefState::Unavailable { backoff, .. } => Some(backoff.retry_at),
             RefState::Resolved(_) => None,
@@ -213,6 +224,7 @@ impl Scheduler {
             .chain(self.link_backoff.values())
             .map(|b| b.retry_at)
             .chain(refs)
+            .filter(|t| *t > now)
             .min()
     }
 
@@ -390,6 +402,15 @@ impl Scheduler {
             _ => None,
         }
     }
+}
+
+/// The item with its addresses sorted and deduplicated, the order the planner compares in.
+fn normalized(mut item: Item) -> Item {
+    if let Ok(i) = &mut item.config {
+        i.ip_addresses.sort();
+        i.ip_addresses.dedup();
+    }
+    item
 }
 
 fn ref_backoff(previous: Option<&Backoff>, reason: String, now: Duration) -> Backoff {

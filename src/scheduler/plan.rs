@@ -1,27 +1,52 @@
 //! Planning: derive the operations that move the kernel towards the configuration.
+//!
+//! Planning runs after every batch of events, over every item, so it borrows instead of
+//! copying: owned values are built only for the operations it emits and the statuses that
+//! change.
 
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::{ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
+use crate::keys::KeyTree;
 use crate::model::{Interface, InterfaceType, NamespaceRef};
 use ipnet::IpNet;
-use std::collections::{BTreeMap, BTreeSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// The MTU a VETH end gets when its configuration leaves it at 0 (the kernel's default).
 pub const DEFAULT_VETH_MTU: u32 = 1500;
 
-/// What one valid VETH end should look like in the kernel.
-#[derive(Clone, Debug)]
-struct DesiredEnd {
-    peer: String,
-    spec: EndSpec,
+/// One valid VETH end that can be applied, in the namespace it resolves to.
+#[derive(Clone, Copy, Debug)]
+struct DesiredEnd<'a> {
+    item: &'a Interface,
+    ns: NsId,
+}
+
+impl DesiredEnd<'_> {
+    fn peer(&self) -> &str {
+        &self.item.veth_peer
+    }
+
+    fn spec(&self, keys: &KeyTree) -> EndSpec {
+        let i = self.item;
+        EndSpec {
+            ns: self.ns,
+            name: i.host_if_name.clone(),
+            alias: keys.link_alias(&i.name, &i.veth_peer),
+            mtu: i.mtu,
+            mac: i.phys_address,
+            up: i.enabled,
+            addresses: i.ip_addresses.clone(),
+        }
+    }
 }
 
 /// What the scheduler decided for one valid item.
-enum Decision {
+enum Decision<'a> {
     /// Both ends can be applied.
-    Desired(DesiredEnd),
+    Desired(DesiredEnd<'a>),
     /// A requirement is missing (or the value names something unusable): the item's links
     /// are removed and it waits with this status.
     Withdraw(ItemStatus),
@@ -30,10 +55,10 @@ enum Decision {
 }
 
 /// Namespace identity for host-name conflicts: resolved id when known, else the reference.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum NsKey {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NsKey<'a> {
     Id(NsId),
-    Ref(NamespaceRef),
+    Ref(&'a NamespaceRef),
 }
 
 /// An owned link and the item it belongs to.
@@ -42,34 +67,73 @@ struct Claim<'a> {
     link: &'a KernelLink,
     /// The peer named in its alias; `None` for a link adopted by name (marked by the group
     /// only, because the agent stopped between creating and aliasing it).
-    alias_peer: Option<String>,
+    alias_peer: Option<&'a str>,
+}
+
+/// Item statuses, updated in place; remembers which changed.
+struct StatusBook {
+    map: HashMap<String, ItemStatus>,
+    changed: Vec<String>,
+}
+
+impl StatusBook {
+    fn set(&mut self, name: &str, status: ItemStatus) {
+        match self.map.get_mut(name) {
+            Some(old) if *old == status => {}
+            Some(old) => {
+                *old = status;
+                self.changed.push(name.to_string());
+            }
+            None => {
+                self.map.insert(name.to_string(), status);
+                self.changed.push(name.to_string());
+            }
+        }
+    }
 }
 
 impl Scheduler {
     /// Plans the next round of operations and refreshes every item's status.
     pub fn plan(&mut self, now: Duration) -> Plan {
-        let mut status: BTreeMap<String, ItemStatus> = BTreeMap::new();
-        let valid = self.valid_items(&mut status);
+        let mut book = StatusBook {
+            map: std::mem::take(&mut self.status),
+            changed: std::mem::take(&mut self.changed),
+        };
+        let (plan, stale_refs) = self.plan_with(now, &mut book);
+        for r in stale_refs {
+            self.refs.remove(&r);
+        }
+        self.status = book.map;
+        self.changed = book.changed;
+        plan
+    }
 
-        let mut scan: BTreeSet<NamespaceRef> = BTreeSet::from([NamespaceRef::Default]);
-        let mut apply: BTreeSet<NamespaceRef> = BTreeSet::new();
+    fn plan_with(&self, now: Duration, book: &mut StatusBook) -> (Plan, Vec<NamespaceRef>) {
+        let valid = self.valid_items(book);
+
+        let mut scan: HashSet<&NamespaceRef> = HashSet::default();
+        scan.insert(&NamespaceRef::Default);
+        let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
-            scan.insert(i.namespace.clone());
-            if let Some(p) = valid.get(i.veth_peer.as_str()) {
-                if p.veth_peer == i.name {
-                    apply.insert(i.namespace.clone());
-                }
+            scan.insert(&i.namespace);
+            if valid
+                .get(i.veth_peer.as_str())
+                .is_some_and(|p| p.veth_peer == i.name)
+            {
+                apply.insert(&i.namespace);
             }
         }
 
         // Phase 0: learn namespaces and their contents.
         let mut learn = Vec::new();
         let mut needed_views = BTreeSet::new();
-        for r in &scan {
+        let mut ordered: Vec<&NamespaceRef> = scan.iter().copied().collect();
+        ordered.sort();
+        for r in &ordered {
             let named = matches!(r, NamespaceRef::Named(_));
-            match self.refs.get(r) {
+            match self.refs.get(*r) {
                 None => learn.push(Op::ResolveNs {
-                    reference: r.clone(),
+                    reference: (*r).clone(),
                     create: named && apply.contains(r),
                 }),
                 Some(RefState::Unavailable {
@@ -81,7 +145,7 @@ impl Scheduler {
                     let create = named && apply.contains(r) && *allow_create;
                     if !backoff.waiting(now) || (create && !tried_create) {
                         learn.push(Op::ResolveNs {
-                            reference: r.clone(),
+                            reference: (*r).clone(),
                             create,
                         });
                     }
@@ -99,46 +163,53 @@ impl Scheduler {
             }
         }
 
-        // Decide every valid item.
-        let mut decisions: BTreeMap<&str, Decision> = BTreeMap::new();
-        for (name, i) in &valid {
-            decisions.insert(name, self.decide(i, &valid, now));
-        }
-        let desired: BTreeMap<&str, &DesiredEnd> = decisions
+        // Decide every valid item (in name order, so that plans are deterministic).
+        let decisions: Vec<(&str, Decision)> = self
+            .items
+            .keys()
+            .filter_map(|n| valid.get(n.as_str()).map(|i| (n.as_str(), *i)))
+            .map(|(n, i)| (n, self.decide(i, &valid, now)))
+            .collect();
+        let desired: HashMap<&str, DesiredEnd> = decisions
             .iter()
             .filter_map(|(n, d)| match d {
-                Decision::Desired(e) => Some((*n, e)),
+                Decision::Desired(e) => Some((*n, *e)),
                 _ => None,
             })
             .collect();
 
         // Who owns which link.
-        let mut claims: BTreeMap<String, Vec<Claim>> = BTreeMap::new();
+        let mut claims: HashMap<&str, Vec<Claim>> = HashMap::default();
         let mut orphans: Vec<(NsId, &KernelLink)> = Vec::new();
-        let host_names: BTreeSet<&str> = valid.values().map(|i| i.host_if_name.as_str()).collect();
+        let mut host_names: Option<HashSet<&str>> = None;
         for (ns, view) in &self.views {
             let View::Known(links) = view else { continue };
             for link in links.values() {
                 let parsed = link
                     .alias
                     .as_deref()
-                    .and_then(|a| self.keys.parse_link_alias(a));
+                    .and_then(|a| self.keys.split_link_alias(a));
                 if let Some((name, peer)) = parsed {
                     claims.entry(name).or_default().push(Claim {
                         ns: *ns,
                         link,
                         alias_peer: Some(peer),
                     });
-                } else if let Some(end) = desired
+                } else if let Some((name, _)) = desired
                     .iter()
-                    .find(|(_, e)| e.spec.ns == *ns && e.spec.name == link.name)
+                    .find(|(_, e)| e.ns == *ns && e.item.host_if_name == link.name)
                 {
-                    claims.entry(end.0.to_string()).or_default().push(Claim {
+                    claims.entry(name).or_default().push(Claim {
                         ns: *ns,
                         link,
                         alias_peer: None,
                     });
-                } else if !host_names.contains(link.name.as_str()) {
+                } else if !host_names
+                    .get_or_insert_with(|| {
+                        valid.values().map(|i| i.host_if_name.as_str()).collect()
+                    })
+                    .contains(link.name.as_str())
+                {
                     orphans.push((*ns, link));
                 }
             }
@@ -149,41 +220,44 @@ impl Scheduler {
         for (name, decision) in &decisions {
             match decision {
                 Decision::Withdraw(s) => {
-                    let links = claims.get(*name).map(Vec::as_slice).unwrap_or_default();
+                    let links = claims.get(name).map(Vec::as_slice).unwrap_or_default();
                     deletes.extend(links.iter().map(|c| (c.ns, c.link)));
-                    status.insert(name.to_string(), s.clone());
+                    book.set(name, s.clone());
                 }
-                Decision::Hold(s) => {
-                    status.insert(name.to_string(), s.clone());
-                }
+                Decision::Hold(s) => book.set(name, s.clone()),
                 Decision::Desired(_) => {}
             }
         }
         for (name, links) in &claims {
-            if !decisions.contains_key(name.as_str()) {
+            if !valid.contains_key(name) {
                 deletes.extend(links.iter().map(|c| (c.ns, c.link)));
             }
         }
 
         // Pairs, each once (from its end with the smaller name).
-        let none: Vec<Claim> = Vec::new();
-        for (name, end) in &desired {
-            if end.peer.as_str() < *name {
-                continue;
-            }
-            let Some(peer_end) = desired.get(end.peer.as_str()) else {
+        for (name, decision) in &decisions {
+            let Decision::Desired(end) = decision else {
                 continue;
             };
-            let ca = claims.get(*name).unwrap_or(&none);
-            let cb = claims.get(end.peer.as_str()).unwrap_or(&none);
+            if end.peer() < *name {
+                continue;
+            }
+            let Some(peer_end) = desired.get(end.peer()) else {
+                continue;
+            };
+            let ca = claims.get(name).map(Vec::as_slice).unwrap_or_default();
+            let cb = claims
+                .get(end.peer())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let blocked = ca
                 .iter()
                 .chain(cb)
                 .any(|c| self.link_waiting(c.ns, c.link.ifindex, now));
             if blocked {
-                for n in [*name, end.peer.as_str()] {
-                    status.insert(
-                        n.to_string(),
+                for n in [*name, end.peer()] {
+                    book.set(
+                        n,
                         ItemStatus::Pending {
                             reason: "waiting to retry removing its old link".into(),
                         },
@@ -191,15 +265,14 @@ impl Scheduler {
                 }
                 continue;
             }
-            let in_place = match (ca.as_slice(), cb.as_slice()) {
+            let in_place = match (ca, cb) {
                 ([a], [b]) if fits(a, end) && fits(b, peer_end) => Some((a, b)),
                 _ => None,
             };
             let mut busy = false;
             if let Some((ka, kb)) = in_place {
-                for (k, d) in [(ka, *end), (kb, *peer_end)] {
-                    let changes = changes(k.link, &d.spec);
-                    if !changes.is_empty() {
+                for (k, d) in [(ka, end), (kb, peer_end)] {
+                    if let Some(changes) = changes(&self.keys, k.link, d.item) {
                         busy = true;
                         writes.push(Op::UpdateLink {
                             ns: k.ns,
@@ -211,8 +284,8 @@ impl Scheduler {
             } else {
                 deletes.extend(ca.iter().chain(cb).map(|c| (c.ns, c.link)));
                 writes.push(Op::CreatePair {
-                    a: end.spec.clone(),
-                    b: peer_end.spec.clone(),
+                    a: end.spec(&self.keys),
+                    b: peer_end.spec(&self.keys),
                 });
                 busy = true;
             }
@@ -221,17 +294,22 @@ impl Scheduler {
             } else {
                 ItemStatus::Applied
             };
-            status.insert(name.to_string(), s.clone());
-            status.insert(end.peer.clone(), s);
+            book.set(name, s.clone());
+            book.set(end.peer(), s);
         }
 
         let deletes = self.delete_ops(deletes, now);
 
         // Let go of namespaces nothing refers to any more, once they hold nothing of ours,
         // in a round that resolves nothing (a reference being resolved may name one of them).
-        let mut releases = Vec::new();
-        self.refs.retain(|r, _| scan.contains(r));
+        let stale_refs: Vec<NamespaceRef> = self
+            .refs
+            .keys()
+            .filter(|r| !scan.contains(r))
+            .cloned()
+            .collect();
         let resolving = learn.iter().any(|op| matches!(op, Op::ResolveNs { .. }));
+        let mut releases = Vec::new();
         for (ns, view) in self.views.iter().filter(|_| !resolving) {
             let empty = match view {
                 View::Known(links) => links.is_empty(),
@@ -242,45 +320,44 @@ impl Scheduler {
             }
         }
 
-        self.status = status;
-        Plan {
+        let plan = Plan {
             phases: [learn, deletes, writes, releases]
                 .into_iter()
                 .filter(|p| !p.is_empty())
                 .collect(),
-        }
+        };
+        (plan, stale_refs)
     }
 
     /// Valid VETH items by name, with host-name conflicts removed; statuses for the rest.
-    fn valid_items(&self, status: &mut BTreeMap<String, ItemStatus>) -> BTreeMap<&str, &Interface> {
-        let mut valid = BTreeMap::new();
+    fn valid_items(&self, book: &mut StatusBook) -> HashMap<&str, &Interface> {
+        let mut valid = HashMap::with_capacity_and_hasher(self.items.len(), Default::default());
         for (name, item) in &self.items {
             match &item.config {
-                Err(e) => {
-                    status.insert(
-                        name.clone(),
-                        ItemStatus::Invalid {
-                            error: e.to_string(),
-                        },
-                    );
-                }
+                Err(e) => book.set(
+                    name,
+                    ItemStatus::Invalid {
+                        error: e.to_string(),
+                    },
+                ),
                 Ok(i) if i.if_type == InterfaceType::AutoTap => {
                     let error = format!(
                         "{}: field `type`: AUTO_TAP interfaces are not supported yet",
                         item.key
                     );
-                    status.insert(name.clone(), ItemStatus::Invalid { error });
+                    book.set(name, ItemStatus::Invalid { error });
                 }
                 Ok(i) => {
                     valid.insert(name.as_str(), i);
                 }
             }
         }
-        let mut by_host: BTreeMap<(NsKey, &str), Vec<&str>> = BTreeMap::new();
+        let mut by_host: HashMap<(NsKey, &str), Vec<&str>> =
+            HashMap::with_capacity_and_hasher(valid.len(), Default::default());
         for (name, i) in &valid {
             let key = match self.refs.get(&i.namespace) {
                 Some(RefState::Resolved(id)) => NsKey::Id(*id),
-                _ => NsKey::Ref(i.namespace.clone()),
+                _ => NsKey::Ref(&i.namespace),
             };
             by_host
                 .entry((key, &i.host_if_name))
@@ -300,14 +377,19 @@ impl Scheduler {
                     "{}: field `host_if_name`: host name `{host}` in the {ns} is already used by {}",
                     item.key, winner.key
                 );
-                status.insert(loser.to_string(), ItemStatus::Invalid { error });
+                book.set(loser, ItemStatus::Invalid { error });
                 valid.remove(loser);
             }
         }
         valid
     }
 
-    fn decide(&self, i: &Interface, valid: &BTreeMap<&str, &Interface>, now: Duration) -> Decision {
+    fn decide<'a>(
+        &self,
+        i: &'a Interface,
+        valid: &HashMap<&str, &'a Interface>,
+        now: Duration,
+    ) -> Decision<'a> {
         let peer_name = i.veth_peer.as_str();
         let Some(peer) = valid.get(peer_name) else {
             return pending(if self.items.contains_key(peer_name) {
@@ -322,7 +404,7 @@ impl Scheduler {
                 peer.veth_peer
             ));
         }
-        let mut ids = Vec::new();
+        let mut own_ns = None;
         for (r, own) in [(&i.namespace, true), (&peer.namespace, false)] {
             match self.refs.get(r) {
                 Some(RefState::Unavailable {
@@ -346,7 +428,9 @@ impl Scheduler {
                 Some(RefState::Resolved(ns))
                     if matches!(self.views.get(ns), Some(View::Known(_))) =>
                 {
-                    ids.push(*ns);
+                    if own {
+                        own_ns = Some(*ns);
+                    }
                 }
                 _ => {
                     return Decision::Hold(ItemStatus::Pending {
@@ -362,21 +446,12 @@ impl Scheduler {
                 });
             }
         }
-        let mut addresses: Vec<IpNet> = i.ip_addresses.clone();
-        addresses.sort();
-        addresses.dedup();
-        Decision::Desired(DesiredEnd {
-            peer: peer.name.clone(),
-            spec: EndSpec {
-                ns: ids[0],
-                name: i.host_if_name.clone(),
-                alias: self.keys.link_alias(&i.name, &peer.name),
-                mtu: i.mtu,
-                mac: i.phys_address,
-                up: i.enabled,
-                addresses,
-            },
-        })
+        match own_ns {
+            Some(ns) => Decision::Desired(DesiredEnd { item: i, ns }),
+            None => Decision::Hold(ItemStatus::Pending {
+                reason: format!("reading the {}", i.namespace),
+            }),
+        }
     }
 
     fn link_waiting(&self, ns: NsId, ifindex: u32, now: Duration) -> bool {
@@ -390,9 +465,10 @@ impl Scheduler {
     fn delete_ops(&self, mut links: Vec<(NsId, &KernelLink)>, now: Duration) -> Vec<Op> {
         links.sort_by_key(|(ns, l)| (*ns, l.ifindex));
         links.dedup_by_key(|(ns, l)| (*ns, l.ifindex));
-        let aliases: BTreeSet<&str> = links
+        let ends: HashSet<(&str, &str)> = links
             .iter()
             .filter_map(|(_, l)| l.alias.as_deref())
+            .filter_map(|a| self.keys.split_link_alias(a))
             .collect();
         let mut ops = Vec::new();
         for (ns, link) in links {
@@ -402,11 +478,10 @@ impl Scheduler {
             if let Some((name, peer)) = link
                 .alias
                 .as_deref()
-                .and_then(|a| self.keys.parse_link_alias(a))
+                .and_then(|a| self.keys.split_link_alias(a))
             {
                 // Keep only the end with the smaller name when both ends are deleted.
-                let peer_alias = self.keys.link_alias(&peer, &name);
-                if peer < name && aliases.contains(peer_alias.as_str()) {
+                if peer < name && ends.contains(&(peer, name)) {
                     continue;
                 }
             }
@@ -420,7 +495,7 @@ impl Scheduler {
     }
 }
 
-fn pending(reason: String) -> Decision {
+fn pending(reason: String) -> Decision<'static> {
     Decision::Withdraw(ItemStatus::Pending { reason })
 }
 
@@ -437,21 +512,51 @@ fn namespace_field(r: &NamespaceRef) -> &'static str {
 
 /// True when an owned link can be kept for this end: right namespace, right peer.
 fn fits(c: &Claim, end: &DesiredEnd) -> bool {
-    c.ns == end.spec.ns && c.alias_peer.as_ref().is_none_or(|p| *p == end.peer)
+    c.ns == end.ns && c.alias_peer.is_none_or(|p| p == end.peer())
 }
 
-/// The in-place changes that make `k` match `d`.
-fn changes(k: &KernelLink, d: &EndSpec) -> LinkChanges {
-    let have: BTreeSet<IpNet> = k.addresses.iter().copied().collect();
-    let want: BTreeSet<IpNet> = d.addresses.iter().copied().collect();
-    let want_mtu = if d.mtu == 0 { DEFAULT_VETH_MTU } else { d.mtu };
-    LinkChanges {
-        rename: (k.name != d.name).then(|| d.name.clone()),
-        alias: (k.alias.as_deref() != Some(d.alias.as_str())).then(|| d.alias.clone()),
-        mtu: (k.mtu != want_mtu).then_some(want_mtu),
-        mac: d.mac.filter(|m| k.mac != Some(*m)),
-        up: (k.up != d.up).then_some(d.up),
-        add_addresses: want.difference(&have).copied().collect(),
-        del_addresses: have.difference(&want).copied().collect(),
+/// The in-place changes that make `k` match the configuration `i`, if any.
+/// Addresses of both are sorted (the executor reports them sorted, the scheduler keeps its
+/// configuration sorted).
+fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges> {
+    let want_mtu = if i.mtu == 0 { DEFAULT_VETH_MTU } else { i.mtu };
+    let alias_ok = k
+        .alias
+        .as_deref()
+        .is_some_and(|a| keys.is_link_alias(a, &i.name, &i.veth_peer));
+    let mac = i.phys_address.filter(|m| k.mac != Some(*m));
+    if k.name == i.host_if_name
+        && alias_ok
+        && k.mtu == want_mtu
+        && mac.is_none()
+        && k.up == i.enabled
+        && k.addresses == i.ip_addresses
+    {
+        return None;
     }
+    let (add, del) = sorted_difference(&i.ip_addresses, &k.addresses);
+    Some(LinkChanges {
+        rename: (k.name != i.host_if_name).then(|| i.host_if_name.clone()),
+        alias: (!alias_ok).then(|| keys.link_alias(&i.name, &i.veth_peer)),
+        mtu: (k.mtu != want_mtu).then_some(want_mtu),
+        mac,
+        up: (k.up != i.enabled).then_some(i.enabled),
+        add_addresses: add,
+        del_addresses: del,
+    })
+}
+
+/// (in `want` but not in `have`, in `have` but not in `want`), for sorted slices.
+fn sorted_difference(want: &[IpNet], have: &[IpNet]) -> (Vec<IpNet>, Vec<IpNet>) {
+    let add = want
+        .iter()
+        .filter(|a| have.binary_search(a).is_err())
+        .copied()
+        .collect();
+    let del = have
+        .iter()
+        .filter(|a| want.binary_search(a).is_err())
+        .copied()
+        .collect();
+    (add, del)
 }
