@@ -47,3 +47,55 @@ pub struct KernelLink {
     /// Addresses, without the kernel's own IPv6 link-local ones, sorted.
     pub addresses: Vec<IpNet>,
 }
+
+/// A route as read from (or written to) the kernel, limited to what the agent manages.
+/// Identity in the kernel (the FIB key) is (table, destination, metric); gateway, source,
+/// scope and outgoing interface are attributes that can be replaced in place.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelRoute {
+    /// Routing table id (254 = main).
+    pub table: u32,
+    /// Destination prefix (`0.0.0.0/0` / `::/0` for default routes).
+    pub dst: IpNet,
+    /// Gateway.
+    pub gateway: Option<std::net::IpAddr>,
+    /// Preferred source address.
+    pub source: Option<std::net::IpAddr>,
+    /// Priority (metric). IPv6 routes with no metric are reported as 1024 by the kernel.
+    pub metric: u32,
+    /// `rtm_scope` (0 universe, 200 site, 253 link, 254 host).
+    pub scope: u8,
+    /// Outgoing interface index, 0 when none.
+    pub oif: u32,
+    /// `rtm_protocol`: the agent's own number marks its routes.
+    pub protocol: u8,
+}
+
+/// A neighbour (ARP/NDP) entry as read from (or written to) the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelNeighbour {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Neighbour IP address.
+    pub ip: std::net::IpAddr,
+    /// Link-layer address.
+    pub mac: Option<MacAddr>,
+    /// `ndm_state` (NUD_PERMANENT 0x80, NUD_NOARP 0x40, NUD_REACHABLE 0x02, NUD_STALE 0x04).
+    pub state: u16,
+    /// `NDA_PROTOCOL`, when set: the agent's own number marks its entries.
+    pub protocol: Option<u8>,
+}
+
+/// Every link of a namespace by name, owned or not: routes and neighbour entries may use links
+/// the agent does not own (`lo`, `eth0`), so the scheduler needs to know they exist and are up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkPresence {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Host name.
+    pub name: String,
+    /// Admin state (`IFF_UP`).
+    pub up: bool,
+    /// Addresses (for gateway reachability), without IPv6 link-local ones.
+    pub addresses: Vec<IpNet>,
+}

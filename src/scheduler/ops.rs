@@ -163,3 +163,82 @@ pub enum OpOutcome {
         error: String,
     },
 }
+
+/// Route and neighbour operations (issue 3). The executor implements them; the scheduler does
+/// not emit them yet.
+pub mod l3 {
+    use crate::kernel::{KernelNeighbour, KernelRoute, LinkPresence, NsId};
+
+    /// An operation on routes or neighbour entries of one namespace.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum L3Op {
+        /// Read every route carrying `protocol` (all tables), every neighbour entry carrying
+        /// `protocol` in `NDA_PROTOCOL`, and every link (owned or not) with its addresses.
+        Dump {
+            /// Namespace.
+            ns: NsId,
+            /// The agent's routing-protocol number.
+            protocol: u8,
+        },
+        /// Create a route, failing if one with the same (table, dst, metric) exists
+        /// (`NLM_F_CREATE|NLM_F_EXCL`).
+        AddRoute {
+            /// Namespace.
+            ns: NsId,
+            /// The route (its `protocol` set).
+            route: KernelRoute,
+        },
+        /// Create or replace the route with the same (table, dst, metric)
+        /// (`NLM_F_CREATE|NLM_F_REPLACE`).
+        ReplaceRoute {
+            /// Namespace.
+            ns: NsId,
+            /// The route (its `protocol` set).
+            route: KernelRoute,
+        },
+        /// Delete exactly this route (ESRCH/ENOENT count as success).
+        DeleteRoute {
+            /// Namespace.
+            ns: NsId,
+            /// The route as dumped.
+            route: KernelRoute,
+        },
+        /// Create or replace a neighbour entry (`NLM_F_CREATE|NLM_F_REPLACE`).
+        SetNeighbour {
+            /// Namespace.
+            ns: NsId,
+            /// The entry (its `protocol` set).
+            neighbour: KernelNeighbour,
+        },
+        /// Delete a neighbour entry (ENOENT counts as success).
+        DeleteNeighbour {
+            /// Namespace.
+            ns: NsId,
+            /// The entry as dumped.
+            neighbour: KernelNeighbour,
+        },
+    }
+
+    /// The result of one [`L3Op`].
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum L3Outcome {
+        /// `Dump` result.
+        Dumped {
+            /// Owned routes.
+            routes: Vec<KernelRoute>,
+            /// Owned neighbour entries.
+            neighbours: Vec<KernelNeighbour>,
+            /// Every link of the namespace.
+            links: Vec<LinkPresence>,
+        },
+        /// A write succeeded.
+        Done,
+        /// The operation failed.
+        Failed {
+            /// Classification.
+            kind: super::FailureKind,
+            /// Message naming the object and the errno text.
+            error: String,
+        },
+    }
+}
