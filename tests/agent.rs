@@ -530,6 +530,30 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
         "{s}"
     );
     assert!(agent.running(), "bad values do not stop the agent");
+    // The control tool shows the same statuses.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsagent-ctl"))
+        .args([
+            "--etcd-endpoints",
+            &env.etcd.endpoint(),
+            "--label",
+            &env.label,
+            "status",
+        ])
+        .output()
+        .expect("nsagent-ctl status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("interface/u1 ")
+            && l.contains("invalid")
+            && l.contains("hostIfNme")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("interface/g1 ") && l.contains("applied")),
+        "{text}"
+    );
 
     // Logged once each, even while other items keep changing.
     env.put(

@@ -89,6 +89,12 @@ enum Command {
         #[arg(long)]
         values: bool,
     },
+    /// Show what the agent reports for each item: state (applied, pending, failed, invalid)
+    /// and why; NAME limits it to items of that name (`veth1` or `interface/veth1`).
+    Status {
+        /// Item name or short key.
+        name: Option<String>,
+    },
     /// List the ready configurations, print one, or write one in a single transaction.
     Example {
         /// Name of the example.
@@ -172,6 +178,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     print_value(kv.value())?;
                     println!();
                 }
+            }
+        }
+        Command::Status { name } => {
+            let prefix = nsagent::status::status_prefix(&tree);
+            let mut etcd = store::connect(&endpoints).await?;
+            let resp =
+                timed(etcd.get(prefix.as_str(), Some(GetOptions::new().with_prefix()))).await?;
+            let mut shown = 0;
+            for kv in resp.kvs() {
+                let short = String::from_utf8_lossy(kv.key())
+                    .trim_start_matches(prefix.as_str())
+                    .to_string();
+                let wanted = name
+                    .as_deref()
+                    .is_none_or(|n| short == n || short.rsplit('/').next() == Some(n));
+                if !wanted {
+                    continue;
+                }
+                let v: serde_json::Value = serde_json::from_slice(kv.value())
+                    .map_err(|e| anyhow!("{short}: unreadable status: {e}"))?;
+                let state = v["state"].as_str().unwrap_or("?");
+                match v["detail"].as_str().filter(|d| !d.is_empty()) {
+                    Some(detail) => println!("{short:30} {state:8} {detail}"),
+                    None => println!("{short:30} {state}"),
+                }
+                shown += 1;
+            }
+            if shown == 0 {
+                bail!(
+                    "no status found (is the agent with label {} running?)",
+                    tree.label()
+                );
             }
         }
         Command::Example { name: None, .. } => {
