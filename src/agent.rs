@@ -3,7 +3,7 @@
 
 use crate::config::AgentConfig;
 use crate::keys::{ItemKind, KeyTree};
-use crate::model;
+use crate::model::{self, ArpEntry, ConfigItem, Route};
 use crate::netlink::Executor;
 use crate::scheduler::ops::{Op, OpOutcome};
 use crate::scheduler::{Item, ItemStatus, Scheduler};
@@ -39,6 +39,18 @@ impl Tally {
     }
 }
 
+/// The names of some items.
+fn names<T>(items: &[Item<T>]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|i| i.name().to_string()).collect()
+}
+
+/// A decoded value of one of the three kinds.
+enum Decoded {
+    Interface(Item),
+    Route(Item<Route>),
+    Arp(Item<ArpEntry>),
+}
+
 /// The running agent.
 pub struct Agent {
     keys: KeyTree,
@@ -47,7 +59,7 @@ pub struct Agent {
     status: StatusPublisher,
     started: Instant,
     /// Status last written to the log, per item.
-    logged: BTreeMap<String, ItemStatus>,
+    logged: BTreeMap<(ItemKind, String), ItemStatus>,
     /// Set by a snapshot; cleared by the report once the kernel matches it.
     resync_revision: Option<i64>,
     tally: Tally,
@@ -179,24 +191,41 @@ impl Agent {
     fn on_store_event(&mut self, event: StoreEvent) {
         match event {
             StoreEvent::Snapshot { revision, kvs } => {
-                let items: Vec<Item> = kvs.iter().filter_map(|kv| self.item(kv)).collect();
-                tracing::info!(revision, items = items.len(), "resync from etcd snapshot");
-                let names = items.iter().map(|i| i.name().to_string()).collect();
-                self.status.retain(ItemKind::Interface, names);
-                self.scheduler.resync(items);
+                let (mut interfaces, mut routes, mut arps) = (Vec::new(), Vec::new(), Vec::new());
+                for kv in &kvs {
+                    match self.decode(kv) {
+                        Some(Decoded::Interface(i)) => interfaces.push(i),
+                        Some(Decoded::Route(r)) => routes.push(r),
+                        Some(Decoded::Arp(a)) => arps.push(a),
+                        None => {}
+                    }
+                }
+                tracing::info!(
+                    revision,
+                    interfaces = interfaces.len(),
+                    routes = routes.len(),
+                    arps = arps.len(),
+                    "resync from etcd snapshot"
+                );
+                self.status.retain(ItemKind::Interface, names(&interfaces));
+                self.status.retain(ItemKind::Route, names(&routes));
+                self.status.retain(ItemKind::Arp, names(&arps));
+                self.scheduler.resync(interfaces);
+                self.scheduler.resync_l3(routes, arps);
                 self.resync_revision = Some(revision);
                 self.tally = Tally::default();
             }
-            StoreEvent::Put(kv) => {
-                if let Some(item) = self.item(&kv) {
-                    self.scheduler.put(item);
-                }
-            }
+            StoreEvent::Put(kv) => match self.decode(&kv) {
+                Some(Decoded::Interface(i)) => self.scheduler.put(i),
+                Some(Decoded::Route(r)) => self.scheduler.put_route(r),
+                Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
+                None => {}
+            },
             StoreEvent::Delete { key, .. } => {
-                if let Some((ItemKind::Interface, name)) = self.keys.parse(&key) {
-                    self.scheduler.delete(&name);
-                    self.status.set(ItemKind::Interface, &name, None);
-                    if self.logged.remove(&name).is_some() {
+                if let Some((kind, name)) = self.keys.parse(&key) {
+                    self.scheduler.delete_l3(kind, &name);
+                    self.status.set(kind, &name, None);
+                    if self.logged.remove(&(kind, name)).is_some() {
                         tracing::info!(key, "removed");
                     }
                 }
@@ -204,55 +233,76 @@ impl Agent {
         }
     }
 
-    /// Decodes one value into a scheduler item; other kinds are not supported yet.
-    fn item(&self, kv: &KeyValue) -> Option<Item> {
-        match self.keys.parse(&kv.key) {
-            Some((ItemKind::Interface, _)) => Some(Item {
-                key: kv.key.clone(),
-                revision: kv.mod_revision,
-                config: model::decode_interface(&kv.key, &kv.value),
+    /// Decodes one value into a scheduler item of its kind.
+    fn decode(&self, kv: &KeyValue) -> Option<Decoded> {
+        let Some((kind, _)) = self.keys.parse(&kv.key) else {
+            tracing::warn!(
+                key = kv.key,
+                "ignoring key: not an interface, arp or route key of this agent"
+            );
+            return None;
+        };
+        let (key, revision) = (kv.key.clone(), kv.mod_revision);
+        Some(match model::decode_value(kind, &kv.key, &kv.value) {
+            Ok(ConfigItem::Interface(i)) => Decoded::Interface(Item {
+                key,
+                revision,
+                config: Ok(i),
             }),
-            Some((kind, _)) => {
-                tracing::warn!(
-                    key = kv.key,
-                    "{kind} values are not supported by this version yet; ignored"
-                );
-                None
-            }
-            None => {
-                tracing::warn!(
-                    key = kv.key,
-                    "ignoring key: not an interface, arp or route key of this agent"
-                );
-                None
-            }
-        }
+            Ok(ConfigItem::Route(r)) => Decoded::Route(Item {
+                key,
+                revision,
+                config: Ok(r),
+            }),
+            Ok(ConfigItem::Arp(a)) => Decoded::Arp(Item {
+                key,
+                revision,
+                config: Ok(a),
+            }),
+            Err(e) => match kind {
+                ItemKind::Interface => Decoded::Interface(Item {
+                    key,
+                    revision,
+                    config: Err(e),
+                }),
+                ItemKind::Route => Decoded::Route(Item {
+                    key,
+                    revision,
+                    config: Err(e),
+                }),
+                ItemKind::Arp => Decoded::Arp(Item {
+                    key,
+                    revision,
+                    config: Err(e),
+                }),
+            },
+        })
     }
 
     /// Logs and publishes every status change once.
     fn log_status(&mut self) {
-        for name in self.scheduler.take_changes() {
-            let Some(status) = self.scheduler.status().get(&name) else {
+        for id in self.scheduler.take_changes() {
+            let Some(status) = self.scheduler.status().get(&id) else {
                 continue;
             };
             // `Applying` is transient: it is not remembered, so that a retry that fails the
             // same way again is not logged again.
-            if self.logged.get(&name) == Some(status) {
+            if self.logged.get(&id) == Some(status) || *status == ItemStatus::Applying {
+                if *status == ItemStatus::Applying {
+                    tracing::debug!(key = self.keys.key(id.0, &id.1), "applying");
+                }
                 continue;
             }
-            let key = self.keys.key(ItemKind::Interface, &name);
+            let key = self.keys.key(id.0, &id.1);
             match status {
                 ItemStatus::Applied => tracing::info!(key, "applied"),
-                ItemStatus::Applying => tracing::debug!(key, "applying"),
+                ItemStatus::Applying => {}
                 ItemStatus::Pending { reason } => tracing::info!(key, "pending: {reason}"),
                 ItemStatus::Failed { error } => tracing::warn!(key, "failed, will retry: {error}"),
                 ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
             }
-            if *status != ItemStatus::Applying {
-                self.status
-                    .set(ItemKind::Interface, &name, Some(status.clone()));
-                self.logged.insert(name, status.clone());
-            }
+            self.status.set(id.0, &id.1, Some(status.clone()));
+            self.logged.insert(id, status.clone());
         }
     }
 

@@ -1,9 +1,10 @@
 //! An in-memory kernel for unit tests of the scheduler's logic (never a proof that a feature
 //! works against the real kernel: the integration tests are).
 
+use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op, OpOutcome};
 use super::{Plan, Scheduler};
-use crate::kernel::{KernelLink, NsId};
+use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
 use crate::keys::KeyTree;
 use crate::model::{MacAddr, NamespaceRef};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,6 +31,12 @@ pub struct FakeKernel {
     pub writes: usize,
     /// One-shot faults: the next operation of this kind fails.
     pub fail_next: BTreeSet<&'static str>,
+    /// Routes of every namespace (any protocol).
+    pub routes: BTreeMap<NsId, Vec<KernelRoute>>,
+    /// Neighbour entries of every namespace (any protocol).
+    pub neighbours: BTreeMap<NsId, Vec<KernelNeighbour>>,
+    /// Route/neighbour writes executed.
+    pub l3_writes: usize,
 }
 
 impl FakeKernel {
@@ -43,6 +50,9 @@ impl FakeKernel {
             next_index: 10,
             writes: 0,
             fail_next: BTreeSet::new(),
+            routes: BTreeMap::new(),
+            neighbours: BTreeMap::new(),
+            l3_writes: 0,
         };
         k.add_namespace(NamespaceRef::Default);
         k
@@ -69,9 +79,148 @@ impl FakeKernel {
             return;
         };
         let dead = self.links.remove(&id).unwrap_or_default();
+        self.routes.remove(&id);
+        self.neighbours.remove(&id);
         for l in dead.values() {
-            if let Some(links) = self.links.get_mut(&l.peer.0) {
-                links.remove(&l.peer.1);
+            self.remove_link(l.peer.0, l.peer.1);
+        }
+    }
+
+    /// Removes a link; the kernel flushes its routes and neighbour entries with it.
+    fn remove_link(&mut self, ns: NsId, ifindex: u32) -> Option<FakeLink> {
+        let l = self.links.get_mut(&ns).and_then(|m| m.remove(&ifindex))?;
+        self.flush_routes(ns, ifindex);
+        if let Some(n) = self.neighbours.get_mut(&ns) {
+            n.retain(|e| e.ifindex != ifindex);
+        }
+        Some(l)
+    }
+
+    fn flush_routes(&mut self, ns: NsId, ifindex: u32) {
+        if let Some(r) = self.routes.get_mut(&ns) {
+            r.retain(|r| r.oif != ifindex);
+        }
+    }
+
+    /// Adds a route by hand (another program's).
+    pub fn add_foreign_route(&mut self, ns: NsId, route: KernelRoute) {
+        self.routes.entry(ns).or_default().push(route);
+    }
+
+    /// Routes of a namespace.
+    pub fn routes_in(&self, r: &NamespaceRef) -> Vec<KernelRoute> {
+        self.world
+            .get(r)
+            .and_then(|id| self.routes.get(id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Neighbour entries of a namespace.
+    pub fn neighbours_in(&self, r: &NamespaceRef) -> Vec<KernelNeighbour> {
+        self.world
+            .get(r)
+            .and_then(|id| self.neighbours.get(id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sets a link's addresses by hand.
+    pub fn set_addresses(&mut self, ns: NsId, ifindex: u32, addresses: Vec<ipnet::IpNet>) {
+        if let Some(l) = self.links.get_mut(&ns).and_then(|m| m.get_mut(&ifindex)) {
+            l.link.addresses = addresses;
+        }
+    }
+
+    fn execute_l3(&mut self, op: &L3Op) -> L3Outcome {
+        let fail = |kind, error: String| L3Outcome::Failed { kind, error };
+        let ns = match op {
+            L3Op::Dump { ns, .. }
+            | L3Op::AddRoute { ns, .. }
+            | L3Op::ReplaceRoute { ns, .. }
+            | L3Op::DeleteRoute { ns, .. }
+            | L3Op::SetNeighbour { ns, .. }
+            | L3Op::DeleteNeighbour { ns, .. } => *ns,
+        };
+        if self.fail_next.remove("l3") {
+            return fail(FailureKind::Other, "injected l3 failure".into());
+        }
+        let Some(links) = self.links.get(&ns) else {
+            return fail(FailureKind::NamespaceGone, "namespace is gone".into());
+        };
+        match op {
+            L3Op::Dump { protocol, .. } => L3Outcome::Dumped {
+                routes: self
+                    .routes
+                    .get(&ns)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.protocol == *protocol)
+                    .cloned()
+                    .collect(),
+                neighbours: self
+                    .neighbours
+                    .get(&ns)
+                    .into_iter()
+                    .flatten()
+                    .filter(|n| n.protocol == Some(*protocol))
+                    .cloned()
+                    .collect(),
+                links: links
+                    .values()
+                    .map(|l| LinkPresence {
+                        ifindex: l.link.ifindex,
+                        name: l.link.name.clone(),
+                        up: l.link.up,
+                        addresses: l.link.addresses.clone(),
+                    })
+                    .collect(),
+            },
+            L3Op::AddRoute { route, .. } | L3Op::ReplaceRoute { route, .. } => {
+                if route.oif != 0 {
+                    match links.get(&route.oif) {
+                        None => return fail(FailureKind::LinkGone, "no such device".into()),
+                        Some(l) if !l.link.up => {
+                            return fail(FailureKind::Other, "network is down".into())
+                        }
+                        _ => {}
+                    }
+                }
+                let table = self.routes.entry(ns).or_default();
+                let same = |r: &KernelRoute| {
+                    (r.table, r.dst, r.metric) == (route.table, route.dst, route.metric)
+                };
+                if matches!(op, L3Op::AddRoute { .. }) && table.iter().any(same) {
+                    return fail(FailureKind::Other, "route exists".into());
+                }
+                table.retain(|r| !same(r));
+                table.push(route.clone());
+                self.l3_writes += 1;
+                L3Outcome::Done
+            }
+            L3Op::DeleteRoute { route, .. } => {
+                if let Some(t) = self.routes.get_mut(&ns) {
+                    t.retain(|r| r != route);
+                }
+                self.l3_writes += 1;
+                L3Outcome::Done
+            }
+            L3Op::SetNeighbour { neighbour, .. } => {
+                if !links.contains_key(&neighbour.ifindex) {
+                    return fail(FailureKind::LinkGone, "no such device".into());
+                }
+                let t = self.neighbours.entry(ns).or_default();
+                t.retain(|n| (n.ifindex, n.ip) != (neighbour.ifindex, neighbour.ip));
+                t.push(neighbour.clone());
+                self.l3_writes += 1;
+                L3Outcome::Done
+            }
+            L3Op::DeleteNeighbour { neighbour, .. } => {
+                if let Some(t) = self.neighbours.get_mut(&ns) {
+                    t.retain(|n| n != neighbour);
+                }
+                self.l3_writes += 1;
+                L3Outcome::Done
             }
         }
     }
@@ -260,6 +409,10 @@ impl FakeKernel {
                 l.addresses.sort();
                 let link = l.clone();
                 self.writes += 1;
+                if changes.up == Some(false) {
+                    // The kernel drops the routes of a link that goes down.
+                    self.flush_routes(*ns, *ifindex);
+                }
                 OpOutcome::Updated { link }
             }
             Op::DeleteLink { ns, ifindex, .. } => {
@@ -267,14 +420,13 @@ impl FakeKernel {
                     return f;
                 }
                 self.writes += 1;
-                if let Some(l) = self.links.get_mut(ns).and_then(|m| m.remove(ifindex)) {
-                    if let Some(links) = self.links.get_mut(&l.peer.0) {
-                        links.remove(&l.peer.1);
-                    }
+                if let Some(l) = self.remove_link(*ns, *ifindex) {
+                    self.remove_link(l.peer.0, l.peer.1);
                 }
                 OpOutcome::Deleted
             }
             Op::ReleaseNs { .. } => OpOutcome::Released,
+            Op::L3(op) => OpOutcome::L3(self.execute_l3(op)),
         }
     }
 
@@ -298,6 +450,38 @@ impl FakeKernel {
             self.run(s, &plan, now);
         }
         panic!("scheduler did not converge in 50 rounds");
+    }
+
+    /// Routes and neighbour entries carrying `protocol`, per namespace reference, with
+    /// interfaces by name instead of index.
+    pub fn normalized_l3(&self, protocol: u8) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (r, id) in &self.world {
+            let name = |ifindex: u32| {
+                self.links
+                    .get(id)
+                    .and_then(|m| m.get(&ifindex))
+                    .map(|l| l.link.name.clone())
+                    .unwrap_or_default()
+            };
+            for rt in self.routes.get(id).into_iter().flatten() {
+                if rt.protocol == protocol {
+                    let mut k = rt.clone();
+                    let dev = name(k.oif);
+                    k.oif = 0;
+                    out.insert(format!("{r:?} route {k:?} dev {dev}"));
+                }
+            }
+            for n in self.neighbours.get(id).into_iter().flatten() {
+                if n.protocol == Some(protocol) {
+                    let mut k = n.clone();
+                    let dev = name(k.ifindex);
+                    k.ifindex = 0;
+                    out.insert(format!("{r:?} neigh {k:?} dev {dev}"));
+                }
+            }
+        }
+        out
     }
 
     /// The links of a namespace by host name.

@@ -10,6 +10,7 @@
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
 pub mod backoff;
+mod l3;
 pub mod ops;
 mod plan;
 mod status;
@@ -22,35 +23,40 @@ mod tests;
 pub use status::ItemStatus;
 
 use crate::kernel::{KernelLink, NsId};
+use crate::keys::ItemKind;
 use crate::keys::KeyTree;
-use crate::model::{Interface, ModelError, NamespaceRef};
+use crate::model::{ArpEntry, Interface, ModelError, NamespaceRef, Route};
 use backoff::Backoff;
 use ops::{FailureKind, Op, OpOutcome};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The routing-protocol number (`rtm_protocol`, and `NDA_PROTOCOL` for neighbour entries)
+/// that marks routes and neighbour entries as the agent's own. Unassigned in
+/// `rtnetlink.h`, unlike 3 (`boot`, what `ip route add` uses), 4 (`static`) or the numbers
+/// of routing daemons.
+pub const DEFAULT_ROUTE_PROTOCOL: u8 = 196;
+
 /// Longest wait between two attempts to resolve a namespace reference that names nothing.
 const REF_RETRY_MAX: Duration = Duration::from_secs(2);
 
-/// One configured interface as the scheduler keeps it: the decoded value or why it is bad.
+/// One configured value as the scheduler keeps it: the decoded value or why it is bad.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Item {
+pub struct Item<T = Interface> {
     /// Full etcd key.
     pub key: String,
-    /// etcd mod revision of the value (the later write loses a host-name conflict).
+    /// etcd mod revision of the value (the later write loses a conflict).
     pub revision: i64,
     /// The decoded value, or the decoding/validation error.
-    pub config: Result<Interface, ModelError>,
+    pub config: Result<T, ModelError>,
 }
 
-impl Item {
-    /// The logical name: the value's name, or the key's last segment for bad values.
+impl<T> Item<T> {
+    /// The item's name: the key's last segment (the decoder checks that a value's `name`
+    /// equals it).
     pub fn name(&self) -> &str {
-        match &self.config {
-            Ok(i) => &i.name,
-            Err(_) => self.key.rsplit('/').next().unwrap_or(&self.key),
-        }
+        self.key.rsplit('/').next().unwrap_or(&self.key)
     }
 }
 
@@ -108,14 +114,25 @@ enum View {
 pub struct Scheduler {
     keys: KeyTree,
     items: BTreeMap<String, Item>,
+    routes: BTreeMap<String, Item<Route>>,
+    arps: BTreeMap<String, Item<ArpEntry>>,
     refs: FxHashMap<NamespaceRef, RefState>,
     views: BTreeMap<NsId, View>,
     item_backoff: FxHashMap<String, Backoff>,
     view_backoff: BTreeMap<NsId, Backoff>,
     link_backoff: BTreeMap<(NsId, u32), Backoff>,
-    status: FxHashMap<String, ItemStatus>,
+    status: FxHashMap<(ItemKind, String), ItemStatus>,
     /// Items whose status changed since [`Scheduler::take_changes`] was last called.
-    changed: Vec<String>,
+    changed: Vec<(ItemKind, String)>,
+    /// Routes and neighbour entries of each namespace, as far as the agent manages them.
+    l3_views: BTreeMap<NsId, l3::L3View>,
+    l3_view_backoff: BTreeMap<NsId, Backoff>,
+    /// Routes and ARP entries whose last write failed.
+    l3_backoff: FxHashMap<(ItemKind, String), Backoff>,
+    /// Which item each route/neighbour write of the last plan was for.
+    l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
+    /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
+    protocol: u8,
 }
 
 impl Scheduler {
@@ -124,6 +141,8 @@ impl Scheduler {
         Scheduler {
             keys,
             items: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            arps: BTreeMap::new(),
             refs: FxHashMap::default(),
             views: BTreeMap::new(),
             item_backoff: FxHashMap::default(),
@@ -131,7 +150,17 @@ impl Scheduler {
             link_backoff: BTreeMap::new(),
             status: FxHashMap::default(),
             changed: Vec::new(),
+            l3_views: BTreeMap::new(),
+            l3_view_backoff: BTreeMap::new(),
+            l3_backoff: FxHashMap::default(),
+            l3_writes: FxHashMap::default(),
+            protocol: DEFAULT_ROUTE_PROTOCOL,
         }
+    }
+
+    /// Uses `protocol` instead of [`DEFAULT_ROUTE_PROTOCOL`] to mark routes and neighbours.
+    pub fn set_route_protocol(&mut self, protocol: u8) {
+        self.protocol = protocol;
     }
 
     /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed
@@ -141,7 +170,13 @@ impl Scheduler {
             .into_iter()
             .map(|i| (i.name().to_string(), normalized(i)))
             .collect();
-        self.status.retain(|name, _| self.items.contains_key(name));
+        self.status.retain(|(kind, name), _| {
+            *kind != ItemKind::Interface || self.items.contains_key(name)
+        });
+        for view in self.l3_views.values_mut() {
+            *view = l3::L3View::Unknown;
+        }
+        self.l3_view_backoff.clear();
         for view in self.views.values_mut() {
             *view = View::Unknown;
         }
@@ -157,10 +192,7 @@ impl Scheduler {
         let name = item.name().to_string();
         self.item_backoff.remove(&name);
         if let Ok(interface) = &item.config {
-            // Writing the configuration again allows a vanished named namespace to be made anew.
-            if let Some(RefState::Unavailable { .. }) = self.refs.get(&interface.namespace) {
-                self.refs.remove(&interface.namespace);
-            }
+            self.allow_namespace_again(&interface.namespace.clone());
         }
         self.items.insert(name, normalized(item));
     }
@@ -169,7 +201,65 @@ impl Scheduler {
     pub fn delete(&mut self, name: &str) {
         self.items.remove(name);
         self.item_backoff.remove(name);
-        self.status.remove(name);
+        self.status.remove(&(ItemKind::Interface, name.to_string()));
+    }
+
+    /// Replaces all routes and ARP entries (with a fresh etcd snapshot; call after
+    /// [`Self::resync`]).
+    pub fn resync_l3(&mut self, routes: Vec<Item<Route>>, arps: Vec<Item<ArpEntry>>) {
+        self.routes = routes
+            .into_iter()
+            .map(|i| (i.name().to_string(), i))
+            .collect();
+        self.arps = arps
+            .into_iter()
+            .map(|i| (i.name().to_string(), i))
+            .collect();
+        self.l3_backoff.clear();
+        self.status.retain(|(kind, name), _| match kind {
+            ItemKind::Interface => true,
+            ItemKind::Route => self.routes.contains_key(name),
+            ItemKind::Arp => self.arps.contains_key(name),
+        });
+    }
+
+    /// One route was written.
+    pub fn put_route(&mut self, item: Item<Route>) {
+        let name = item.name().to_string();
+        self.l3_backoff.remove(&(ItemKind::Route, name.clone()));
+        if let Ok(r) = &item.config {
+            self.allow_namespace_again(&r.namespace.clone());
+        }
+        self.routes.insert(name, item);
+    }
+
+    /// One ARP entry was written.
+    pub fn put_arp(&mut self, item: Item<ArpEntry>) {
+        let name = item.name().to_string();
+        self.l3_backoff.remove(&(ItemKind::Arp, name.clone()));
+        if let Ok(a) = &item.config {
+            self.allow_namespace_again(&a.namespace.clone());
+        }
+        self.arps.insert(name, item);
+    }
+
+    /// A route or ARP entry was deleted.
+    pub fn delete_l3(&mut self, kind: ItemKind, name: &str) {
+        match kind {
+            ItemKind::Route => self.routes.remove(name).is_some(),
+            ItemKind::Arp => self.arps.remove(name).is_some(),
+            ItemKind::Interface => return self.delete(name),
+        };
+        let key = (kind, name.to_string());
+        self.l3_backoff.remove(&key);
+        self.status.remove(&key);
+    }
+
+    /// Writing configuration again allows a vanished named namespace to be made anew.
+    fn allow_namespace_again(&mut self, reference: &NamespaceRef) {
+        if let Some(RefState::Unavailable { .. }) = self.refs.get(reference) {
+            self.refs.remove(reference);
+        }
     }
 
     /// A namespace reference resolved earlier names nothing any more (process exited,
@@ -193,18 +283,29 @@ impl Scheduler {
         if !still_used {
             self.views.remove(&ns);
             self.view_backoff.remove(&ns);
+            self.l3_views.remove(&ns);
         }
     }
 
-    /// Status of every configured item, by logical name, as of the last [`Self::plan`].
-    pub fn status(&self) -> &FxHashMap<String, ItemStatus> {
+    /// Status of every configured item, by kind and name, as of the last [`Self::plan`].
+    pub fn status(&self) -> &FxHashMap<(ItemKind, String), ItemStatus> {
         &self.status
     }
 
     /// Names of the items whose status changed since the last call (statuses of deleted
     /// items are simply gone).
-    pub fn take_changes(&mut self) -> Vec<String> {
+    pub fn take_changes(&mut self) -> Vec<(ItemKind, String)> {
         std::mem::take(&mut self.changed)
+    }
+
+    /// The routes, by name.
+    pub fn routes(&self) -> &BTreeMap<String, Item<Route>> {
+        &self.routes
+    }
+
+    /// The ARP entries, by name.
+    pub fn arps(&self) -> &BTreeMap<String, Item<ArpEntry>> {
+        &self.arps
     }
 
     /// The items, by logical name.
@@ -222,6 +323,8 @@ impl Scheduler {
             .values()
             .chain(self.view_backoff.values())
             .chain(self.link_backoff.values())
+            .chain(self.l3_backoff.values())
+            .chain(self.l3_view_backoff.values())
             .map(|b| b.retry_at)
             .chain(refs)
             .filter(|t| *t > now)
@@ -230,7 +333,9 @@ impl Scheduler {
 
     /// Folds the outcome of one operation of the last plan into the scheduler's beliefs.
     pub fn complete(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
+        self.links_changed(op);
         match (op, outcome) {
+            (Op::L3(op), OpOutcome::L3(outcome)) => self.complete_l3(op, outcome, now),
             (Op::ResolveNs { reference, .. }, OpOutcome::NsResolved { ns }) => {
                 self.refs.insert(reference.clone(), RefState::Resolved(ns));
                 self.views.entry(ns).or_insert(View::Unknown);
@@ -316,6 +421,7 @@ impl Scheduler {
             (Op::ReleaseNs { ns }, _) => {
                 // The executor forgets every reference to it as well.
                 self.views.remove(ns);
+                self.l3_views.remove(ns);
                 self.view_backoff.remove(ns);
                 self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
             }

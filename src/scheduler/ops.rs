@@ -97,6 +97,8 @@ pub enum Op {
         /// Its host name, for logs.
         name: String,
     },
+    /// A route or neighbour operation.
+    L3(l3::L3Op),
     /// Close the executor's socket and descriptor of a namespace that went away or is no
     /// longer referenced (an open socket keeps a dead namespace alive).
     ReleaseNs {
@@ -155,6 +157,8 @@ pub enum OpOutcome {
     Deleted,
     /// `ReleaseNs` done.
     Released,
+    /// Result of an [`Op::L3`].
+    L3(l3::L3Outcome),
     /// The operation failed.
     Failed {
         /// Classification.
@@ -164,8 +168,7 @@ pub enum OpOutcome {
     },
 }
 
-/// Route and neighbour operations (issue 3). The executor implements them; the scheduler does
-/// not emit them yet.
+/// Route and neighbour operations.
 pub mod l3 {
     use crate::kernel::{KernelNeighbour, KernelRoute, LinkPresence, NsId};
 

@@ -7,7 +7,7 @@
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::{ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
-use crate::keys::KeyTree;
+use crate::keys::{ItemKind, KeyTree};
 use crate::model::{Interface, InterfaceType, NamespaceRef};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -71,25 +71,47 @@ struct Claim<'a> {
 }
 
 /// Item statuses, updated in place; remembers which changed.
-struct StatusBook {
-    map: HashMap<String, ItemStatus>,
-    changed: Vec<String>,
+pub(super) struct StatusBook {
+    map: HashMap<(ItemKind, String), ItemStatus>,
+    changed: Vec<(ItemKind, String)>,
+    /// Scratch key, so that looking up an existing status allocates nothing.
+    probe: (ItemKind, String),
 }
 
 impl StatusBook {
+    /// Sets the status of an interface.
     fn set(&mut self, name: &str, status: ItemStatus) {
-        match self.map.get_mut(name) {
+        self.set_kind(ItemKind::Interface, name, status);
+    }
+
+    /// Sets the status of an item of any kind.
+    pub(super) fn set_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
+        self.probe.0 = kind;
+        self.probe.1.clear();
+        self.probe.1.push_str(name);
+        match self.map.get_mut(&self.probe) {
             Some(old) if *old == status => {}
             Some(old) => {
                 *old = status;
-                self.changed.push(name.to_string());
+                self.changed.push(self.probe.clone());
             }
             None => {
-                self.map.insert(name.to_string(), status);
-                self.changed.push(name.to_string());
+                self.map.insert(self.probe.clone(), status);
+                self.changed.push(self.probe.clone());
             }
         }
     }
+}
+
+/// What routes and neighbour entries may assume about a configured interface this round.
+#[derive(Clone, Debug)]
+pub(super) enum IfaceState<'a> {
+    /// Applied as configured: its link in its namespace.
+    Usable { ns: NsId, link: &'a KernelLink },
+    /// Being applied, held, or retried: leave what depends on it as it is.
+    Busy,
+    /// Not applied; why.
+    Absent(String),
 }
 
 impl Scheduler {
@@ -98,21 +120,29 @@ impl Scheduler {
         let mut book = StatusBook {
             map: std::mem::take(&mut self.status),
             changed: std::mem::take(&mut self.changed),
+            probe: (ItemKind::Interface, String::new()),
         };
-        let (plan, stale_refs) = self.plan_with(now, &mut book);
+        let (plan, stale_refs, l3_writes) = self.plan_with(now, &mut book);
         for r in stale_refs {
             self.refs.remove(&r);
         }
+        self.l3_writes = l3_writes;
         self.status = book.map;
         self.changed = book.changed;
         plan
     }
 
-    fn plan_with(&self, now: Duration, book: &mut StatusBook) -> (Plan, Vec<NamespaceRef>) {
+    #[allow(clippy::type_complexity)]
+    fn plan_with(
+        &self,
+        now: Duration,
+        book: &mut StatusBook,
+    ) -> (Plan, Vec<NamespaceRef>, super::l3::L3Writes) {
         let valid = self.valid_items(book);
 
         let mut scan: HashSet<&NamespaceRef> = HashSet::default();
         scan.insert(&NamespaceRef::Default);
+        scan.extend(self.l3_namespaces());
         let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
             scan.insert(&i.namespace);
@@ -162,6 +192,7 @@ impl Scheduler {
                 learn.push(Op::DumpNs { ns: *ns });
             }
         }
+        learn.extend(self.l3_dumps(&needed_views, now));
 
         // Decide every valid item (in name order, so that plans are deterministic).
         let decisions: Vec<(&str, Decision)> = self
@@ -234,6 +265,25 @@ impl Scheduler {
             }
         }
 
+        // What dependents may assume about each interface.
+        let mut ifaces: HashMap<&str, IfaceState> = HashMap::default();
+        for (name, item) in &self.items {
+            if !valid.contains_key(name.as_str()) {
+                let why = match &item.config {
+                    Err(_) => "its value is invalid".to_string(),
+                    Ok(_) => "it is not valid".to_string(),
+                };
+                ifaces.insert(name, IfaceState::Absent(why));
+            }
+        }
+        for (name, decision) in &decisions {
+            let state = match decision {
+                Decision::Withdraw(s) => IfaceState::Absent(s.detail().to_string()),
+                Decision::Hold(_) | Decision::Desired(_) => IfaceState::Busy,
+            };
+            ifaces.insert(name, state);
+        }
+
         // Pairs, each once (from its end with the smaller name).
         for (name, decision) in &decisions {
             let Decision::Desired(end) = decision else {
@@ -281,6 +331,15 @@ impl Scheduler {
                         });
                     }
                 }
+                if !busy {
+                    for (k, n) in [(ka, *name), (kb, end.peer())] {
+                        let usable = IfaceState::Usable {
+                            ns: k.ns,
+                            link: k.link,
+                        };
+                        ifaces.insert(n, usable);
+                    }
+                }
             } else {
                 deletes.extend(ca.iter().chain(cb).map(|c| (c.ns, c.link)));
                 writes.push(Op::CreatePair {
@@ -299,6 +358,7 @@ impl Scheduler {
         }
 
         let deletes = self.delete_ops(deletes, now);
+        let l3 = self.plan_l3(now, &ifaces, book);
 
         // Let go of namespaces nothing refers to any more, once they hold nothing of ours,
         // in a round that resolves nothing (a reference being resolved may name one of them).
@@ -320,13 +380,15 @@ impl Scheduler {
             }
         }
 
+        // Routes and neighbours after the links they use; new routes before the old ones
+        // they replace are deleted, so that no moment has none.
         let plan = Plan {
-            phases: [learn, deletes, writes, releases]
+            phases: [learn, deletes, writes, l3.writes, l3.deletes, releases]
                 .into_iter()
                 .filter(|p| !p.is_empty())
                 .collect(),
         };
-        (plan, stale_refs)
+        (plan, stale_refs, l3.targets)
     }
 
     /// Valid VETH items by name, with host-name conflicts removed; statuses for the rest.
@@ -500,7 +562,7 @@ fn pending(reason: String) -> Decision<'static> {
 }
 
 /// The value field that holds a namespace reference of this kind.
-fn namespace_field(r: &NamespaceRef) -> &'static str {
+pub(super) fn namespace_field(r: &NamespaceRef) -> &'static str {
     match r {
         NamespaceRef::Default => "namespace",
         NamespaceRef::Pid(_) => "namespace.pid",

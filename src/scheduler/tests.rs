@@ -1,8 +1,10 @@
 //! Unit and property tests of the scheduler against the in-memory kernel.
 
 use super::fake::FakeKernel;
+use super::ops::l3::L3Op;
 use super::ops::{FailureKind, Op, OpOutcome};
 use super::*;
+use crate::keys::ItemKind;
 use crate::model::{Interface, InterfaceType, MacAddr, ModelError, NamespaceRef};
 use proptest::prelude::*;
 
@@ -83,7 +85,7 @@ impl World {
     }
 
     fn status(&self, name: &str) -> ItemStatus {
-        self.s.status()[name].clone()
+        self.s.status()[&(ItemKind::Interface, name.to_string())].clone()
     }
 
     fn links(&self, r: &NamespaceRef) -> BTreeMap<String, KernelLink> {
@@ -500,7 +502,7 @@ fn no_write_before_the_namespaces_are_read() {
         .flatten()
         .all(|op| matches!(op, Op::ResolveNs { .. })));
     assert_eq!(
-        s.status()["a"],
+        s.status()[&(ItemKind::Interface, "a".to_string())],
         ItemStatus::Pending {
             reason: "reading the named namespace n1".into()
         }
@@ -560,7 +562,11 @@ fn unreferenced_namespaces_are_released() {
 #[derive(Clone, Debug)]
 enum Event {
     Put(Interface),
+    PutPair(Interface, Interface),
     Delete(String),
+    PutRoute(crate::model::Route),
+    PutArp(crate::model::ArpEntry),
+    DeleteL3(ItemKind, String),
     Vanish(NamespaceRef),
     Appear(NamespaceRef),
     Converge,
@@ -571,7 +577,7 @@ const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 fn ns_strategy() -> impl Strategy<Value = NamespaceRef> {
     prop_oneof![
         2 => Just(NamespaceRef::Default),
-        2 => Just(named("n1")),
+        4 => Just(named("n1")),
         2 => Just(named("n2")),
         1 => Just(NamespaceRef::Pid(100)),
         1 => Just(NamespaceRef::Pid(200)),
@@ -586,7 +592,10 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
         prop_oneof![4 => Just(None), 1 => Just(Some("h1")), 1 => Just(Some("h2"))],
         prop_oneof![Just(0u32), Just(1400), Just(9000)],
         any::<bool>(),
-        prop::collection::vec(0..3u8, 0..3),
+        prop::collection::vec(
+            prop_oneof![1 => Just(0u8), 3 => Just(1), 1 => Just(2)],
+            0..3,
+        ),
         prop::option::of(0..3u8),
     )
         .prop_map(|(n, p, ns, host, mtu, enabled, addrs, mac)| {
@@ -598,6 +607,7 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
             }
             i.mtu = mtu;
             i.enabled = enabled;
+            // Mostly with 10.0.1.1/24, which makes the routes' gateway 10.0.1.2 reachable.
             i.ip_addresses = addrs
                 .into_iter()
                 .map(|a| format!("10.0.{a}.1/24").parse().unwrap())
@@ -607,9 +617,83 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
         })
 }
 
+fn route_strategy() -> impl Strategy<Value = crate::model::Route> {
+    (
+        0..2usize,
+        prop_oneof![Just("10.9.0.0/16"), Just("10.8.0.0/16")],
+        prop_oneof![2 => Just(None), 3 => Just(Some("10.0.1.2")), 1 => Just(Some("10.5.5.1"))],
+        prop_oneof![4 => Just("a"), 2 => Just("b"), 1 => Just("lo")],
+        prop_oneof![Just(0u32), Just(100)],
+        prop_oneof![3 => Just(named("n1")), 1 => ns_strategy()],
+        any::<bool>(),
+    )
+        .prop_map(
+            |(n, dst, gw, iface, metric, ns, link)| crate::model::Route {
+                name: ["r1", "r2"][n].into(),
+                description: String::new(),
+                namespace: ns,
+                interface: iface.into(),
+                scope: (link && gw.is_none()).then_some(crate::model::RouteScope::Link),
+                dst: dst.parse().unwrap(),
+                default: false,
+                src: None,
+                gateway: gw.map(|g| g.parse().unwrap()),
+                metric,
+                table: 0,
+            },
+        )
+}
+
+fn arp_strategy() -> impl Strategy<Value = crate::model::ArpEntry> {
+    (
+        0..2usize,
+        prop_oneof![Just("10.0.0.7"), Just("10.0.1.7")],
+        prop_oneof![4 => Just("a"), 2 => Just("b"), 1 => Just("c")],
+        prop_oneof![3 => Just(named("n1")), 1 => ns_strategy()],
+        0..3u8,
+    )
+        .prop_map(|(n, ip, iface, ns, mac)| crate::model::ArpEntry {
+            name: ["p1", "p2"][n].into(),
+            namespace: ns,
+            interface: iface.into(),
+            ip: ip.parse().unwrap(),
+            mac: MacAddr([2, 0, 0, 0, 2, mac]),
+            state: crate::model::NeighbourState::Permanent,
+        })
+}
+
+/// Both ends of a pair at once, mostly a-b with `a` in n1 (where most routes are), so that
+/// routes and entries get applied and then changed.
+fn pair_strategy() -> impl Strategy<Value = Event> {
+    (
+        interface_strategy(),
+        interface_strategy(),
+        any::<bool>(),
+        0..4u8,
+    )
+        .prop_map(|(mut x, mut y, cd, where_x)| {
+            let (nx, ny) = if cd { ("c", "d") } else { ("a", "b") };
+            x.name = nx.into();
+            x.veth_peer = ny.into();
+            y.name = ny.into();
+            y.veth_peer = nx.into();
+            x.host_if_name = nx.into();
+            y.host_if_name = ny.into();
+            if where_x > 0 {
+                x.namespace = named("n1");
+            }
+            Event::PutPair(x, y)
+        })
+}
+
 fn event_strategy() -> impl Strategy<Value = Event> {
     prop_oneof![
-        4 => interface_strategy().prop_map(Event::Put),
+        3 => pair_strategy(),
+        2 => interface_strategy().prop_map(Event::Put),
+        2 => route_strategy().prop_map(Event::PutRoute),
+        2 => arp_strategy().prop_map(Event::PutArp),
+        1 => (0..2usize).prop_map(|n| Event::DeleteL3(ItemKind::Route, ["r1", "r2"][n].into())),
+        1 => (0..2usize).prop_map(|n| Event::DeleteL3(ItemKind::Arp, ["p1", "p2"][n].into())),
         1 => (0..4usize).prop_map(|n| Event::Delete(NAMES[n].into())),
         1 => prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))].prop_map(Event::Vanish),
         1 => prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))].prop_map(Event::Appear),
@@ -618,7 +702,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(600))]
 
     #[test]
     fn any_event_sequence_ends_like_the_final_configuration_at_once(
@@ -632,7 +716,22 @@ proptest! {
         for e in &events {
             match e {
                 Event::Put(i) => w.put(i.clone()),
+                Event::PutPair(x, y) => {
+                    w.put(x.clone());
+                    w.put(y.clone());
+                }
                 Event::Delete(n) => w.s.delete(n),
+                Event::PutRoute(r) => {
+                    w.rev += 1;
+                    let key = keys().key(ItemKind::Route, &r.name);
+                    w.s.put_route(Item { key, revision: w.rev, config: Ok(r.clone()) });
+                }
+                Event::PutArp(a) => {
+                    w.rev += 1;
+                    let key = keys().key(ItemKind::Arp, &a.name);
+                    w.s.put_arp(Item { key, revision: w.rev, config: Ok(a.clone()) });
+                }
+                Event::DeleteL3(kind, n) => w.s.delete_l3(*kind, n),
                 Event::Vanish(r) => {
                     w.k.remove_namespace(r);
                     w.s.namespace_vanished(r, w.now);
@@ -659,7 +758,13 @@ proptest! {
         }
         let mut s = Scheduler::new(keys());
         s.resync(w.s.items().values().cloned().collect());
+        s.resync_l3(
+            w.s.routes().values().cloned().collect(),
+            w.s.arps().values().cloned().collect(),
+        );
         fresh.converge(&mut s, w.now);
+        let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
+        prop_assert_eq!(w.k.normalized_l3(proto), fresh.normalized_l3(proto));
 
         let items = w.s.items().clone();
         let keep_mac = |l: &KernelLink| {
@@ -741,4 +846,429 @@ fn plan_cost() {
         assert!(w.s.plan(w.now).is_empty());
     }
     println!("plan with 1000 ends: {:?}", started.elapsed() / 100);
+}
+
+// ---- routes and neighbour entries ------------------------------------------------------
+
+mod l3 {
+    use super::*;
+    use crate::kernel::KernelRoute;
+    use crate::model::{ArpEntry, NeighbourState, Route, RouteScope};
+    use crate::scheduler::DEFAULT_ROUTE_PROTOCOL as PROTO;
+    use std::net::IpAddr;
+
+    fn route(name: &str, dst: &str, gw: Option<&str>, iface: &str, ns: NamespaceRef) -> Route {
+        Route {
+            name: name.into(),
+            description: String::new(),
+            namespace: ns,
+            interface: iface.into(),
+            scope: None,
+            dst: dst.parse().unwrap(),
+            default: false,
+            src: None,
+            gateway: gw.map(|g| g.parse().unwrap()),
+            metric: 0,
+            table: 0,
+        }
+    }
+
+    fn arp(name: &str, ip: &str, iface: &str, ns: NamespaceRef) -> ArpEntry {
+        ArpEntry {
+            name: name.into(),
+            namespace: ns,
+            interface: iface.into(),
+            ip: ip.parse().unwrap(),
+            mac: MacAddr([2, 0, 0, 0, 0, 9]),
+            state: NeighbourState::Permanent,
+        }
+    }
+
+    fn key(kind: ItemKind, name: &str) -> String {
+        keys().key(kind, name)
+    }
+
+    impl World {
+        fn put_route(&mut self, r: Route) {
+            self.rev += 1;
+            self.s.put_route(Item {
+                key: key(ItemKind::Route, &r.name),
+                revision: self.rev,
+                config: Ok(r),
+            });
+        }
+
+        fn put_arp(&mut self, a: ArpEntry) {
+            self.rev += 1;
+            self.s.put_arp(Item {
+                key: key(ItemKind::Arp, &a.name),
+                revision: self.rev,
+                config: Ok(a),
+            });
+        }
+
+        fn l3_status(&self, kind: ItemKind, name: &str) -> ItemStatus {
+            self.s.status()[&(kind, name.to_string())].clone()
+        }
+
+        fn pair(&mut self, addr_a: &str) {
+            let mut a = veth("a", "b", named("n1"));
+            a.ip_addresses = vec![addr_a.parse().unwrap()];
+            self.put(a);
+            self.put(veth("b", "a", named("n2")));
+        }
+    }
+
+    fn ours(k: &FakeKernel, r: &NamespaceRef) -> Vec<KernelRoute> {
+        k.routes_in(r)
+            .into_iter()
+            .filter(|r| r.protocol == PROTO)
+            .collect()
+    }
+
+    #[test]
+    fn route_and_arp_wait_for_their_interface_and_follow_it() {
+        let mut w = World::new();
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.put_arp(arp("p1", "10.0.0.7", "a", named("n1")));
+        w.converge();
+        // Nothing needs the named namespace yet, so it does not exist: that is the reason.
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Pending { reason } if reason.contains("named namespace n1"))
+        );
+        assert!(matches!(
+            w.l3_status(ItemKind::Arp, "p1"),
+            ItemStatus::Pending { .. }
+        ));
+
+        w.pair("10.0.0.1/24");
+        w.converge();
+        let routes = ours(&w.k, &named("n1"));
+        assert_eq!(routes.len(), 1, "{routes:?}");
+        assert_eq!(routes[0].gateway, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(routes[0].table, 254);
+        assert_eq!(routes[0].oif, w.links(&named("n1"))["a"].ifindex);
+        assert_eq!(w.k.neighbours_in(&named("n1")).len(), 1);
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        assert_eq!(w.l3_status(ItemKind::Arp, "p1"), ItemStatus::Applied);
+        assert!(w.s.plan(w.now).is_empty(), "stable once applied");
+
+        // The pair goes: withdrawn (the kernel flushed them) and remembered.
+        w.s.delete("b");
+        w.converge();
+        assert!(ours(&w.k, &named("n1")).is_empty());
+        assert!(matches!(
+            w.l3_status(ItemKind::Route, "r1"),
+            ItemStatus::Pending { .. }
+        ));
+        w.put(veth("b", "a", named("n2")));
+        w.converge();
+        assert_eq!(ours(&w.k, &named("n1")).len(), 1);
+        assert_eq!(w.k.neighbours_in(&named("n1")).len(), 1);
+        assert_eq!(w.l3_status(ItemKind::Arp, "p1"), ItemStatus::Applied);
+    }
+
+    #[test]
+    fn unreachable_gateway_waits_for_a_covering_address_or_link_route() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.5.5.1"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Pending { reason } if reason.contains("10.5.5.1 is not reachable"))
+        );
+        assert!(ours(&w.k, &named("n1")).is_empty());
+        // A link-scope route covering the gateway makes it reachable.
+        let mut link = route("l1", "10.5.5.0/24", None, "a", named("n1"));
+        link.scope = Some(RouteScope::Link);
+        w.put_route(link);
+        w.converge();
+        assert_eq!(ours(&w.k, &named("n1")).len(), 2);
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        // Without it, an address works too.
+        w.s.delete_l3(ItemKind::Route, "l1");
+        w.converge();
+        assert!(matches!(
+            w.l3_status(ItemKind::Route, "r1"),
+            ItemStatus::Pending { .. }
+        ));
+        let mut a = veth("a", "b", named("n1"));
+        a.ip_addresses = vec![
+            "10.0.0.1/24".parse().unwrap(),
+            "10.5.5.9/24".parse().unwrap(),
+        ];
+        w.put(a);
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+    }
+
+    #[test]
+    fn metric_change_adds_the_new_route_before_deleting_the_old_one() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        let mut r = route("r1", "10.9.0.0/16", Some("10.0.0.2"), "a", named("n1"));
+        r.metric = 100;
+        w.put_route(r.clone());
+        w.converge();
+        r.metric = 55;
+        w.put_route(r.clone());
+        let plan = w.s.plan(w.now);
+        let flat: Vec<&Op> = plan.phases.iter().flatten().collect();
+        let add = flat
+            .iter()
+            .position(|op| matches!(op, Op::L3(L3Op::AddRoute { .. })))
+            .unwrap();
+        let del = flat
+            .iter()
+            .position(|op| matches!(op, Op::L3(L3Op::DeleteRoute { .. })))
+            .unwrap();
+        let phase = |i: usize| {
+            plan.phases
+                .iter()
+                .scan(0, |n, p| {
+                    *n += p.len();
+                    Some(*n)
+                })
+                .position(|end| i < end)
+        };
+        assert!(
+            phase(add) < phase(del),
+            "add in an earlier phase than delete"
+        );
+        w.k.run(&mut w.s, &plan, w.now);
+        w.converge();
+        let routes = ours(&w.k, &named("n1"));
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0].metric, 55);
+        // A gateway change replaces in place (one write).
+        r.gateway = Some("10.0.0.3".parse().unwrap());
+        w.put_route(r);
+        let before = w.k.l3_writes;
+        w.converge();
+        assert_eq!(w.k.l3_writes, before + 1);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].gateway,
+            Some("10.0.0.3".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn disabling_the_interface_withdraws_its_routes_and_enabling_restores_them() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        let mut a = veth("a", "b", named("n1"));
+        a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+        a.enabled = false;
+        w.put(a.clone());
+        w.converge();
+        assert!(ours(&w.k, &named("n1")).is_empty());
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Pending { reason } if reason.contains("down"))
+        );
+        a.enabled = true;
+        w.put(a);
+        w.converge();
+        assert_eq!(ours(&w.k, &named("n1")).len(), 1);
+    }
+
+    #[test]
+    fn routes_use_links_the_agent_does_not_own_and_wait_for_missing_ones() {
+        let mut w = World::new();
+        let ns = w.k.add_namespace(named("n1"));
+        let lo = w.k.add_foreign_link(ns, "lo");
+        w.k.links
+            .get_mut(&ns)
+            .unwrap()
+            .get_mut(&lo)
+            .unwrap()
+            .link
+            .up = true;
+        w.put_route(route("r1", "10.7.0.0/16", None, "lo", named("n1")));
+        w.put_route(route("r2", "10.8.0.0/16", None, "eth9", named("n1")));
+        w.put_arp(arp("p1", "10.7.0.9", "lo", named("n1")));
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].scope,
+            253,
+            "direct routes get link scope"
+        );
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "r2"), ItemStatus::Pending { reason } if reason.contains("eth9"))
+        );
+        assert_eq!(w.l3_status(ItemKind::Arp, "p1"), ItemStatus::Applied);
+    }
+
+    #[test]
+    fn resync_removes_stale_owned_state_and_keeps_foreign_routes() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.put_route(route(
+            "r2",
+            "10.8.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.put_arp(arp("p1", "10.0.0.7", "a", named("n1")));
+        w.converge();
+        let ns = w.k.world[&named("n1")];
+        let mut foreign = ours(&w.k, &named("n1"))[0].clone();
+        foreign.protocol = 3; // ip route add (boot)
+        foreign.dst = "10.6.0.0/16".parse().unwrap();
+        w.k.add_foreign_route(ns, foreign.clone());
+        // Restart with r2 and p1 deleted meanwhile.
+        let mut s = Scheduler::new(keys());
+        s.resync(w.s.items().values().cloned().collect());
+        let r1 = Item {
+            key: key(ItemKind::Route, "r1"),
+            revision: 1,
+            config: Ok(route(
+                "r1",
+                "10.9.0.0/16",
+                Some("10.0.0.2"),
+                "a",
+                named("n1"),
+            )),
+        };
+        s.resync_l3(vec![r1], vec![]);
+        let before = w.k.l3_writes;
+        w.k.converge(&mut s, w.now);
+        assert_eq!(
+            w.k.l3_writes,
+            before + 2,
+            "one route and one entry deleted, nothing else"
+        );
+        let all = w.k.routes_in(&named("n1"));
+        assert!(
+            all.contains(&foreign),
+            "a route the agent did not make is kept"
+        );
+        assert_eq!(ours(&w.k, &named("n1")).len(), 1);
+        assert!(w.k.neighbours_in(&named("n1")).is_empty());
+    }
+
+    #[test]
+    fn ipv6_default_route_and_aging_neighbours_cause_no_churn() {
+        let mut w = World::new();
+        let mut a = veth("a", "b", named("n1"));
+        a.ip_addresses = vec!["2001:db8::1/64".parse().unwrap()];
+        w.put(a);
+        w.put(veth("b", "a", named("n2")));
+        let mut d = route("d6", "::/0", Some("2001:db8::2"), "a", named("n1"));
+        d.default = true;
+        w.put_route(d);
+        let mut n = arp("p6", "2001:db8::9", "a", named("n1"));
+        n.state = NeighbourState::Reachable;
+        w.put_arp(n);
+        w.converge();
+        let r = &ours(&w.k, &named("n1"))[0];
+        assert_eq!(
+            (r.metric, r.scope),
+            (1024, 0),
+            "as the kernel reports IPv6 routes"
+        );
+        // The kernel ages the entry; that is not a difference to repair.
+        let ns = w.k.world[&named("n1")];
+        w.k.neighbours.get_mut(&ns).unwrap()[0].state = 0x04;
+        let mut s = Scheduler::new(keys());
+        s.resync(w.s.items().values().cloned().collect());
+        let routes: Vec<_> = vec![Item {
+            key: key(ItemKind::Route, "d6"),
+            revision: 1,
+            config: Ok({
+                let mut d = route("d6", "::/0", Some("2001:db8::2"), "a", named("n1"));
+                d.default = true;
+                d
+            }),
+        }];
+        let arps = vec![Item {
+            key: key(ItemKind::Arp, "p6"),
+            revision: 2,
+            config: Ok({
+                let mut n = arp("p6", "2001:db8::9", "a", named("n1"));
+                n.state = NeighbourState::Reachable;
+                n
+            }),
+        }];
+        s.resync_l3(routes, arps);
+        let before = w.k.l3_writes;
+        w.k.converge(&mut s, w.now);
+        assert_eq!(w.k.l3_writes, before);
+    }
+
+    #[test]
+    fn two_routes_with_one_kernel_identity_fail_the_later_write() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.put_route(route(
+            "r2",
+            "10.9.0.0/16",
+            Some("10.0.0.3"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "r2"), ItemStatus::Invalid { error } if error.contains("/route/r1"))
+        );
+    }
+
+    #[test]
+    fn failed_route_writes_are_retried() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.converge();
+        w.k.fail_next.insert("l3");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        for _ in 0..5 {
+            w.converge();
+            w.advance(Duration::from_secs(1));
+        }
+        assert!(w.k.fail_next.is_empty(), "the fault was hit");
+        assert_eq!(ours(&w.k, &named("n1")).len(), 1);
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        let _: IpAddr = "10.0.0.2".parse().unwrap();
+    }
 }

@@ -1,0 +1,697 @@
+//! Routes and neighbour (ARP/NDP) entries: when each can be applied, and the operations that
+//! make the kernel match.
+//!
+//! A route waits until its interface exists and is up in the route's namespace and, with a
+//! gateway, until the gateway is reachable (inside the prefix of an address in that namespace
+//! or of a link-scope route configured there). A neighbour entry waits until its interface
+//! exists in its namespace. Both are withdrawn, and remembered, when that stops being true.
+//! Only routes carrying the agent's routing-protocol number and neighbour entries carrying it
+//! in `NDA_PROTOCOL` are ever changed or deleted.
+
+use super::backoff::Backoff;
+use super::ops::l3::{L3Op, L3Outcome};
+use super::ops::{FailureKind, Op};
+use super::plan::{IfaceState, StatusBook};
+use super::{ItemStatus, RefState, Scheduler, View};
+use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
+use crate::keys::ItemKind;
+use crate::model::{ArpEntry, NamespaceRef, Route};
+use ipnet::IpNet;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+/// The metric the kernel reports for IPv6 routes added without one.
+pub const IPV6_DEFAULT_METRIC: u32 = 1024;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+
+/// What the scheduler believes one namespace holds in routes and neighbour entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum L3View {
+    /// Not read yet (or must be read again).
+    Unknown,
+    /// The owned routes and entries, and every link with its addresses.
+    Known {
+        routes: Vec<KernelRoute>,
+        neighbours: Vec<KernelNeighbour>,
+        links: Vec<LinkPresence>,
+    },
+}
+
+/// The object one route or neighbour write is about, to find its item when it fails.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum L3Target {
+    Route(NsId, RouteKey),
+    Neighbour(NsId, u32, IpAddr),
+}
+
+/// Which item each write of a plan was for.
+pub(crate) type L3Writes = HashMap<L3Target, (ItemKind, String)>;
+
+/// Identity of a route in the kernel (its FIB key): table, destination, metric.
+pub(crate) type RouteKey = (u32, IpNet, u32);
+
+fn route_key(r: &KernelRoute) -> RouteKey {
+    (r.table, r.dst, r.metric)
+}
+
+/// Route and neighbour operations of one plan.
+pub(super) struct L3Plan {
+    pub writes: Vec<Op>,
+    pub deletes: Vec<Op>,
+    pub targets: L3Writes,
+}
+
+/// What was decided for one valid route or entry.
+enum L3Decision<T> {
+    Desired(T),
+    Withdraw(ItemStatus),
+    Hold(ItemStatus),
+}
+
+/// The kernel form of a configured route in namespace `ns` through `oif`.
+fn kernel_route(r: &Route, oif: u32, protocol: u8) -> KernelRoute {
+    let v6 = matches!(r.dst, IpNet::V6(_));
+    let scope = if v6 {
+        // The kernel keeps no scope for IPv6 routes; it reports universe for all of them.
+        RT_SCOPE_UNIVERSE
+    } else {
+        match r.scope {
+            Some(s) => s.rtm_scope(),
+            // What `ip route add` does: link scope for direct routes.
+            None if r.gateway.is_none() => RT_SCOPE_LINK,
+            None => RT_SCOPE_UNIVERSE,
+        }
+    };
+    KernelRoute {
+        table: if r.table == 0 { MAIN_TABLE } else { r.table },
+        dst: r.dst,
+        gateway: r.gateway,
+        source: r.src,
+        metric: if v6 && r.metric == 0 {
+            IPV6_DEFAULT_METRIC
+        } else {
+            r.metric
+        },
+        scope,
+        oif,
+        protocol,
+    }
+}
+
+/// True when the kernel's route is what `want` asks for (an unset outgoing interface or
+/// source lets the kernel choose).
+fn route_matches(have: &KernelRoute, want: &KernelRoute) -> bool {
+    have.gateway == want.gateway
+        && have.scope == want.scope
+        && (want.oif == 0 || have.oif == want.oif)
+        && (want.source.is_none() || have.source == want.source)
+}
+
+/// True when the kernel's entry is what `want` asks for; entries the kernel ages
+/// (REACHABLE, STALE) are compared by address only.
+fn neighbour_matches(have: &KernelNeighbour, want: &KernelNeighbour) -> bool {
+    let aging = want.state & (0x02 | 0x04) != 0;
+    have.mac == want.mac && (aging || have.state == want.state)
+}
+
+impl Scheduler {
+    /// Namespaces referenced by valid routes and entries (they are resolved and read too).
+    pub(super) fn l3_namespaces(&self) -> impl Iterator<Item = &NamespaceRef> {
+        let routes = self.routes.values().filter_map(|i| i.config.as_ref().ok());
+        let arps = self.arps.values().filter_map(|i| i.config.as_ref().ok());
+        routes
+            .map(|r| &r.namespace)
+            .chain(arps.map(|a| &a.namespace))
+    }
+
+    /// Dumps of route/neighbour state needed before planning.
+    pub(super) fn l3_dumps(&self, needed: &BTreeSet<NsId>, now: Duration) -> Vec<Op> {
+        needed
+            .iter()
+            .filter(|ns| !matches!(self.l3_views.get(ns), Some(L3View::Known { .. })))
+            .filter(|ns| !self.l3_view_backoff.get(ns).is_some_and(|b| b.waiting(now)))
+            .map(|ns| {
+                Op::L3(L3Op::Dump {
+                    ns: *ns,
+                    protocol: self.protocol,
+                })
+            })
+            .collect()
+    }
+
+    /// Plans routes and neighbour entries.
+    pub(super) fn plan_l3(
+        &self,
+        now: Duration,
+        ifaces: &HashMap<&str, IfaceState>,
+        book: &mut StatusBook,
+    ) -> L3Plan {
+        let mut plan = L3Plan {
+            writes: Vec::new(),
+            deletes: Vec::new(),
+            targets: HashMap::default(),
+        };
+        self.plan_routes(now, ifaces, book, &mut plan);
+        self.plan_neighbours(now, ifaces, book, &mut plan);
+        plan
+    }
+
+    /// The namespace of `r` if it and its contents are known; otherwise the decision.
+    fn l3_namespace<T>(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        r: &NamespaceRef,
+    ) -> Result<NsId, L3Decision<T>> {
+        match self.refs.get(r) {
+            Some(RefState::Unavailable {
+                reason,
+                invalid: true,
+                ..
+            }) => Err(L3Decision::Withdraw(ItemStatus::Failed {
+                error: format!(
+                    "{key}: field `{}`: {reason}",
+                    super::plan::namespace_field(r)
+                ),
+            })),
+            Some(RefState::Unavailable { reason, .. }) => {
+                Err(L3Decision::Withdraw(ItemStatus::Pending {
+                    reason: format!("waiting for the {r}: {reason}"),
+                }))
+            }
+            Some(RefState::Resolved(ns))
+                if matches!(self.l3_views.get(ns), Some(L3View::Known { .. }))
+                    && matches!(self.views.get(ns), Some(View::Known(_))) =>
+            {
+                Ok(*ns)
+            }
+            _ => {
+                let _ = kind;
+                Err(L3Decision::Hold(ItemStatus::Pending {
+                    reason: format!("reading the {r}"),
+                }))
+            }
+        }
+    }
+
+    /// The link an item names in namespace `ns`: a configured interface by its logical name,
+    /// else a link the agent does not manage by its host name.
+    fn l3_link<'a, T>(
+        &'a self,
+        ifaces: &HashMap<&str, IfaceState<'a>>,
+        ns: NsId,
+        name: &str,
+        need_up: bool,
+    ) -> Result<(u32, bool), L3Decision<T>> {
+        let withdraw = |reason: String| Err(L3Decision::Withdraw(ItemStatus::Pending { reason }));
+        if self.items.contains_key(name) {
+            return match ifaces.get(name) {
+                Some(IfaceState::Usable { ns: at, link }) if *at == ns => {
+                    if need_up && !link.up {
+                        withdraw(format!("interface `{name}` is down"))
+                    } else {
+                        Ok((link.ifindex, link.up))
+                    }
+                }
+                Some(IfaceState::Usable { .. }) => withdraw(format!(
+                    "interface `{name}` is in another namespace than this item"
+                )),
+                Some(IfaceState::Absent(why)) => {
+                    withdraw(format!("interface `{name}` is not applied: {why}"))
+                }
+                Some(IfaceState::Busy) | None => Err(L3Decision::Hold(ItemStatus::Pending {
+                    reason: format!("interface `{name}` is being applied"),
+                })),
+            };
+        }
+        let Some(L3View::Known { links, .. }) = self.l3_views.get(&ns) else {
+            return Err(L3Decision::Hold(ItemStatus::Pending {
+                reason: "reading the namespace".into(),
+            }));
+        };
+        match links.iter().find(|l| l.name == name) {
+            Some(l) if need_up && !l.up => withdraw(format!("link `{name}` is down")),
+            Some(l) => Ok((l.ifindex, l.up)),
+            None => withdraw(format!(
+                "no configured interface and no link named `{name}` in this namespace"
+            )),
+        }
+    }
+
+    /// Every address in namespace `ns`: owned links as the scheduler knows them, other links
+    /// as last read.
+    fn addresses_in(&self, ns: NsId) -> Vec<IpNet> {
+        let owned: Vec<&KernelLink> = match self.views.get(&ns) {
+            Some(View::Known(links)) => links.values().collect(),
+            _ => Vec::new(),
+        };
+        let mut out: Vec<IpNet> = owned
+            .iter()
+            .flat_map(|l| l.addresses.iter().copied())
+            .collect();
+        if let Some(L3View::Known { links, .. }) = self.l3_views.get(&ns) {
+            for l in links {
+                if !owned.iter().any(|o| o.ifindex == l.ifindex) {
+                    out.extend(l.addresses.iter().copied());
+                }
+            }
+        }
+        out
+    }
+
+    fn l3_waiting(&self, kind: ItemKind, name: &str, now: Duration) -> Option<ItemStatus> {
+        self.l3_backoff
+            .get(&(kind, name.to_string()))
+            .filter(|b| b.waiting(now))
+            .map(|b| ItemStatus::Failed {
+                error: b.error.clone(),
+            })
+    }
+
+    fn plan_routes(
+        &self,
+        now: Duration,
+        ifaces: &HashMap<&str, IfaceState>,
+        book: &mut StatusBook,
+        plan: &mut L3Plan,
+    ) {
+        let kind = ItemKind::Route;
+        // Valid routes; the later of two with one kernel identity in one namespace is invalid.
+        let mut valid: Vec<(&str, &Route)> = Vec::new();
+        let mut seen: HashMap<(NsKeyRef, RouteKey), &str> = HashMap::default();
+        let mut ordered: Vec<_> = self.routes.iter().collect();
+        ordered.sort_by_key(|(n, i)| (i.revision, *n));
+        for (name, item) in ordered {
+            match &item.config {
+                Err(e) => book.set_kind(
+                    kind,
+                    name,
+                    ItemStatus::Invalid {
+                        error: e.to_string(),
+                    },
+                ),
+                Ok(r) => {
+                    let k = route_key(&kernel_route(r, 0, self.protocol));
+                    match seen.get(&(self.ns_key(&r.namespace), k)) {
+                        Some(other) => {
+                            let error = format!(
+                                "{}: field `dst_ip_addr`: a route to {} (table {}, metric {}) in the {} is already configured by {}",
+                                item.key, r.dst, k.0, k.2, r.namespace, self.routes[*other].key
+                            );
+                            book.set_kind(kind, name, ItemStatus::Invalid { error });
+                        }
+                        None => {
+                            seen.insert((self.ns_key(&r.namespace), k), name);
+                            valid.push((name, r));
+                        }
+                    }
+                }
+            }
+        }
+        valid.sort_by_key(|(n, _)| *n);
+
+        // Decide: direct routes first, so that link-scope ones can make gateways reachable.
+        let mut decided: Vec<(&str, Option<NsId>, L3Decision<KernelRoute>)> = Vec::new();
+        let mut link_scope: HashMap<NsId, Vec<IpNet>> = HashMap::default();
+        for pass_gateway in [false, true] {
+            for (name, r) in valid
+                .iter()
+                .filter(|(_, r)| r.gateway.is_some() == pass_gateway)
+            {
+                let key = &self.routes[*name].key;
+                let ns = match self.l3_namespace(kind, key, &r.namespace) {
+                    Ok(ns) => ns,
+                    Err(d) => {
+                        decided.push((name, None, d));
+                        continue;
+                    }
+                };
+                let d = self.decide_route(now, ifaces, name, r, ns, &link_scope);
+                if let L3Decision::Desired(k) = &d {
+                    if k.scope == RT_SCOPE_LINK {
+                        link_scope.entry(ns).or_default().push(k.dst);
+                    }
+                }
+                decided.push((name, Some(ns), d));
+            }
+        }
+
+        // Diff every namespace whose routes are known.
+        let mut desired: HashMap<(NsId, RouteKey), (&str, &KernelRoute)> = HashMap::default();
+        let mut held: HashSet<(NsId, RouteKey)> = HashSet::default();
+        for (name, ns, d) in &decided {
+            match (ns, d) {
+                (Some(ns), L3Decision::Desired(k)) => {
+                    desired.insert((*ns, route_key(k)), (name, k));
+                }
+                (Some(ns), L3Decision::Hold(s)) => {
+                    let r = valid.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+                    if let Some(r) = r {
+                        held.insert((*ns, route_key(&kernel_route(r, 0, self.protocol))));
+                    }
+                    book.set_kind(kind, name, s.clone());
+                }
+                (_, L3Decision::Hold(s)) | (_, L3Decision::Withdraw(s)) => {
+                    book.set_kind(kind, name, s.clone())
+                }
+                (None, L3Decision::Desired(_)) => {}
+            }
+        }
+        let mut present: HashSet<(NsId, RouteKey)> = HashSet::default();
+        for (ns, view) in &self.l3_views {
+            let L3View::Known { routes, .. } = view else {
+                continue;
+            };
+            for have in routes {
+                let id = (*ns, route_key(have));
+                present.insert(id);
+                match desired.get(&id) {
+                    Some((name, want)) if route_matches(have, want) => {
+                        book.set_kind(kind, name, ItemStatus::Applied);
+                    }
+                    Some((name, want)) => {
+                        plan.targets
+                            .insert(L3Target::Route(*ns, id.1), (kind, name.to_string()));
+                        plan.writes.push(Op::L3(L3Op::ReplaceRoute {
+                            ns: *ns,
+                            route: (*want).clone(),
+                        }));
+                        book.set_kind(kind, name, ItemStatus::Applying);
+                    }
+                    None if held.contains(&id) => {}
+                    None => plan.deletes.push(Op::L3(L3Op::DeleteRoute {
+                        ns: *ns,
+                        route: have.clone(),
+                    })),
+                }
+            }
+        }
+        let mut missing: Vec<_> = desired
+            .iter()
+            .filter(|(id, _)| !present.contains(*id))
+            .collect();
+        missing.sort_by_key(|(_, (name, _))| *name);
+        for ((ns, key), (name, want)) in missing {
+            plan.targets
+                .insert(L3Target::Route(*ns, *key), (kind, name.to_string()));
+            plan.writes.push(Op::L3(L3Op::AddRoute {
+                ns: *ns,
+                route: (*want).clone(),
+            }));
+            book.set_kind(kind, name, ItemStatus::Applying);
+        }
+    }
+
+    fn decide_route(
+        &self,
+        now: Duration,
+        ifaces: &HashMap<&str, IfaceState>,
+        name: &str,
+        r: &Route,
+        ns: NsId,
+        link_scope: &HashMap<NsId, Vec<IpNet>>,
+    ) -> L3Decision<KernelRoute> {
+        let oif = if r.interface.is_empty() {
+            0
+        } else {
+            match self.l3_link(ifaces, ns, &r.interface, true) {
+                Ok((ifindex, _)) => ifindex,
+                Err(d) => return d,
+            }
+        };
+        if let Some(gw) = r.gateway {
+            let by_address = self.addresses_in(ns).iter().any(|a| a.contains(&gw));
+            let by_route = link_scope
+                .get(&ns)
+                .is_some_and(|dsts| dsts.iter().any(|d| d.contains(&gw)));
+            if !by_address && !by_route {
+                return L3Decision::Withdraw(ItemStatus::Pending {
+                    reason: format!(
+                        "gateway {gw} is not reachable: no address and no link-scope route in the {} covers it",
+                        r.namespace
+                    ),
+                });
+            }
+        }
+        if let Some(s) = self.l3_waiting(ItemKind::Route, name, now) {
+            return L3Decision::Hold(s);
+        }
+        L3Decision::Desired(kernel_route(r, oif, self.protocol))
+    }
+
+    fn plan_neighbours(
+        &self,
+        now: Duration,
+        ifaces: &HashMap<&str, IfaceState>,
+        book: &mut StatusBook,
+        plan: &mut L3Plan,
+    ) {
+        let kind = ItemKind::Arp;
+        let mut desired: HashMap<(NsId, u32, IpAddr), (&str, KernelNeighbour)> = HashMap::default();
+        // Held entries keep every owned entry for their address in their namespace.
+        let mut held: HashSet<(NsId, IpAddr)> = HashSet::default();
+        let mut ordered: Vec<_> = self.arps.iter().collect();
+        ordered.sort_by_key(|(n, i)| (i.revision, *n));
+        for (name, item) in ordered {
+            let a: &ArpEntry = match &item.config {
+                Err(e) => {
+                    book.set_kind(
+                        kind,
+                        name,
+                        ItemStatus::Invalid {
+                            error: e.to_string(),
+                        },
+                    );
+                    continue;
+                }
+                Ok(a) => a,
+            };
+            let ns = match self.l3_namespace::<()>(kind, &item.key, &a.namespace) {
+                Ok(ns) => ns,
+                Err(L3Decision::Withdraw(s)) | Err(L3Decision::Hold(s)) => {
+                    book.set_kind(kind, name, s);
+                    continue;
+                }
+                Err(L3Decision::Desired(())) => continue,
+            };
+            let ifindex = match self.l3_link::<()>(ifaces, ns, &a.interface, false) {
+                Ok((ifindex, _)) => ifindex,
+                Err(L3Decision::Hold(s)) => {
+                    held.insert((ns, a.ip));
+                    book.set_kind(kind, name, s);
+                    continue;
+                }
+                Err(L3Decision::Withdraw(s)) => {
+                    book.set_kind(kind, name, s);
+                    continue;
+                }
+                Err(L3Decision::Desired(())) => continue,
+            };
+            if let Some(s) = self.l3_waiting(kind, name, now) {
+                held.insert((ns, a.ip));
+                book.set_kind(kind, name, s);
+                continue;
+            }
+            if let Some((other, _)) = desired.get(&(ns, ifindex, a.ip)) {
+                let error = format!(
+                    "{}: field `ip_addr`: an entry for {} on `{}` is already configured by {}",
+                    item.key, a.ip, a.interface, self.arps[*other].key
+                );
+                book.set_kind(kind, name, ItemStatus::Invalid { error });
+                continue;
+            }
+            let want = KernelNeighbour {
+                ifindex,
+                ip: a.ip,
+                mac: Some(a.mac),
+                state: a.state.nud_state(),
+                protocol: Some(self.protocol),
+            };
+            desired.insert((ns, ifindex, a.ip), (name, want));
+        }
+
+        let mut present: HashSet<(NsId, u32, IpAddr)> = HashSet::default();
+        for (ns, view) in &self.l3_views {
+            let L3View::Known { neighbours, .. } = view else {
+                continue;
+            };
+            for have in neighbours {
+                let id = (*ns, have.ifindex, have.ip);
+                present.insert(id);
+                match desired.get(&id) {
+                    Some((name, want)) if neighbour_matches(have, want) => {
+                        book.set_kind(kind, name, ItemStatus::Applied);
+                    }
+                    Some((name, want)) => {
+                        plan.targets.insert(
+                            L3Target::Neighbour(*ns, have.ifindex, have.ip),
+                            (kind, name.to_string()),
+                        );
+                        plan.writes.push(Op::L3(L3Op::SetNeighbour {
+                            ns: *ns,
+                            neighbour: want.clone(),
+                        }));
+                        book.set_kind(kind, name, ItemStatus::Applying);
+                    }
+                    None if held.contains(&(*ns, have.ip)) => {}
+                    None => plan.deletes.push(Op::L3(L3Op::DeleteNeighbour {
+                        ns: *ns,
+                        neighbour: have.clone(),
+                    })),
+                }
+            }
+        }
+        let mut missing: Vec<_> = desired
+            .iter()
+            .filter(|(id, _)| !present.contains(*id))
+            .collect();
+        missing.sort_by_key(|(_, (name, _))| *name);
+        for ((ns, ifindex, ip), (name, want)) in missing {
+            plan.targets.insert(
+                L3Target::Neighbour(*ns, *ifindex, *ip),
+                (kind, name.to_string()),
+            );
+            plan.writes.push(Op::L3(L3Op::SetNeighbour {
+                ns: *ns,
+                neighbour: want.clone(),
+            }));
+            book.set_kind(kind, name, ItemStatus::Applying);
+        }
+    }
+
+    fn ns_key<'a>(&self, r: &'a NamespaceRef) -> NsKeyRef<'a> {
+        match self.refs.get(r) {
+            Some(RefState::Resolved(id)) => NsKeyRef::Id(*id),
+            _ => NsKeyRef::Ref(r),
+        }
+    }
+
+    /// Link operations change what routes and neighbours exist (the kernel flushes them with
+    /// their link): read those namespaces again before planning routes there.
+    pub(super) fn links_changed(&mut self, op: &Op) {
+        if self.routes.is_empty() && self.arps.is_empty() {
+            return;
+        }
+        let touched: Vec<NsId> = match op {
+            Op::CreatePair { a, b } => vec![a.ns, b.ns],
+            Op::UpdateLink { ns, .. } => vec![*ns],
+            // Deleting a VETH end deletes its peer, in a namespace not named here.
+            Op::DeleteLink { .. } => self.l3_views.keys().copied().collect(),
+            _ => Vec::new(),
+        };
+        for ns in touched {
+            if let Some(v) = self.l3_views.get_mut(&ns) {
+                *v = L3View::Unknown;
+            }
+        }
+    }
+
+    /// Folds the outcome of one route/neighbour operation into the scheduler's beliefs.
+    pub(super) fn complete_l3(&mut self, op: &L3Op, outcome: L3Outcome, now: Duration) {
+        match (op, outcome) {
+            (
+                L3Op::Dump { ns, .. },
+                L3Outcome::Dumped {
+                    routes,
+                    neighbours,
+                    links,
+                },
+            ) => {
+                self.l3_view_backoff.remove(ns);
+                self.l3_views.insert(
+                    *ns,
+                    L3View::Known {
+                        routes,
+                        neighbours,
+                        links,
+                    },
+                );
+            }
+            (L3Op::Dump { ns, .. }, L3Outcome::Failed { kind, error }) => {
+                if kind == FailureKind::NamespaceGone {
+                    self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
+                    self.l3_views.remove(ns);
+                } else {
+                    let b = Backoff::after_failure(self.l3_view_backoff.get(ns), error, now);
+                    self.l3_view_backoff.insert(*ns, b);
+                }
+            }
+            (L3Op::AddRoute { ns, route } | L3Op::ReplaceRoute { ns, route }, L3Outcome::Done) => {
+                self.clear_l3_backoff(&L3Target::Route(*ns, route_key(route)));
+                if let Some(L3View::Known { routes, .. }) = self.l3_views.get_mut(ns) {
+                    routes.retain(|r| route_key(r) != route_key(route));
+                    routes.push(route.clone());
+                }
+            }
+            (L3Op::DeleteRoute { ns, route }, L3Outcome::Done) => {
+                if let Some(L3View::Known { routes, .. }) = self.l3_views.get_mut(ns) {
+                    routes.retain(|r| r != route);
+                }
+            }
+            (L3Op::SetNeighbour { ns, neighbour }, L3Outcome::Done) => {
+                let target = L3Target::Neighbour(*ns, neighbour.ifindex, neighbour.ip);
+                self.clear_l3_backoff(&target);
+                if let Some(L3View::Known { neighbours, .. }) = self.l3_views.get_mut(ns) {
+                    neighbours.retain(|n| (n.ifindex, n.ip) != (neighbour.ifindex, neighbour.ip));
+                    neighbours.push(neighbour.clone());
+                }
+            }
+            (L3Op::DeleteNeighbour { ns, neighbour }, L3Outcome::Done) => {
+                if let Some(L3View::Known { neighbours, .. }) = self.l3_views.get_mut(ns) {
+                    neighbours.retain(|n| n != neighbour);
+                }
+            }
+            (op, outcome) => {
+                let (ns, target) = match op {
+                    L3Op::AddRoute { ns, route } | L3Op::ReplaceRoute { ns, route } => {
+                        (*ns, Some(L3Target::Route(*ns, route_key(route))))
+                    }
+                    L3Op::SetNeighbour { ns, neighbour } => (
+                        *ns,
+                        Some(L3Target::Neighbour(*ns, neighbour.ifindex, neighbour.ip)),
+                    ),
+                    L3Op::DeleteRoute { ns, .. }
+                    | L3Op::DeleteNeighbour { ns, .. }
+                    | L3Op::Dump { ns, .. } => (*ns, None),
+                };
+                let error = match outcome {
+                    L3Outcome::Failed { error, .. } => error,
+                    other => format!("unexpected answer {other:?}"),
+                };
+                match target.and_then(|t| self.l3_writes.get(&t).cloned()) {
+                    Some(item) => {
+                        let b = Backoff::after_failure(self.l3_backoff.get(&item), error, now);
+                        self.l3_backoff.insert(item, b);
+                    }
+                    None => {
+                        // A failed delete: wait before reading and trying again.
+                        let b = Backoff::after_failure(self.l3_view_backoff.get(&ns), error, now);
+                        self.l3_view_backoff.insert(ns, b);
+                    }
+                }
+                if let Some(v) = self.l3_views.get_mut(&ns) {
+                    *v = L3View::Unknown;
+                }
+            }
+        }
+    }
+
+    fn clear_l3_backoff(&mut self, target: &L3Target) {
+        if let Some(item) = self.l3_writes.get(target) {
+            self.l3_backoff.remove(item);
+        }
+    }
+}
+
+/// Namespace identity for conflicts between routes: resolved id when known, else the
+/// reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NsKeyRef<'a> {
+    Id(NsId),
+    Ref(&'a NamespaceRef),
+}
