@@ -3,17 +3,26 @@
 //! Decoding rules (see `../shared/model.md`): field names in snake_case (also in any letter
 //! case, as Go matched them), lowerCamelCase or kebab-case; enums by number or name; unknown,
 //! doubled or mistyped fields are errors naming the field (and the closest known one); zero
-//! values mean "not set". [`Interface::to_canonical_json`] gives the canonical form back.
+//! values mean "not set". Three kinds of value: [`Interface`], [`Route`] and [`ArpEntry`];
+//! `to_canonical_json` gives each one's canonical form back.
 
+mod arp;
 mod decode;
 mod encode;
 mod fields;
 mod json;
+mod route;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_arp;
+#[cfg(test)]
+mod tests_route;
 mod validate;
 
+pub use arp::decode_arp;
 pub use decode::{decode_interface, decode_value};
+pub use route::decode_route;
 pub use validate::host_name_conflict;
 
 use std::fmt;
@@ -133,11 +142,140 @@ pub struct Interface {
     pub tap_temp_if_name: String,
 }
 
+/// Route scope (`scope.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteScope {
+    /// GLOBAL (0): the kernel's universe scope.
+    Global,
+    /// SITE (1).
+    Site,
+    /// LINK (2): the destination is on the link; no gateway.
+    Link,
+    /// HOST (3): the destination is on this host; no gateway.
+    Host,
+}
+
+impl RouteScope {
+    /// The kernel's `rtm_scope` (RT_SCOPE_UNIVERSE 0, SITE 200, LINK 253, HOST 254).
+    pub fn rtm_scope(self) -> u8 {
+        match self {
+            RouteScope::Global => 0,
+            RouteScope::Site => 200,
+            RouteScope::Link => 253,
+            RouteScope::Host => 254,
+        }
+    }
+}
+
+/// One static route, decoded and validated.
+///
+/// The destination is resolved: `default: true` gives `0.0.0.0/0` (or `::/0` for an IPv6
+/// gateway), and host bits are cleared (`10.0.2.1/24` is `10.0.2.0/24`, as `ip route` does).
+/// Destination, gateway and source are of one address family. A route has an `interface`, a
+/// `gateway`, or both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// Label; equals the key's last segment.
+    pub name: String,
+    /// Free text, informational.
+    pub description: String,
+    /// Namespace the route is added in.
+    pub namespace: NamespaceRef,
+    /// Outgoing interface: the logical `name` of a configured interface, or the name of a
+    /// link the agent does not manage (`eth0`, `lo`); empty = the kernel picks it from the
+    /// gateway (only allowed with a gateway).
+    pub interface: String,
+    /// Scope; `None` (no `scope` message) leaves it to the kernel's default.
+    pub scope: Option<RouteScope>,
+    /// Destination network, host bits cleared; `0.0.0.0/0` or `::/0` for a default route.
+    pub dst: ipnet::IpNet,
+    /// True when the value said `default: true` (then `gateway` is set and `dst` has prefix
+    /// length 0). A route to `0.0.0.0/0` given by `dst_ip_addr` alone keeps `false`.
+    pub default: bool,
+    /// Preferred source address.
+    pub src: Option<std::net::IpAddr>,
+    /// Gateway; `None` for a direct route.
+    pub gateway: Option<std::net::IpAddr>,
+    /// Priority (metric); 0 = not set.
+    pub metric: u32,
+    /// Routing table id as given; 0 = main (254 is main too).
+    pub table: u32,
+}
+
+/// State of a static neighbour entry (`state.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NeighbourState {
+    /// PERMANENT (0, the default): never expires.
+    Permanent,
+    /// NOARP (1): valid, never probed.
+    NoArp,
+    /// REACHABLE (2): valid until the reachability timeout.
+    Reachable,
+    /// STALE (3): valid, verified on next use.
+    Stale,
+}
+
+impl NeighbourState {
+    /// The kernel's `ndm_state` (NUD_PERMANENT 0x80, NUD_NOARP 0x40, NUD_REACHABLE 0x02,
+    /// NUD_STALE 0x04).
+    pub fn nud_state(self) -> u16 {
+        match self {
+            NeighbourState::Permanent => 0x80,
+            NeighbourState::NoArp => 0x40,
+            NeighbourState::Reachable => 0x02,
+            NeighbourState::Stale => 0x04,
+        }
+    }
+}
+
+/// One static neighbour (ARP or NDP) entry, decoded and validated. The address family is the
+/// address's (`ip_family`, when given, must agree with it).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArpEntry {
+    /// Label; equals the key's last segment.
+    pub name: String,
+    /// Namespace of the interface.
+    pub namespace: NamespaceRef,
+    /// The logical `name` of a configured interface, or the name of a link the agent does not
+    /// manage (`eth0`, `lo`); never empty.
+    pub interface: String,
+    /// Neighbour IP address (unicast).
+    pub ip: std::net::IpAddr,
+    /// Neighbour link-layer address (any MAC, multicast ones included).
+    pub mac: MacAddr,
+    /// Entry state.
+    pub state: NeighbourState,
+}
+
 /// A decoded configuration value of any kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigItem {
     /// `.../interface/<name>`
     Interface(Interface),
+    /// `.../route/<name>`
+    Route(Route),
+    /// `.../arp/<name>`
+    Arp(ArpEntry),
+}
+
+impl ConfigItem {
+    /// The item's `name` (its key's last segment).
+    pub fn name(&self) -> &str {
+        match self {
+            ConfigItem::Interface(i) => &i.name,
+            ConfigItem::Route(r) => &r.name,
+            ConfigItem::Arp(a) => &a.name,
+        }
+    }
+
+    /// The canonical JSON of the item (see each kind's `to_canonical_json`).
+    pub fn to_canonical_json(&self) -> serde_json::Value {
+        match self {
+            ConfigItem::Interface(i) => i.to_canonical_json(),
+            ConfigItem::Route(r) => r.to_canonical_json(),
+            ConfigItem::Arp(a) => a.to_canonical_json(),
+        }
+    }
 }
 
 /// A bad value: names the key and the field, and says what is wrong.
