@@ -185,7 +185,8 @@ pub struct Route {
     /// link the agent does not manage (`eth0`, `lo`); empty = the kernel picks it from the
     /// gateway (only allowed with a gateway).
     pub interface: String,
-    /// Scope; `None` (no `scope` message) leaves it to the kernel's default.
+    /// Scope; `None` (no `scope` message) leaves it to the kernel's default. A `scope`
+    /// message without `type` is GLOBAL, as in proto3.
     pub scope: Option<RouteScope>,
     /// Destination network, host bits cleared; `0.0.0.0/0` or `::/0` for a default route.
     pub dst: ipnet::IpNet,
@@ -198,7 +199,8 @@ pub struct Route {
     pub gateway: Option<std::net::IpAddr>,
     /// Priority (metric); 0 = not set.
     pub metric: u32,
-    /// Routing table id as given; 0 = main (254 is main too).
+    /// Routing table id as given; 0 = main (254 is main too). Applies to default routes as
+    /// well (the v1 agent put those in main whatever `table` said).
     pub table: u32,
 }
 
