@@ -1,6 +1,8 @@
 //! JSON decoding with the compatibility rules of the older agents, and validation of one value.
+use super::arp::decode_arp;
 use super::fields::Object;
 use super::json::{quote, Json};
+use super::route::decode_route;
 use super::{ConfigItem, Interface, InterfaceType, MacAddr, ModelError, NamespaceRef};
 use crate::keys::ItemKind;
 use ipnet::IpNet;
@@ -48,11 +50,7 @@ const MAX_HOST_NAME: usize = 15;
 /// Accepts the spellings and enum forms described in the module docs; every error names the
 /// field and says what is wrong.
 pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError> {
-    let json = Json::parse(value).map_err(|e| ModelError {
-        key: key.to_string(),
-        field: String::new(),
-        message: format!("not valid JSON: {e}"),
-    })?;
+    let json = parse(key, value)?;
     let obj = Object::new(key, "", &json, INTERFACE_FIELDS)?;
 
     let name = obj.string("name")?;
@@ -107,16 +105,22 @@ pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError
 pub fn decode_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigItem, ModelError> {
     match kind {
         ItemKind::Interface => decode_interface(key, value).map(ConfigItem::Interface),
-        other => Err(ModelError {
-            key: key.to_string(),
-            field: String::new(),
-            message: format!("{other} values are not supported yet"),
-        }),
+        ItemKind::Route => decode_route(key, value).map(ConfigItem::Route),
+        ItemKind::Arp => decode_arp(key, value).map(ConfigItem::Arp),
     }
 }
 
+/// Parses a whole value; a syntax error names no field.
+pub(super) fn parse(key: &str, value: &[u8]) -> Result<Json, ModelError> {
+    Json::parse(value).map_err(|e| ModelError {
+        key: key.to_string(),
+        field: String::new(),
+        message: format!("not valid JSON: {e}"),
+    })
+}
+
 /// `name` is required and equals the key's last segment.
-fn check_name(obj: &Object, key: &str, name: &str) -> Result<(), ModelError> {
+pub(super) fn check_name(obj: &Object, key: &str, name: &str) -> Result<(), ModelError> {
     let segment = key.rsplit('/').next().unwrap_or(key);
     if name.is_empty() {
         return Err(obj.error(
@@ -142,20 +146,7 @@ fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
     let mut nets: Vec<IpNet> = Vec::new();
     for (i, text) in obj.strings("ip_addresses")?.iter().enumerate() {
         let field = format!("ip_addresses[{i}]");
-        let net: IpNet = text.parse().map_err(|_| {
-            let message = match text.parse::<IpAddr>() {
-                Ok(ip) => format!(
-                    "{} has no prefix length; write e.g. `{text}/{}`",
-                    quote(text),
-                    if ip.is_ipv4() { 24 } else { 64 }
-                ),
-                Err(_) => format!(
-                    "{} is not an address with prefix length such as `192.168.1.1/24` or `2001:db8::1/64`",
-                    quote(text)
-                ),
-            };
-            obj.error(&field, message)
-        })?;
+        let net = ip_net(obj, &field, text)?;
         if let Some(j) = nets.iter().position(|n| n.addr() == net.addr()) {
             return Err(obj.error(
                 &field,
@@ -168,6 +159,74 @@ fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
         nets.push(net);
     }
     Ok(nets)
+}
+
+/// `text` (the value of `field`) as `<ip>/<prefix>`, host bits kept.
+pub(super) fn ip_net(obj: &Object, field: &str, text: &str) -> Result<IpNet, ModelError> {
+    text.parse().map_err(|_| {
+        let message = match text.parse::<IpAddr>() {
+            Ok(ip) => format!(
+                "{} has no prefix length; write e.g. `{text}/{}`",
+                quote(text),
+                if ip.is_ipv4() { 24 } else { 64 }
+            ),
+            Err(_) => format!(
+                "{} is not an address with prefix length such as `192.168.1.1/24` or `2001:db8::1/64`",
+                quote(text)
+            ),
+        };
+        obj.error(field, message)
+    })
+}
+
+/// The string `field` as one IP address without prefix length; empty = `None`.
+pub(super) fn ip_addr(obj: &Object, field: &str) -> Result<Option<IpAddr>, ModelError> {
+    let text = obj.string(field)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        let message = match text.split_once('/') {
+            Some((addr, _)) if text.parse::<IpNet>().is_ok() => format!(
+                "{} has a prefix length; `{field}` is one address: write `{addr}`",
+                quote(&text)
+            ),
+            _ => format!(
+                "{} is not an IP address such as `192.168.1.1` or `2001:db8::1`",
+                quote(&text)
+            ),
+        };
+        obj.error(field, message)
+    })
+}
+
+/// Why `ip` cannot be the address of one host (a gateway, a source, a neighbour), if it cannot.
+pub(super) fn not_unicast(ip: IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        Some("the unspecified address")
+    } else if ip.is_multicast() {
+        Some("a multicast address")
+    } else if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("the broadcast address")
+    } else {
+        None
+    }
+}
+
+/// The string `field` naming an interface: the logical `name` of a configured interface or
+/// the name of a link the agent does not manage (`eth0`, `lo`); empty = not set.
+pub(super) fn interface_ref(obj: &Object, field: &str) -> Result<String, ModelError> {
+    let name = obj.string(field)?;
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '\0')) {
+        return Err(obj.error(
+            field,
+            format!(
+                "{} contains {c:?}; give the logical `name` of an interface or a link name such as `eth0`",
+                quote(&name)
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// `phys_address`: a unicast, non-zero MAC; empty = not set.
@@ -250,7 +309,7 @@ fn link_name_problem(name: &str) -> Option<String> {
 }
 
 /// The namespace union, normalised; zero values mean the default namespace.
-fn namespace(obj: &Object) -> Result<NamespaceRef, ModelError> {
+pub(super) fn namespace(obj: &Object) -> Result<NamespaceRef, ModelError> {
     let Some(ns) = obj.object("namespace", NAMESPACE_FIELDS)? else {
         return Ok(NamespaceRef::Default);
     };

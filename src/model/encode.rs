@@ -1,6 +1,8 @@
 //! The canonical JSON form of a decoded value.
+use super::arp::NEIGHBOUR_STATES;
 use super::decode::{INTERFACE_TYPES, NAMESPACE_TYPES};
-use super::{Interface, InterfaceType, NamespaceRef};
+use super::route::SCOPE_TYPES;
+use super::{ArpEntry, Interface, InterfaceType, NamespaceRef, NeighbourState, Route};
 use serde_json::{json, Map, Value};
 
 impl Interface {
@@ -44,6 +46,75 @@ impl Interface {
                 json!({ "temp_if_name": self.tap_temp_if_name }),
             );
         }
+        Value::Object(out)
+    }
+}
+
+impl Route {
+    /// The value as canonical JSON: snake_case field names, enums by name, zero values
+    /// omitted. A `default` route has no `dst_ip_addr` (it follows from the gateway); any
+    /// other route gives its resolved destination (host bits cleared). A `scope` that is set
+    /// is always written, GLOBAL included (absent and GLOBAL differ). Decoding it under the
+    /// route's key gives the same [`Route`] back.
+    pub fn to_canonical_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("name".into(), json!(self.name));
+        if self.default {
+            out.insert("default".into(), json!(true));
+        }
+        if let Some(ns) = namespace_json(&self.namespace) {
+            out.insert("namespace".into(), ns);
+        }
+        if !self.interface.is_empty() {
+            out.insert("interface".into(), json!(self.interface));
+        }
+        if !self.description.is_empty() {
+            out.insert("description".into(), json!(self.description));
+        }
+        if let Some(scope) = self.scope {
+            out.insert(
+                "scope".into(),
+                json!({ "type": SCOPE_TYPES[scope as usize] }),
+            );
+        }
+        if !self.default {
+            out.insert("dst_ip_addr".into(), json!(self.dst.to_string()));
+        }
+        if let Some(src) = self.src {
+            out.insert("src_ip_addr".into(), json!(src.to_string()));
+        }
+        if let Some(gw) = self.gateway {
+            out.insert("gw_addr".into(), json!(gw.to_string()));
+        }
+        if self.metric != 0 {
+            out.insert("metric".into(), json!(self.metric));
+        }
+        if self.table != 0 {
+            out.insert("table".into(), json!(self.table));
+        }
+        Value::Object(out)
+    }
+}
+
+impl ArpEntry {
+    /// The value as canonical JSON: snake_case field names, enums by name, zero values
+    /// omitted (so no `state` for PERMANENT), MAC in lower case, no `ip_family` (it follows
+    /// from `ip_addr`). Decoding it under the entry's key gives the same [`ArpEntry`] back.
+    pub fn to_canonical_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("name".into(), json!(self.name));
+        if let Some(ns) = namespace_json(&self.namespace) {
+            out.insert("namespace".into(), ns);
+        }
+        out.insert("interface".into(), json!(self.interface));
+        if self.state != NeighbourState::Permanent {
+            out.insert(
+                "state".into(),
+                json!({ "type": NEIGHBOUR_STATES[self.state as usize] }),
+            );
+        }
+        out.insert("ip_addr".into(), json!(self.ip.to_string()));
+        out.insert("hw_address".into(), json!(self.mac.to_string()));
         Value::Object(out)
     }
 }

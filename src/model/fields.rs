@@ -226,8 +226,10 @@ fn lower_camel(snake: &str) -> String {
 }
 
 /// "unknown field `x`; did you mean `y`?" with the closest known name, compared without
-/// case and word separators; a known name containing the given one (`peer` for
-/// `peer_if_name`) counts as close. Lists all known names when nothing is close.
+/// case and word separators. A known name containing the given one (`peer` for
+/// `peer_if_name`) or contained in it (`gw_addr` in `gw_address`) is closer than any name
+/// that is merely a few edits away; otherwise the fewest edits win. Lists all known names
+/// when nothing is close.
 fn unknown_field(given: &str, known: &[&str]) -> String {
     let plain = |s: &str| -> Vec<char> {
         s.chars()
@@ -236,18 +238,20 @@ fn unknown_field(given: &str, known: &[&str]) -> String {
             .collect()
     };
     let given_plain = plain(given);
-    let close = |k: &Vec<char>, distance: usize| {
-        distance <= (k.len() / 3).max(2)
-            || (given_plain.len() >= 3 && k.windows(given_plain.len()).any(|w| w == given_plain))
+    let contains = |outer: &[char], inner: &[char]| {
+        inner.len() >= 3 && outer.windows(inner.len()).any(|w| w == inner)
     };
     let closest = known
         .iter()
         .map(|k| (plain(k), *k))
-        .map(|(p, k)| (levenshtein(&given_plain, &p), p, k))
-        .filter(|(distance, p, _)| close(p, *distance))
+        .map(|(p, k)| {
+            let related = contains(&p, &given_plain) || contains(&given_plain, &p);
+            (!related, levenshtein(&given_plain, &p), p, k)
+        })
+        .filter(|(unrelated, distance, p, _)| !unrelated || *distance <= (p.len() / 3).max(2))
         .min();
     match closest {
-        Some((_, _, name)) => format!("unknown field `{given}`; did you mean `{name}`?"),
+        Some((_, _, _, name)) => format!("unknown field `{given}`; did you mean `{name}`?"),
         None => {
             let all: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
             format!("unknown field `{given}`; known fields: {}", all.join(", "))
@@ -299,6 +303,24 @@ mod tests {
         for given in ["hostifname", "HostIfName", "host-If-name", "host_ifname"] {
             assert!(!spells(given, "host_if_name"), "{given}");
         }
+    }
+
+    #[test]
+    fn names_containing_a_known_one_are_close() {
+        let m = unknown_field("gw_address", &["gw_addr", "src_ip_addr"]);
+        assert_eq!(m, "unknown field `gw_address`; did you mean `gw_addr`?");
+        let m = unknown_field("peer", &["name", "peer_if_name"]);
+        assert_eq!(m, "unknown field `peer`; did you mean `peer_if_name`?");
+        // Short known names do not match inside anything.
+        let m = unknown_field("oops_ip", &["ip"]);
+        assert_eq!(m, "unknown field `oops_ip`; known fields: `ip`");
+    }
+
+    #[test]
+    fn containing_beats_fewer_edits() {
+        // `hwaddr` is 2 edits from `ipaddr` but the start of `hwaddress`.
+        let m = unknown_field("hw_addr", &["ip_addr", "hw_address"]);
+        assert_eq!(m, "unknown field `hw_addr`; did you mean `hw_address`?");
     }
 
     #[test]

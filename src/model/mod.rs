@@ -3,17 +3,26 @@
 //! Decoding rules (see `../shared/model.md`): field names in snake_case (also in any letter
 //! case, as Go matched them), lowerCamelCase or kebab-case; enums by number or name; unknown,
 //! doubled or mistyped fields are errors naming the field (and the closest known one); zero
-//! values mean "not set". [`Interface::to_canonical_json`] gives the canonical form back.
+//! values mean "not set". Three kinds of value: [`Interface`], [`Route`] and [`ArpEntry`];
+//! `to_canonical_json` gives each one's canonical form back.
 
+mod arp;
 mod decode;
 mod encode;
 mod fields;
 mod json;
+mod route;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_arp;
+#[cfg(test)]
+mod tests_route;
 mod validate;
 
+pub use arp::decode_arp;
 pub use decode::{decode_interface, decode_value};
+pub use route::decode_route;
 pub use validate::host_name_conflict;
 
 use std::fmt;
@@ -176,7 +185,8 @@ pub struct Route {
     /// link the agent does not manage (`eth0`, `lo`); empty = the kernel picks it from the
     /// gateway (only allowed with a gateway).
     pub interface: String,
-    /// Scope; `None` (no `scope` message) leaves it to the kernel's default.
+    /// Scope; `None` (no `scope` message) leaves it to the kernel's default. A `scope`
+    /// message without `type` is GLOBAL, as in proto3.
     pub scope: Option<RouteScope>,
     /// Destination network, host bits cleared; `0.0.0.0/0` or `::/0` for a default route.
     pub dst: ipnet::IpNet,
@@ -189,7 +199,8 @@ pub struct Route {
     pub gateway: Option<std::net::IpAddr>,
     /// Priority (metric); 0 = not set.
     pub metric: u32,
-    /// Routing table id as given; 0 = main (254 is main too).
+    /// Routing table id as given; 0 = main (254 is main too). Applies to default routes as
+    /// well (the v1 agent put those in main whatever `table` said).
     pub table: u32,
 }
 
@@ -247,6 +258,26 @@ pub enum ConfigItem {
     Route(Route),
     /// `.../arp/<name>`
     Arp(ArpEntry),
+}
+
+impl ConfigItem {
+    /// The item's `name` (its key's last segment).
+    pub fn name(&self) -> &str {
+        match self {
+            ConfigItem::Interface(i) => &i.name,
+            ConfigItem::Route(r) => &r.name,
+            ConfigItem::Arp(a) => &a.name,
+        }
+    }
+
+    /// The canonical JSON of the item (see each kind's `to_canonical_json`).
+    pub fn to_canonical_json(&self) -> serde_json::Value {
+        match self {
+            ConfigItem::Interface(i) => i.to_canonical_json(),
+            ConfigItem::Route(r) => r.to_canonical_json(),
+            ConfigItem::Arp(a) => a.to_canonical_json(),
+        }
+    }
 }
 
 /// A bad value: names the key and the field, and says what is wrong.

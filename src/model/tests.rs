@@ -15,10 +15,9 @@ fn decode(value: &Value) -> Result<Interface, ModelError> {
     decode_interface(&key(name), value.to_string().as_bytes())
 }
 
-/// A minimal valid VETH end with `patch` merged in at the top level (null removes a field).
-fn veth(patch: Value) -> Value {
-    let mut v = json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}});
-    if let (Some(o), Some(p)) = (v.as_object_mut(), patch.as_object()) {
+/// `base` with `patch` merged in at the top level (null removes a field).
+pub(super) fn merged(mut base: Value, patch: Value) -> Value {
+    if let (Some(o), Some(p)) = (base.as_object_mut(), patch.as_object()) {
         for (k, x) in p {
             if x.is_null() {
                 o.remove(k);
@@ -27,16 +26,30 @@ fn veth(patch: Value) -> Value {
             }
         }
     }
-    v
+    base
+}
+
+/// A minimal valid VETH end with `patch` merged in at the top level (null removes a field).
+fn veth(patch: Value) -> Value {
+    merged(
+        json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}}),
+        patch,
+    )
 }
 
 fn ok(value: Value) -> Interface {
     decode(&value).unwrap_or_else(|e| panic!("{value} should decode: {e}"))
 }
 
-/// Asserts that `value` is rejected on `field` with a message containing every needle.
-fn rejected(value: Value, field: &str, needles: &[&str]) -> ModelError {
-    let err = match decode(&value) {
+/// Asserts that `result` (of decoding `value`) is an error on `field` with a message
+/// containing every needle.
+pub(super) fn assert_rejected<T: std::fmt::Debug>(
+    result: Result<T, ModelError>,
+    value: &Value,
+    field: &str,
+    needles: &[&str],
+) -> ModelError {
+    let err = match result {
         Ok(i) => panic!("{value} should be rejected, decoded to {i:?}"),
         Err(e) => e,
     };
@@ -48,6 +61,11 @@ fn rejected(value: Value, field: &str, needles: &[&str]) -> ModelError {
         );
     }
     err
+}
+
+/// Asserts that `value` is rejected on `field` with a message containing every needle.
+fn rejected(value: Value, field: &str, needles: &[&str]) -> ModelError {
+    assert_rejected(decode(&value), &value, field, needles)
 }
 
 fn ns(namespace: Value) -> Result<NamespaceRef, ModelError> {
@@ -903,7 +921,7 @@ fn link_name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9_.@-]{1,15}".prop_filter("not . or ..", |s| s != "." && s != "..")
 }
 
-fn namespace_ref() -> impl Strategy<Value = NamespaceRef> {
+pub(super) fn namespace_ref() -> impl Strategy<Value = NamespaceRef> {
     prop_oneof![
         Just(NamespaceRef::Default),
         (1u32..).prop_map(NamespaceRef::Pid),
@@ -915,7 +933,7 @@ fn namespace_ref() -> impl Strategy<Value = NamespaceRef> {
     ]
 }
 
-fn ip_net() -> impl Strategy<Value = ipnet::IpNet> {
+pub(super) fn ip_net() -> impl Strategy<Value = ipnet::IpNet> {
     prop_oneof![
         (any::<std::net::Ipv4Addr>(), 0u8..=32)
             .prop_map(|(a, p)| ipnet::Ipv4Net::new(a, p).unwrap().into()),
@@ -960,7 +978,7 @@ prop_compose! {
 
 /// Respells every key of `v`, recursively: canonical, lowerCamel, kebab or upper case,
 /// chosen by successive bits of `seed`.
-fn respell(v: &Value, seed: &mut u64) -> Value {
+pub(super) fn respell(v: &Value, seed: &mut u64) -> Value {
     match v {
         Value::Object(o) => Value::Object(
             o.iter()
@@ -987,8 +1005,9 @@ fn respell(v: &Value, seed: &mut u64) -> Value {
     }
 }
 
-/// Arbitrary JSON whose object keys are often (mis)spellings of the model's fields.
-fn any_json() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON whose object keys are often (mis)spellings of the model's fields (of all
+/// three kinds).
+pub(super) fn any_json() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         prop::sample::select(vec![
             "name",
@@ -1009,6 +1028,20 @@ fn any_json() -> impl Strategy<Value = Value> {
             "temp_if_name",
             "description",
             "NAME",
+            "default",
+            "interface",
+            "scope",
+            "dst_ip_addr",
+            "src_ip_addr",
+            "gw_addr",
+            "gwAddr",
+            "metric",
+            "table",
+            "ip_family",
+            "family",
+            "state",
+            "ip_addr",
+            "hw_address",
         ])
         .prop_map(String::from),
         ".{0,12}",
@@ -1025,7 +1058,13 @@ fn any_json() -> impl Strategy<Value = Value> {
             "NAMED_NS",
             "10.0.0.1/24",
             "aa:bb:cc:dd:ee:ff",
-            "/x"
+            "/x",
+            "192.168.1.1",
+            "fe80::1",
+            "0.0.0.0/0",
+            "LINK",
+            "IPV6",
+            "STALE",
         ])
         .prop_map(Value::from),
         ".{0,20}".prop_map(Value::from),
