@@ -45,6 +45,8 @@ pub(crate) struct NsConn {
     label: String,
     rt: tokio::runtime::Handle,
     live: Mutex<Live>,
+    /// The kernel runs one dump per socket at a time (a second one fails with EBUSY).
+    dumping: tokio::sync::Mutex<()>,
 }
 
 impl NsConn {
@@ -57,6 +59,7 @@ impl NsConn {
             label,
             rt,
             live: Mutex::new(live),
+            dumping: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -110,10 +113,12 @@ impl NsConn {
     }
 
     /// A dump, repeated while the kernel reports it as interrupted by concurrent changes.
+    /// Dumps on one connection take turns.
     pub(crate) async fn dump(
         &self,
         message: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        let _turn = self.dumping.lock().await;
         for _ in 0..DUMP_ATTEMPTS {
             let (answer, interrupted) = self.raw_request(message.clone(), NLM_F_DUMP).await?;
             if !interrupted {
