@@ -2,7 +2,7 @@
 //! namespace (the socket stays bound to the namespace it was created in), driven by a tokio
 //! task, reopened after timeouts or a closed socket.
 
-use super::error::NlError;
+use super::error::{ext_ack_message, NlError};
 use crate::netns::{self, Namespace};
 use futures::StreamExt;
 use nix::errno::Errno;
@@ -148,11 +148,16 @@ impl NsConn {
                 match msg.payload {
                     NetlinkPayload::InnerMessage(m) => out.push(m),
                     NetlinkPayload::Error(e) => match e.code {
-                        Some(code) => return Err(NlError::Errno(Errno::from_raw(-code.get()))),
+                        Some(code) => {
+                            return Err(NlError::Errno(
+                                Errno::from_raw(-code.get()),
+                                ext_ack_message(msg.header.flags, &e.header),
+                            ))
+                        }
                         None => complete = true,
                     },
                     NetlinkPayload::Done(d) if d.code < 0 => {
-                        return Err(NlError::Errno(Errno::from_raw(-d.code)))
+                        return Err(NlError::Errno(Errno::from_raw(-d.code), None))
                     }
                     NetlinkPayload::Done(_) => complete = true,
                     NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
@@ -201,6 +206,14 @@ async fn open_live(
             }
             // Lets the kernel filter dumps by the header (address dump of one link).
             socket.set_netlink_get_strict_chk(true)?;
+            // Error answers carry the kernel's explanation ("Nexthop has invalid gateway")
+            // and echo only the request's header.
+            if let Err(e) = socket
+                .set_ext_ack(true)
+                .and_then(|()| socket.set_cap_ack(true))
+            {
+                tracing::debug!("no extended netlink ACKs: {e}");
+            }
             // Forward ACK and DONE to tell a complete answer from a dead connection (and
             // DONE carries NLM_F_DUMP_INTR too).
             conn.set_forward_ack(true);
