@@ -2,7 +2,7 @@
 //! namespace (the socket stays bound to the namespace it was created in), driven by a tokio
 //! task, reopened after timeouts or a closed socket.
 
-use super::error::NlError;
+use super::error::{ext_ack_message, NlError};
 use crate::netns::{self, Namespace};
 use futures::StreamExt;
 use nix::errno::Errno;
@@ -45,6 +45,8 @@ pub(crate) struct NsConn {
     label: String,
     rt: tokio::runtime::Handle,
     live: Mutex<Live>,
+    /// The kernel runs one dump per socket at a time (a second one fails with EBUSY).
+    dumping: tokio::sync::Mutex<()>,
 }
 
 impl NsConn {
@@ -57,6 +59,7 @@ impl NsConn {
             label,
             rt,
             live: Mutex::new(live),
+            dumping: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -110,10 +113,12 @@ impl NsConn {
     }
 
     /// A dump, repeated while the kernel reports it as interrupted by concurrent changes.
+    /// Dumps on one connection take turns.
     pub(crate) async fn dump(
         &self,
         message: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
+        let _turn = self.dumping.lock().await;
         for _ in 0..DUMP_ATTEMPTS {
             let (answer, interrupted) = self.raw_request(message.clone(), NLM_F_DUMP).await?;
             if !interrupted {
@@ -143,11 +148,16 @@ impl NsConn {
                 match msg.payload {
                     NetlinkPayload::InnerMessage(m) => out.push(m),
                     NetlinkPayload::Error(e) => match e.code {
-                        Some(code) => return Err(NlError::Errno(Errno::from_raw(-code.get()))),
+                        Some(code) => {
+                            return Err(NlError::Errno(
+                                Errno::from_raw(-code.get()),
+                                ext_ack_message(msg.header.flags, &e.header),
+                            ))
+                        }
                         None => complete = true,
                     },
                     NetlinkPayload::Done(d) if d.code < 0 => {
-                        return Err(NlError::Errno(Errno::from_raw(-d.code)))
+                        return Err(NlError::Errno(Errno::from_raw(-d.code), None))
                     }
                     NetlinkPayload::Done(_) => complete = true,
                     NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
@@ -196,6 +206,14 @@ async fn open_live(
             }
             // Lets the kernel filter dumps by the header (address dump of one link).
             socket.set_netlink_get_strict_chk(true)?;
+            // Error answers carry the kernel's explanation ("Nexthop has invalid gateway")
+            // and echo only the request's header.
+            if let Err(e) = socket
+                .set_ext_ack(true)
+                .and_then(|()| socket.set_cap_ack(true))
+            {
+                tracing::debug!("no extended netlink ACKs: {e}");
+            }
             // Forward ACK and DONE to tell a complete answer from a dead connection (and
             // DONE carries NLM_F_DUMP_INTR too).
             conn.set_forward_ack(true);

@@ -2,7 +2,7 @@
 
 use super::conn::NsConn;
 use super::error::NlError;
-use crate::kernel::KernelLink;
+use crate::kernel::{KernelLink, LinkPresence};
 use crate::model::MacAddr;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
@@ -55,6 +55,29 @@ pub(crate) async fn owned_links(
     }
     owned.sort_by_key(|l| l.ifindex);
     Ok(owned)
+}
+
+/// Every link of the namespace, owned or not, with its addresses, sorted by index.
+pub(crate) async fn link_presence(conn: &NsConn) -> Result<Vec<LinkPresence>, NlError> {
+    let (links, mut addresses) = futures::try_join!(
+        conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+        address_map(conn, 0)
+    )?;
+    let mut present: Vec<LinkPresence> = links
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+            _ => None,
+        })
+        .map(|l| LinkPresence {
+            addresses: addresses.remove(&l.ifindex).unwrap_or_default(),
+            ifindex: l.ifindex,
+            name: l.name,
+            up: l.up,
+        })
+        .collect();
+    present.sort_by_key(|l| l.ifindex);
+    Ok(present)
 }
 
 /// The link with this index, with its addresses.

@@ -5,12 +5,15 @@ mod conn;
 mod create;
 mod dump;
 mod error;
+mod neigh;
+mod route;
 mod update;
 
 use crate::kernel::NsId;
 use crate::keys::KeyTree;
 use crate::model::NamespaceRef;
 use crate::netns;
+use crate::scheduler::ops::l3::{L3Op, L3Outcome};
 use crate::scheduler::ops::{FailureKind, Op, OpOutcome};
 use conn::NsConn;
 use dump::Ownership;
@@ -67,6 +70,19 @@ impl Executor {
         let this = &*self;
         let mut done: Vec<(usize, OpOutcome)> = futures::stream::iter(ops.into_iter().enumerate())
             .map(|(i, op)| async move { (i, this.run(op).await) })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    /// Runs a batch of independent route and neighbour operations concurrently; outcome `i`
+    /// belongs to `ops[i]`.
+    pub async fn execute_l3(&mut self, ops: Vec<L3Op>) -> Vec<L3Outcome> {
+        let this = &*self;
+        let mut done: Vec<(usize, L3Outcome)> = futures::stream::iter(ops.into_iter().enumerate())
+            .map(|(i, op)| async move { (i, this.run_l3(op).await) })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -151,12 +167,68 @@ impl Executor {
         }
     }
 
+    async fn run_l3(&self, op: L3Op) -> L3Outcome {
+        let ns = match &op {
+            L3Op::Dump { ns, .. }
+            | L3Op::AddRoute { ns, .. }
+            | L3Op::ReplaceRoute { ns, .. }
+            | L3Op::DeleteRoute { ns, .. }
+            | L3Op::SetNeighbour { ns, .. }
+            | L3Op::DeleteNeighbour { ns, .. } => *ns,
+        };
+        let Some(conn) = self.open_conn(ns) else {
+            return match op {
+                // A namespace that is gone took its routes and neighbours with it.
+                L3Op::DeleteRoute { .. } | L3Op::DeleteNeighbour { .. } => L3Outcome::Done,
+                _ => L3Outcome::Failed {
+                    kind: FailureKind::NamespaceGone,
+                    error: not_open(ns),
+                },
+            };
+        };
+        match op {
+            L3Op::Dump { protocol, .. } => {
+                let read = futures::try_join!(
+                    route::owned_routes(&conn, protocol),
+                    neigh::owned_neighbours(&conn, protocol),
+                    dump::link_presence(&conn)
+                );
+                match read {
+                    Ok((routes, neighbours, links)) => L3Outcome::Dumped {
+                        routes,
+                        neighbours,
+                        links,
+                    },
+                    Err(e) => L3Outcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!(
+                            "cannot read the routes and neighbours of {}: {e}",
+                            conn.label()
+                        ),
+                    },
+                }
+            }
+            L3Op::AddRoute { route, .. } => route::write_route(&conn, &route, false).await,
+            L3Op::ReplaceRoute { route, .. } => route::write_route(&conn, &route, true).await,
+            L3Op::DeleteRoute { route, .. } => route::delete_route(&conn, &route).await,
+            L3Op::SetNeighbour { neighbour, .. } => neigh::set_neighbour(&conn, &neighbour).await,
+            L3Op::DeleteNeighbour { neighbour, .. } => {
+                neigh::delete_neighbour(&conn, &neighbour).await
+            }
+        }
+    }
+
+    /// The open connection of `ns`, if any.
+    fn open_conn(&self, ns: NsId) -> Option<Arc<NsConn>> {
+        self.lock().conns.get(&ns).cloned()
+    }
+
     /// The open connection of `ns`, or the outcome that says it is not open.
     fn conn(&self, ns: NsId) -> Result<Arc<NsConn>, Box<OpOutcome>> {
-        self.lock().conns.get(&ns).cloned().ok_or_else(|| {
+        self.open_conn(ns).ok_or_else(|| {
             Box::new(OpOutcome::Failed {
                 kind: FailureKind::NamespaceGone,
-                error: format!("namespace {ns} is not open (gone or not resolved)"),
+                error: not_open(ns),
             })
         })
     }
@@ -209,4 +281,9 @@ impl Executor {
         }
         OpOutcome::NsResolved { ns: id }
     }
+}
+
+/// Why an operation on `ns` cannot run.
+fn not_open(ns: NsId) -> String {
+    format!("namespace {ns} is not open (gone or not resolved)")
 }
