@@ -115,10 +115,7 @@ impl Executor {
 
     async fn run(&self, op: Op) -> OpOutcome {
         match op {
-            Op::L3(_) => OpOutcome::L3(crate::scheduler::ops::l3::L3Outcome::Failed {
-                kind: FailureKind::Other,
-                error: "routes and neighbour entries are not supported by this build".into(),
-            }),
+            Op::L3(op) => OpOutcome::L3(self.run_l3(op).await),
             Op::ResolveNs { reference, create } => self.resolve(reference, create).await,
             Op::DumpNs { ns } => {
                 let conn = match self.conn(ns) {

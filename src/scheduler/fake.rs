@@ -125,13 +125,6 @@ impl FakeKernel {
             .unwrap_or_default()
     }
 
-    /// Sets a link's addresses by hand.
-    pub fn set_addresses(&mut self, ns: NsId, ifindex: u32, addresses: Vec<ipnet::IpNet>) {
-        if let Some(l) = self.links.get_mut(&ns).and_then(|m| m.get_mut(&ifindex)) {
-            l.link.addresses = addresses;
-        }
-    }
-
     fn execute_l3(&mut self, op: &L3Op) -> L3Outcome {
         let fail = |kind, error: String| L3Outcome::Failed { kind, error };
         let ns = match op {
