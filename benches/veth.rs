@@ -311,6 +311,8 @@ fn main() {
         label: label.clone(),
         link_group: group,
         namespace_check_interval: Duration::from_millis(250),
+        route_protocol: nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL,
+        kernel_resync_interval: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent_thread = std::thread::spawn(move || {

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// How often namespaces are read again where a route or entry waits for a link the agent
+/// does not own (there is no event for a link appearing in another program's namespace).
+const LINK_WAIT_CHECK: Duration = Duration::from_secs(1);
 /// Rounds of plan-and-execute in one go before new events are looked at again.
 const MAX_ROUNDS: usize = 64;
 /// Events folded into the scheduler before it plans again.
@@ -70,8 +73,10 @@ impl Agent {
     pub async fn new(config: &AgentConfig) -> anyhow::Result<Self> {
         let keys = KeyTree::new(&config.label);
         let executor = Executor::new(keys.clone(), config.link_group).await?;
+        let mut scheduler = Scheduler::new(keys.clone());
+        scheduler.set_route_protocol(config.route_protocol);
         Ok(Agent {
-            scheduler: Scheduler::new(keys.clone()),
+            scheduler,
             status: StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone()),
             keys,
             executor,
@@ -101,6 +106,14 @@ impl Agent {
         tokio::pin!(shutdown);
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
+        link_waits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let resync_every = config
+            .kernel_resync_interval
+            .unwrap_or(Duration::from_secs(3600));
+        let mut kernel_resync =
+            tokio::time::interval_at(Instant::now() + resync_every, resync_every);
+        kernel_resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut synced = false;
         tracing::info!(
             label = self.keys.label(),
@@ -134,6 +147,11 @@ impl Agent {
                     }
                 }
                 _ = ns_check.tick() => self.check_namespaces(),
+                _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
+                _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
+                    tracing::debug!("re-reading the managed kernel state");
+                    self.scheduler.refresh_kernel_views();
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             if !synced {

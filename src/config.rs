@@ -16,6 +16,9 @@ pub const DEFAULT_LABEL: &str = "vpp1";
 /// Default interval of the check for namespaces that went away.
 pub const DEFAULT_NS_CHECK_MS: u64 = 250;
 
+/// Default seconds between full re-reads of the managed kernel state.
+pub const DEFAULT_KERNEL_RESYNC_S: u64 = 60;
+
 /// Command line of the `nsagent` daemon.
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +42,13 @@ pub struct Cli {
     /// Milliseconds between checks for namespaces that went away [default: 250]
     #[arg(long)]
     pub namespace_check_interval_ms: Option<u64>,
+    /// Routing-protocol number marking the agent's routes and neighbour entries [default: 196]
+    #[arg(long)]
+    pub route_protocol: Option<u8>,
+    /// Seconds between full re-reads of the kernel state the agent manages (repairs changes
+    /// made behind its back; only differences are written); 0 = never [default: 60]
+    #[arg(long)]
+    pub kernel_resync_interval_s: Option<u64>,
 }
 
 /// The TOML file. Every field is optional.
@@ -53,6 +63,10 @@ pub struct FileConfig {
     pub link_group: Option<u32>,
     /// Namespace check interval in milliseconds.
     pub namespace_check_interval_ms: Option<u64>,
+    /// Routing-protocol number of the agent's routes and neighbour entries.
+    pub route_protocol: Option<u8>,
+    /// Seconds between full re-reads of the managed kernel state; 0 = never.
+    pub kernel_resync_interval_s: Option<u64>,
 }
 
 impl FileConfig {
@@ -75,6 +89,10 @@ pub struct AgentConfig {
     pub link_group: u32,
     /// Interval of the check for namespaces that went away.
     pub namespace_check_interval: Duration,
+    /// `rtm_protocol` / `NDA_PROTOCOL` marking the agent's routes and neighbour entries.
+    pub route_protocol: u8,
+    /// Interval of full re-reads of the managed kernel state (`None` = never).
+    pub kernel_resync_interval: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -116,11 +134,25 @@ impl AgentConfig {
             .or(file.namespace_check_interval_ms)
             .unwrap_or(DEFAULT_NS_CHECK_MS)
             .max(10);
+        let route_protocol = cli
+            .route_protocol
+            .or(file.route_protocol)
+            .unwrap_or(crate::scheduler::DEFAULT_ROUTE_PROTOCOL);
+        anyhow::ensure!(
+            !matches!(route_protocol, 0..=4),
+            "route protocol {route_protocol} is reserved by the kernel (0-4: unspec, redirect, kernel, boot, static); choose another"
+        );
+        let resync_s = cli
+            .kernel_resync_interval_s
+            .or(file.kernel_resync_interval_s)
+            .unwrap_or(DEFAULT_KERNEL_RESYNC_S);
         Ok(AgentConfig {
             etcd_endpoints,
             label,
             link_group,
             namespace_check_interval: Duration::from_millis(ms),
+            route_protocol,
+            kernel_resync_interval: (resync_s > 0).then(|| Duration::from_secs(resync_s)),
         })
     }
 }
@@ -156,6 +188,9 @@ mod tests {
                 .is_err()
         );
         assert!(AgentConfig::merge(cli(&["--link-group", "0"]), FileConfig::default()).is_err());
+        assert!(
+            AgentConfig::merge(cli(&["--route-protocol", "3"]), FileConfig::default()).is_err()
+        );
         assert!(AgentConfig::merge(cli(&["--label", "a/b"]), FileConfig::default()).is_err());
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }

@@ -464,3 +464,54 @@ async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_on_a_host_link_waits_until_the_link_exists() {
+    let Some(env) = Env::new("v") else { return };
+    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let nsx = env.nsx();
+    ip(&["netns", "add", &nsx]);
+    let host = format!("{}h", env.p);
+    env.put(
+        "route",
+        "h1",
+        json!({"name": "h1", "dst_ip_addr": "10.92.0.0/16", "interface": host,
+        "namespace": {"type": "NAMED_NS", "name": nsx}}),
+    )
+    .await;
+    env.put(
+        "route",
+        "lo",
+        json!({"name": "lo", "dst_ip_addr": "10.91.0.0/16", "interface": "lo",
+        "namespace": {"type": "NAMED_NS", "name": nsx}}),
+    )
+    .await;
+    env.wait_status("route", "h1", "pending", &host).await;
+    // lo exists but is down in a new namespace; bringing it up applies the route.
+    env.wait_status("route", "lo", "pending", "is down").await;
+    ip(&["-n", &nsx, "link", "set", "lo", "up"]);
+    wait_for("route via lo", || {
+        route_to(&our_routes(&nsx), "10.91.0.0/16").cloned()
+    })
+    .await;
+    // A link made by someone else appears: the route follows within the link-wait interval.
+    ip(&[
+        "-n",
+        &nsx,
+        "link",
+        "add",
+        &host,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{}i", env.p),
+    ]);
+    ip(&["-n", &nsx, "link", "set", &host, "up"]);
+    let r = wait_for("route via the new link", || {
+        route_to(&our_routes(&nsx), "10.92.0.0/16").cloned()
+    })
+    .await;
+    assert_eq!(r["dev"], host);
+    env.wait_status("route", "h1", "applied", "").await;
+}

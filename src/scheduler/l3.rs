@@ -22,6 +22,11 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+/// True when a decision waits for a link the agent does not own.
+fn waits_on_foreign<T>(d: &L3Decision<T>) -> bool {
+    matches!(d, L3Decision::WaitLink(_))
+}
+
 /// The main routing table.
 pub const MAIN_TABLE: u32 = 254;
 /// The metric the kernel reports for IPv6 routes added without one.
@@ -64,12 +69,16 @@ pub(super) struct L3Plan {
     pub writes: Vec<Op>,
     pub deletes: Vec<Op>,
     pub targets: L3Writes,
+    /// Namespaces where an item waits for a link the agent does not own.
+    pub waiting_on_links: BTreeSet<NsId>,
 }
 
 /// What was decided for one valid route or entry.
 enum L3Decision<T> {
     Desired(T),
     Withdraw(ItemStatus),
+    /// Withdrawn until a link the agent does not own appears or comes up.
+    WaitLink(ItemStatus),
     Hold(ItemStatus),
 }
 
@@ -133,7 +142,10 @@ impl Scheduler {
     pub(super) fn l3_dumps(&self, needed: &BTreeSet<NsId>, now: Duration) -> Vec<Op> {
         needed
             .iter()
-            .filter(|ns| !matches!(self.l3_views.get(ns), Some(L3View::Known { .. })))
+            .filter(|ns| {
+                !matches!(self.l3_views.get(ns), Some(L3View::Known { .. }))
+                    || self.refresh.contains(ns)
+            })
             .filter(|ns| !self.l3_view_backoff.get(ns).is_some_and(|b| b.waiting(now)))
             .map(|ns| {
                 Op::L3(L3Op::Dump {
@@ -155,6 +167,7 @@ impl Scheduler {
             writes: Vec::new(),
             deletes: Vec::new(),
             targets: HashMap::default(),
+            waiting_on_links: BTreeSet::new(),
         };
         self.plan_routes(now, ifaces, book, &mut plan);
         self.plan_neighbours(now, ifaces, book, &mut plan);
@@ -234,10 +247,11 @@ impl Scheduler {
                 reason: "reading the namespace".into(),
             }));
         };
+        let wait = |reason: String| Err(L3Decision::WaitLink(ItemStatus::Pending { reason }));
         match links.iter().find(|l| l.name == name) {
-            Some(l) if need_up && !l.up => withdraw(format!("link `{name}` is down")),
+            Some(l) if need_up && !l.up => wait(format!("link `{name}` is down")),
             Some(l) => Ok((l.ifindex, l.up)),
-            None => withdraw(format!(
+            None => wait(format!(
                 "no configured interface and no link named `{name}` in this namespace"
             )),
         }
@@ -332,6 +346,9 @@ impl Scheduler {
                     }
                 };
                 let d = self.decide_route(now, ifaces, name, r, ns, &link_scope);
+                if waits_on_foreign(&d) {
+                    plan.waiting_on_links.insert(ns);
+                }
                 if let L3Decision::Desired(k) = &d {
                     if k.scope == RT_SCOPE_LINK {
                         link_scope.entry(ns).or_default().push(k.dst);
@@ -354,9 +371,10 @@ impl Scheduler {
                     if let Some(r) = r {
                         held.insert((*ns, route_key(&kernel_route(r, 0, self.protocol))));
                     }
-                    book.set_kind(kind, name, s.clone());
+                    book.hold_kind(kind, name, s.clone());
                 }
-                (_, L3Decision::Hold(s)) | (_, L3Decision::Withdraw(s)) => {
+                (_, L3Decision::Hold(s)) => book.hold_kind(kind, name, s.clone()),
+                (_, L3Decision::Withdraw(s) | L3Decision::WaitLink(s)) => {
                     book.set_kind(kind, name, s.clone())
                 }
                 (None, L3Decision::Desired(_)) => {}
@@ -473,20 +491,30 @@ impl Scheduler {
             };
             let ns = match self.l3_namespace::<()>(kind, &item.key, &a.namespace) {
                 Ok(ns) => ns,
-                Err(L3Decision::Withdraw(s)) | Err(L3Decision::Hold(s)) => {
+                Err(L3Decision::Hold(s)) => {
+                    book.hold_kind(kind, name, s);
+                    continue;
+                }
+                Err(L3Decision::Withdraw(s) | L3Decision::WaitLink(s)) => {
                     book.set_kind(kind, name, s);
                     continue;
                 }
                 Err(L3Decision::Desired(())) => continue,
             };
-            let ifindex = match self.l3_link::<()>(ifaces, ns, &a.interface, false) {
+            let link = self.l3_link::<()>(ifaces, ns, &a.interface, false);
+            if let Err(d) = &link {
+                if waits_on_foreign(d) {
+                    plan.waiting_on_links.insert(ns);
+                }
+            }
+            let ifindex = match link {
                 Ok((ifindex, _)) => ifindex,
                 Err(L3Decision::Hold(s)) => {
                     held.insert((ns, a.ip));
-                    book.set_kind(kind, name, s);
+                    book.hold_kind(kind, name, s);
                     continue;
                 }
-                Err(L3Decision::Withdraw(s)) => {
+                Err(L3Decision::Withdraw(s) | L3Decision::WaitLink(s)) => {
                     book.set_kind(kind, name, s);
                     continue;
                 }
@@ -584,11 +612,13 @@ impl Scheduler {
             Op::DeleteLink { .. } => self.l3_views.keys().copied().collect(),
             _ => Vec::new(),
         };
-        for ns in touched {
-            if let Some(v) = self.l3_views.get_mut(&ns) {
-                *v = L3View::Unknown;
-            }
-        }
+        // Read them again but keep planning with what is known meanwhile, so that what
+        // depends on these links does not flap to pending.
+        self.refresh.extend(
+            touched
+                .into_iter()
+                .filter(|ns| self.l3_views.contains_key(ns)),
+        );
     }
 
     /// Folds the outcome of one route/neighbour operation into the scheduler's beliefs.

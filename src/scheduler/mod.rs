@@ -29,7 +29,7 @@ use crate::model::{ArpEntry, Interface, ModelError, NamespaceRef, Route};
 use backoff::Backoff;
 use ops::{FailureKind, Op, OpOutcome};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The routing-protocol number (`rtm_protocol`, and `NDA_PROTOCOL` for neighbour entries)
@@ -133,6 +133,10 @@ pub struct Scheduler {
     l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
     protocol: u8,
+    /// Namespaces to read again while planning with what is known of them meanwhile.
+    refresh: BTreeSet<NsId>,
+    /// Namespaces where a route or entry waits for a link the agent does not own.
+    waiting_on_links: BTreeSet<NsId>,
 }
 
 impl Scheduler {
@@ -155,12 +159,26 @@ impl Scheduler {
             l3_backoff: FxHashMap::default(),
             l3_writes: FxHashMap::default(),
             protocol: DEFAULT_ROUTE_PROTOCOL,
+            refresh: BTreeSet::new(),
+            waiting_on_links: BTreeSet::new(),
         }
     }
 
     /// Uses `protocol` instead of [`DEFAULT_ROUTE_PROTOCOL`] to mark routes and neighbours.
     pub fn set_route_protocol(&mut self, protocol: u8) {
         self.protocol = protocol;
+    }
+
+    /// Reads every namespace again (links, routes, entries) and repairs what differs; items
+    /// keep their state meanwhile. A safety net for changes made behind the agent's back.
+    pub fn refresh_kernel_views(&mut self) {
+        self.refresh.extend(self.views.keys().copied());
+    }
+
+    /// Reads again the namespaces where a route or entry waits for a link the agent does not
+    /// own (`eth0`), so that it is applied soon after that link appears or comes up.
+    pub fn refresh_waiting_links(&mut self) {
+        self.refresh.extend(self.waiting_on_links.iter().copied());
     }
 
     /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed

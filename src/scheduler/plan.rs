@@ -84,6 +84,16 @@ impl StatusBook {
         self.set_kind(ItemKind::Interface, name, status);
     }
 
+    /// For an item whose kernel state is left as it is this round: keeps the status it has,
+    /// or sets `status` when it has none yet.
+    pub(super) fn hold_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
+        let keep = matches!(status, ItemStatus::Pending { .. })
+            && self.map.contains_key(&(kind, name.to_string()));
+        if !keep {
+            self.set_kind(kind, name, status);
+        }
+    }
+
     /// Sets the status of an item of any kind.
     pub(super) fn set_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
         self.probe.0 = kind;
@@ -122,11 +132,13 @@ impl Scheduler {
             changed: std::mem::take(&mut self.changed),
             probe: (ItemKind::Interface, String::new()),
         };
-        let (plan, stale_refs, l3_writes) = self.plan_with(now, &mut book);
+        let (plan, stale_refs, l3) = self.plan_with(now, &mut book);
         for r in stale_refs {
             self.refs.remove(&r);
         }
-        self.l3_writes = l3_writes;
+        self.l3_writes = l3.targets;
+        self.waiting_on_links = l3.waiting_on_links;
+        self.refresh.clear();
         self.status = book.map;
         self.changed = book.changed;
         plan
@@ -137,7 +149,7 @@ impl Scheduler {
         &self,
         now: Duration,
         book: &mut StatusBook,
-    ) -> (Plan, Vec<NamespaceRef>, super::l3::L3Writes) {
+    ) -> (Plan, Vec<NamespaceRef>, super::l3::L3Plan) {
         let valid = self.valid_items(book);
 
         let mut scan: HashSet<&NamespaceRef> = HashSet::default();
@@ -188,7 +200,7 @@ impl Scheduler {
         for ns in &needed_views {
             let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
             let known = matches!(self.views.get(ns), Some(View::Known(_)));
-            if !known && !waiting {
+            if (!known || self.refresh.contains(ns)) && !waiting {
                 learn.push(Op::DumpNs { ns: *ns });
             }
         }
@@ -382,13 +394,18 @@ impl Scheduler {
 
         // Routes and neighbours after the links they use; new routes before the old ones
         // they replace are deleted, so that no moment has none.
+        let mut l3 = l3;
+        let (l3_writes, l3_deletes) = (
+            std::mem::take(&mut l3.writes),
+            std::mem::take(&mut l3.deletes),
+        );
         let plan = Plan {
-            phases: [learn, deletes, writes, l3.writes, l3.deletes, releases]
+            phases: [learn, deletes, writes, l3_writes, l3_deletes, releases]
                 .into_iter()
                 .filter(|p| !p.is_empty())
                 .collect(),
         };
-        (plan, stale_refs, l3.targets)
+        (plan, stale_refs, l3)
     }
 
     /// Valid VETH items by name, with host-name conflicts removed; statuses for the rest.

@@ -600,7 +600,8 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
     )
         .prop_map(|(n, p, ns, host, mtu, enabled, addrs, mac)| {
             // Mostly the partner (a-b, c-d), so that pairs form and then change.
-            let p = p.unwrap_or(n ^ 1);
+            // Never itself: the decoder refuses a VETH that peers with itself.
+            let p = p.filter(|p| *p != n).unwrap_or(n ^ 1);
             let mut i = veth(NAMES[n], NAMES[p], ns);
             if let Some(h) = host {
                 i.host_if_name = h.into();
@@ -1247,6 +1248,82 @@ mod l3 {
         assert!(
             matches!(w.l3_status(ItemKind::Route, "r2"), ItemStatus::Invalid { error } if error.contains("/route/r1"))
         );
+    }
+
+    #[test]
+    fn routes_on_a_link_that_appears_later_are_applied_after_a_refresh() {
+        let mut w = World::new();
+        let ns = w.k.add_namespace(named("n1"));
+        w.put_route(route("r1", "10.7.0.0/16", None, "eth9", named("n1")));
+        w.converge();
+        assert!(matches!(
+            w.l3_status(ItemKind::Route, "r1"),
+            ItemStatus::Pending { .. }
+        ));
+        let eth9 = w.k.add_foreign_link(ns, "eth9");
+        w.k.links
+            .get_mut(&ns)
+            .unwrap()
+            .get_mut(&eth9)
+            .unwrap()
+            .link
+            .up = true;
+        w.converge();
+        assert!(
+            ours(&w.k, &named("n1")).is_empty(),
+            "nothing told the scheduler yet"
+        );
+        w.s.refresh_waiting_links();
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+        assert_eq!(ours(&w.k, &named("n1"))[0].oif, eth9);
+    }
+
+    #[test]
+    fn a_kernel_refresh_repairs_changes_made_behind_the_agents_back() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.0.2"),
+            "a",
+            named("n1"),
+        ));
+        w.put_arp(arp("p1", "10.0.0.7", "a", named("n1")));
+        w.converge();
+        let ns = w.k.world[&named("n1")];
+        w.k.routes.get_mut(&ns).unwrap().clear();
+        w.k.neighbours.get_mut(&ns).unwrap()[0].mac = Some(MacAddr([2, 9, 9, 9, 9, 9]));
+        let a = w.links(&named("n1"))["a"].ifindex;
+        w.k.links
+            .get_mut(&ns)
+            .unwrap()
+            .get_mut(&a)
+            .unwrap()
+            .link
+            .mtu = 9000;
+        w.s.refresh_kernel_views();
+        // Statuses never go through "pending" while the namespaces are read again.
+        for _ in 0..10 {
+            let plan = w.s.plan(w.now);
+            let pending: Vec<_> =
+                w.s.status()
+                    .iter()
+                    .filter(|(_, s)| matches!(s, ItemStatus::Pending { .. }))
+                    .collect();
+            assert!(pending.is_empty(), "{pending:?}");
+            if plan.is_empty() {
+                break;
+            }
+            w.k.run(&mut w.s, &plan, w.now);
+        }
+        assert_eq!(ours(&w.k, &named("n1")).len(), 1);
+        assert_eq!(
+            w.k.neighbours_in(&named("n1"))[0].mac,
+            Some(MacAddr([2, 0, 0, 0, 0, 9]))
+        );
+        assert_eq!(w.links(&named("n1"))["a"].mtu, 1500);
     }
 
     #[test]
