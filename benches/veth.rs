@@ -16,21 +16,16 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use clap::Parser;
-use nsagent::agent::Agent;
 use nsagent::config::AgentConfig;
 use nsagent::keys::{ItemKind, KeyTree};
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use support::{ip_batch, ms, percentile, AgentThread, Seen, Watcher};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -46,125 +41,6 @@ struct Args {
     /// Accepted for `cargo bench` compatibility.
     #[arg(long)]
     bench: bool,
-}
-
-/// Records when addresses appear in the namespaces it listens to.
-struct Watcher {
-    rx: mpsc::Receiver<(IpAddr, Instant)>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Watcher {
-    fn start(namespaces: &[String]) -> Watcher {
-        let (tx, rx) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let threads = namespaces
-            .iter()
-            .map(|ns| {
-                let (tx, stop, ready, ns) =
-                    (tx.clone(), stop.clone(), ready_tx.clone(), ns.clone());
-                std::thread::spawn(move || listen(&ns, tx, stop, ready))
-            })
-            .collect();
-        for _ in namespaces {
-            ready_rx.recv().expect("listener ready");
-        }
-        Watcher { rx, stop, threads }
-    }
-
-    /// Waits until every address in `want` has appeared; returns when the last one did.
-    fn wait_all(&self, want: &HashSet<IpAddr>, timeout: Duration) -> Option<Instant> {
-        let mut seen = HashSet::new();
-        let mut last = None;
-        let deadline = Instant::now() + timeout;
-        while seen.len() < want.len() {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let (addr, at) = self.rx.recv_timeout(left).ok()?;
-            if want.contains(&addr) && seen.insert(addr) {
-                last = Some(at);
-            }
-        }
-        last
-    }
-
-    fn drain(&self) {
-        while self.rx.try_recv().is_ok() {}
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Listens to IPv4 address notifications inside namespace `ns` (this thread enters it; it is
-/// a dedicated thread that ends with the listener).
-fn listen(
-    ns: &str,
-    tx: mpsc::Sender<(IpAddr, Instant)>,
-    stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<()>,
-) {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-    let mut socket =
-        rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).expect("socket");
-    socket.bind_auto().expect("bind");
-    socket.add_membership(5).expect("join RTNLGRP_IPV4_IFADDR"); // RTNLGRP_IPV4_IFADDR = 5
-    socket.set_rx_buf_sz(8 << 20).expect("rcvbuf");
-    // Block in recv (with a timeout to notice `stop`): polling would steal the agent's CPU.
-    let fd =
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket)) };
-    nix::sys::socket::setsockopt(
-        &fd,
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(0, 100_000),
-    )
-    .expect("SO_RCVTIMEO");
-    ready.send(()).unwrap();
-    let mut buf = vec![0u8; 1 << 16];
-    while !stop.load(Ordering::SeqCst) {
-        let n = match socket.recv(&mut &mut buf[..], 0) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => panic!("netlink recv in {ns}: {e}"),
-        };
-        let at = Instant::now();
-        let mut offset = 0;
-        while offset < n {
-            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
-            else {
-                break;
-            };
-            let len = msg.header.length as usize;
-            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)) = &msg.payload {
-                for attr in &a.attributes {
-                    if let AddressAttribute::Address(ip) = attr {
-                        let _ = tx.send((*ip, at));
-                    }
-                }
-            }
-            if len == 0 {
-                break;
-            }
-            offset += (len + 3) & !3;
-        }
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 struct Plan {
@@ -203,31 +79,9 @@ fn end_json(end: &(String, String, String, IpAddr), peer: &str) -> String {
     .to_string()
 }
 
-fn ip_batch(args: &[&str], input: &str) {
-    let path = std::env::temp_dir().join(format!("nsagent-bench-{}.batch", std::process::id()));
-    std::fs::write(&path, input).unwrap();
-    let out = Command::new("ip")
-        .args(args)
-        .arg("-batch")
-        .arg(&path)
-        .output()
-        .expect("ip");
-    assert!(
-        out.status.success(),
-        "ip -batch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = std::fs::remove_file(path);
-}
-
 fn main() {
     let args = Args::parse();
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    support::init_logging();
     assert!(nix::unistd::geteuid().is_root(), "the benchmark needs root");
     let etcd = common::Etcd::start_new();
     let prefix = common::unique_prefix("q");
@@ -251,7 +105,7 @@ fn main() {
 
     // ---- ip -batch doing the same kernel work -------------------------------------------
     let watcher = Watcher::start(&namespaces);
-    let want: HashSet<IpAddr> = p.ends.iter().map(|e| e.3).collect();
+    let want: HashSet<Seen> = p.ends.iter().map(|e| Seen::Address(e.3)).collect();
     let started = Instant::now();
     let mut links = String::new();
     let mut per_ns: BTreeMap<&str, String> = BTreeMap::new();
@@ -314,22 +168,7 @@ fn main() {
         route_protocol: nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL,
         kernel_resync_interval: None,
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let agent_thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let agent = Agent::new(&config).await.expect("agent");
-            agent
-                .run(config, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .expect("agent run");
-        });
-    });
+    let agent = AgentThread::start(config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -399,7 +238,10 @@ fn main() {
         ))
         .unwrap();
         let done = watcher
-            .wait_all(&HashSet::from([a.3, b.3]), Duration::from_secs(10))
+            .wait_all(
+                &HashSet::from([Seen::Address(a.3), Seen::Address(b.3)]),
+                Duration::from_secs(10),
+            )
             .expect("single pair applied");
         samples.push(done - t0);
         for n in [&a.0, &b.0] {
@@ -450,8 +292,7 @@ fn main() {
             .iter()
             .all(|ns| !common::ip(&["-n", ns, "link", "show"]).contains(prefix.as_str()))
     });
-    let _ = stop_tx.send(());
-    let _ = agent_thread.join();
+    drop(agent);
     assert!(
         gone,
         "the agent did not remove the pairs after their configuration was deleted"
