@@ -190,7 +190,7 @@ fn main() {
         .wait_all(&want, Duration::from_secs(120))
         .expect("ip -batch applied")
         - started;
-    for (ns, _) in &per_ns {
+    for ns in per_ns.keys() {
         common::ip(&["-n", ns, "route", "flush", "proto", "197"]);
     }
     for (_, e, ip, _) in &arps {
