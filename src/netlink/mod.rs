@@ -37,13 +37,26 @@ pub struct Executor {
 struct State {
     conns: HashMap<NsId, Arc<NsConn>>,
     refs: HashMap<NamespaceRef, NsId>,
+    /// Running microservices: label -> PID of the container's process.
+    microservices: HashMap<String, u32>,
 }
 
 impl State {
     /// Drops the connections no reference maps to any more.
     fn prune(&mut self) {
-        let State { conns, refs } = self;
+        let State { conns, refs, .. } = self;
         conns.retain(|id, _| refs.values().any(|r| r == id));
+    }
+
+    /// What a reference names in the kernel: microservices through their process.
+    fn concrete(&self, reference: &NamespaceRef) -> Option<NamespaceRef> {
+        match reference {
+            NamespaceRef::Microservice(label) => self
+                .microservices
+                .get(label)
+                .map(|pid| NamespaceRef::Pid(*pid)),
+            other => Some(other.clone()),
+        }
     }
 }
 
@@ -98,7 +111,7 @@ impl Executor {
         let vanished: Vec<NamespaceRef> = state
             .refs
             .iter()
-            .filter(|(r, id)| netns::current_id(r) != Some(**id))
+            .filter(|(r, id)| state.concrete(r).and_then(|c| netns::current_id(&c)) != Some(**id))
             .map(|(r, _)| r.clone())
             .collect();
         for r in &vanished {
@@ -230,8 +243,29 @@ impl Executor {
         })
     }
 
+    /// Records where a microservice runs (`None`: it stopped). A reference to it that was
+    /// resolved before is forgotten (and its connection dropped, so that a dead container's
+    /// namespace is freed); the caller tells the scheduler.
+    pub fn set_microservice(&mut self, label: &str, pid: Option<u32>) {
+        let mut state = self.lock();
+        match pid {
+            Some(pid) => state.microservices.insert(label.to_string(), pid),
+            None => state.microservices.remove(label),
+        };
+        state
+            .refs
+            .remove(&NamespaceRef::Microservice(label.to_string()));
+        state.prune();
+    }
+
     async fn resolve(&self, reference: NamespaceRef, create: bool) -> OpOutcome {
-        let r = reference.clone();
+        let concrete = self.lock().concrete(&reference);
+        let Some(r) = concrete else {
+            return OpOutcome::NsUnavailable {
+                reason: format!("{reference} is not running"),
+                invalid: false,
+            };
+        };
         let resolved = match tokio::task::spawn_blocking(move || netns::resolve(&r, create)).await {
             Ok(Ok(ns)) => ns,
             Ok(Err(e)) => {

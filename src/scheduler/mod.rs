@@ -305,6 +305,13 @@ impl Scheduler {
         }
     }
 
+    /// What a reference names has changed (a microservice started or moved to a new
+    /// container): resolve it again now. Items in the old namespace are re-created in the new
+    /// one.
+    pub fn namespace_changed(&mut self, reference: &NamespaceRef) {
+        self.refs.remove(reference);
+    }
+
     /// Status of every configured item, by kind and name, as of the last [`Self::plan`].
     pub fn status(&self) -> &FxHashMap<(ItemKind, String), ItemStatus> {
         &self.status

@@ -1349,3 +1349,53 @@ mod l3 {
         let _: IpAddr = "10.0.0.2".parse().unwrap();
     }
 }
+
+#[test]
+fn microservice_items_follow_the_container() {
+    let mut w = World::new();
+    let web = NamespaceRef::Microservice("web".into());
+    let mut a = veth("a", "b", web.clone());
+    a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+    w.put(a);
+    w.put(veth("b", "a", named("n1")));
+    w.converge();
+    assert!(
+        matches!(w.status("a"), ItemStatus::Pending { reason } if reason.contains("microservice web"))
+    );
+    assert!(w.links(&named("n1")).is_empty());
+
+    // The container starts.
+    let first = w.k.add_namespace(web.clone());
+    w.s.namespace_changed(&web);
+    w.converge();
+    assert_eq!(w.k.world[&web], first);
+    assert!(w.links(&web).contains_key("a"));
+    assert!(w.links(&named("n1")).contains_key("b"));
+
+    // It stops: withdrawn (the kernel destroyed its end; ours is removed too).
+    w.k.remove_namespace(&web);
+    w.s.namespace_vanished(&web, w.now);
+    w.converge();
+    assert!(w.links(&named("n1")).is_empty());
+    assert!(matches!(w.status("b"), ItemStatus::Pending { .. }));
+
+    // A new container takes the label: re-created in its namespace with the same config.
+    let second = w.k.add_namespace(web.clone());
+    assert_ne!(first, second);
+    w.s.namespace_changed(&web);
+    w.converge();
+    assert_eq!(
+        w.links(&web)["a"].addresses,
+        vec!["10.0.0.1/24".parse().unwrap()]
+    );
+    assert!(w.links(&named("n1")).contains_key("b"));
+
+    // Replaced while running (restart with a new namespace, no stop seen in between).
+    w.k.world.remove(&web);
+    let third = w.k.add_namespace(web.clone());
+    w.s.namespace_changed(&web);
+    w.converge();
+    assert_eq!(w.k.world[&web], third);
+    assert!(w.links(&web).contains_key("a"));
+    assert_eq!(w.links(&named("n1")).len(), 1, "the old pair's end is gone");
+}
