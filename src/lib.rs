@@ -3,12 +3,14 @@
 //!
 //! Data flow: [`store`] (etcd) -> [`scheduler`] (pure state machine) -> [`netlink`]
 //! (executor, one netlink socket per namespace from [`netns`]) -> results back into the
-//! scheduler. [`agent`] wires the pieces together.
+//! scheduler. [`microservice`] follows Docker containers that items refer to by label.
+//! [`agent`] wires the pieces together.
 
 pub mod agent;
 pub mod config;
 pub mod kernel;
 pub mod keys;
+pub mod microservice;
 pub mod model;
 pub mod netlink;
 pub mod netns;

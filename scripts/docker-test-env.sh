@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# A private Docker engine for nsagent's tests: its own dockerd (and the containerd it
+# manages) with everything under one directory, no iptables, no bridge, and a test image
+# built without any registry (`docker import` of a static busybox). It never touches a
+# system dockerd. Needs root and the docker.io and busybox-static packages.
+#
+#   docker-test-env.sh start [DIR]        start dockerd in DIR, build the test image, print
+#                                         `export DOCKER_HOST=... NSAGENT_TEST_IMAGE=...`
+#                                         lines (use: eval "$(docker-test-env.sh start)")
+#   docker-test-env.sh stop-daemon [DIR]  stop that dockerd but keep DIR (its containers and
+#                                         images) for a later `start DIR`
+#   docker-test-env.sh stop [DIR]         stop that dockerd and remove DIR
+#
+# DIR defaults to $NSAGENT_DOCKER_DIR, else /tmp/nsagent-docker. Keep it short: the unix
+# sockets under it must fit in 107 bytes. Progress goes to stderr, the log to DIR/dockerd.log.
+set -euo pipefail
+
+IMAGE=nsagent-test-busybox:1
+MARKER=.nsagent-docker-test-env
+START_TIMEOUT=60 # seconds
+STOP_TIMEOUT=40  # seconds
+
+cmd=${1:-}
+dir=${2:-${NSAGENT_DOCKER_DIR:-/tmp/nsagent-docker}}
+dir=${dir%/}
+sock=$dir/docker.sock
+pidfile=$dir/docker.pid
+log=$dir/dockerd.log
+
+say() { echo "docker-test-env: $*" >&2; }
+die() {
+    say "$*"
+    exit 1
+}
+docker_cli() { docker -H "unix://$sock" "$@"; }
+
+# The pid of our dockerd, if it runs: the pid file's process, checked to be a dockerd
+# started with our socket (so a reused pid is never taken for ours).
+our_dockerd() {
+    [ -f "$pidfile" ] || return 1
+    local pid
+    pid=$(cat "$pidfile")
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "unix://$sock" || return 1
+    echo "$pid"
+}
+
+# Pids of processes whose command line names a path under DIR (the containerd that dockerd
+# manages and its shims), in case they outlive dockerd; each one's children come first
+# (container processes of a shim).
+leftovers() {
+    local p arg ours=()
+    for p in /proc/[0-9]*; do
+        [ -r "$p/cmdline" ] || continue
+        while IFS= read -r -d '' arg; do
+            case "$arg" in
+            "$dir"/* | "unix://$dir"/* | *"=$dir"/*)
+                ours+=("${p#/proc/}")
+                break
+                ;;
+            esac
+        done <"$p/cmdline" 2>/dev/null || true
+    done
+    for p in "${ours[@]}"; do
+        children_of "$p"
+        echo "$p"
+    done
+}
+
+children_of() { # pid
+    local f stat rest fields
+    for f in /proc/[0-9]*/stat; do
+        stat=$(cat "$f" 2>/dev/null) || continue
+        rest=${stat##*) } # after "(comm) ", which may hold spaces
+        read -r -a fields <<<"$rest"
+        [ "${fields[1]:-}" = "$1" ] && echo "$(basename "$(dirname "$f")")"
+    done
+    return 0
+}
+
+wait_gone() { # pid seconds
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [ -e "/proc/$1" ] || return 0
+        # A zombie has exited already.
+        [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+start_dockerd() { # storage driver ("" = dockerd's default)
+    local args=(
+        --iptables=false --ip6tables=false --bridge=none --ip-forward=false
+        --host "unix://$sock" --data-root "$dir/root" --exec-root "$dir/exec"
+        --pidfile "$pidfile"
+    )
+    [ -n "$1" ] && args+=(--storage-driver "$1")
+    say "starting dockerd in $dir${1:+ (storage driver $1)}"
+    echo "=== $(date -Is) dockerd ${args[*]}" >>"$log"
+    # setsid: not in the caller's process group, so a Ctrl-C of the tests does not reach it;
+    # -w: $! stays a live process as long as dockerd runs, whether setsid forks or not.
+    setsid -w dockerd "${args[@]}" >>"$log" 2>&1 </dev/null &
+    local launcher=$! i
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        if docker_cli version >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! kill -0 "$launcher" 2>/dev/null; then
+            wait "$launcher" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    say "dockerd did not answer within ${START_TIMEOUT}s"
+    return 1
+}
+
+build_image() {
+    docker_cli image inspect "$IMAGE" >/dev/null 2>&1 && return 0
+    local busybox
+    busybox=$(command -v busybox || true)
+    [ -n "$busybox" ] || busybox=/bin/busybox
+    [ -x "$busybox" ] || die "busybox not found: install busybox-static"
+    if ldd "$busybox" >/dev/null 2>&1; then
+        die "$busybox is dynamically linked: install busybox-static"
+    fi
+    local rootfs
+    rootfs=$(mktemp -d "$dir/rootfs.XXXXXX")
+    mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/etc"
+    cp "$busybox" "$rootfs/bin/busybox"
+    local c
+    for c in sh sleep tail ip ping cat ls kill true; do
+        ln -s busybox "$rootfs/bin/$c"
+    done
+    tar -C "$rootfs" -c . | docker_cli import - "$IMAGE" >/dev/null
+    rm -rf "$rootfs"
+    say "built image $IMAGE"
+}
+
+start() {
+    command -v dockerd >/dev/null || die "dockerd not found: install docker.io"
+    command -v docker >/dev/null || die "docker CLI not found: install docker.io"
+    [ "$(id -u)" -eq 0 ] || die "needs root"
+    [ ${#sock} -lt 100 ] || die "directory path too long for a unix socket: $dir"
+    if pid=$(our_dockerd); then
+        say "dockerd already running in $dir (pid $pid)"
+    else
+        if [ -e "$dir" ] && [ ! -f "$dir/$MARKER" ]; then
+            die "$dir exists and was not made by this script"
+        fi
+        mkdir -p "$dir"
+        touch "$dir/$MARKER"
+        local driver=""
+        [ -f "$dir/storage-driver" ] && driver=$(cat "$dir/storage-driver")
+        if ! start_dockerd "$driver"; then
+            if [ -z "$driver" ]; then
+                say "dockerd failed with the default storage driver, trying vfs; log tail:"
+                tail -n 5 "$log" >&2
+                stop_daemon
+                rm -rf "$dir/root"
+                driver=vfs
+                start_dockerd "$driver" || {
+                    tail -n 30 "$log" >&2
+                    die "dockerd failed to start; log: $log"
+                }
+            else
+                tail -n 30 "$log" >&2
+                die "dockerd failed to start; log: $log"
+            fi
+        fi
+        echo "$driver" >"$dir/storage-driver"
+        say "dockerd ready (pid $(cat "$pidfile")), DOCKER_HOST=unix://$sock"
+    fi
+    build_image
+    echo "export DOCKER_HOST=unix://$sock"
+    echo "export NSAGENT_TEST_IMAGE=$IMAGE"
+}
+
+stop_daemon() {
+    local pid p
+    if pid=$(our_dockerd); then
+        say "stopping dockerd (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
+            say "dockerd (pid $pid) did not stop within ${STOP_TIMEOUT}s, killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            wait_gone "$pid" 5 || true
+        fi
+    fi
+    for p in $(leftovers); do
+        say "killing leftover process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
+        kill -KILL "$p" 2>/dev/null || true
+        wait_gone "$p" 5 || true
+    done
+    rm -f "$pidfile"
+}
+
+stop() {
+    stop_daemon
+    [ -e "$dir" ] || return 0
+    [ -f "$dir/$MARKER" ] || die "$dir was not made by this script, not removing it"
+    # Container mounts (overlay, shm, netns) left behind by a killed dockerd, deepest first.
+    local m
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    # Empty cgroups of containers whose dockerd was killed (rmdir removes only empty ones).
+    local id cg
+    for id in $(ls "$dir/root/containers" 2>/dev/null); do
+        for cg in /sys/fs/cgroup/*/docker/"$id" /sys/fs/cgroup/docker/"$id"; do
+            [ -d "$cg" ] && rmdir "$cg" 2>/dev/null || true
+        done
+    done
+    rm -rf "$dir"
+    say "removed $dir"
+}
+
+case "$cmd" in
+start) start ;;
+stop-daemon) stop_daemon ;;
+stop) stop ;;
+*)
+    echo "usage: $0 start|stop-daemon|stop [DIR]" >&2
+    exit 2
+    ;;
+esac
