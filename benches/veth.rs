@@ -167,6 +167,7 @@ fn main() {
         namespace_check_interval: Duration::from_millis(250),
         route_protocol: nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL,
         kernel_resync_interval: None,
+        docker_host: None,
     };
     let agent = AgentThread::start(config);
     let rt = tokio::runtime::Builder::new_current_thread()

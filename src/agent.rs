@@ -3,7 +3,8 @@
 
 use crate::config::AgentConfig;
 use crate::keys::{ItemKind, KeyTree};
-use crate::model::{self, ArpEntry, ConfigItem, Route};
+use crate::microservice::{self, Change, Registry, TrackerEvent};
+use crate::model::{self, ArpEntry, ConfigItem, NamespaceRef, Route};
 use crate::netlink::Executor;
 use crate::scheduler::ops::{Op, OpOutcome};
 use crate::scheduler::{Item, ItemStatus, Scheduler};
@@ -103,6 +104,14 @@ impl Agent {
             self.keys.config_prefix(),
             tx,
         ));
+        let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
+        let docker_host = config.docker_host.clone();
+        let tracker = tokio::spawn(async move {
+            if let Err(e) = microservice::track(docker_host, docker_tx).await {
+                tracing::error!("microservice references cannot work: {e}");
+            }
+        });
+        let mut microservices = Registry::new();
         tokio::pin!(shutdown);
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,6 +155,22 @@ impl Agent {
                         }
                     }
                 }
+                Some(event) = docker_rx.recv() => {
+                    let mut events = vec![event];
+                    while let Ok(event) = docker_rx.try_recv() {
+                        events.push(event);
+                    }
+                    let mut changes = Vec::new();
+                    for event in events {
+                        if matches!(event, TrackerEvent::Snapshot(_)) {
+                            self.scheduler.set_microservices_known();
+                        }
+                        changes.extend(microservices.apply(event));
+                    }
+                    for change in changes {
+                        self.on_microservice(change);
+                    }
+                }
                 _ = ns_check.tick() => self.check_namespaces(),
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
@@ -168,6 +193,7 @@ impl Agent {
             }
         }
         watcher.abort();
+        tracker.abort();
         tracing::info!("nsagent stopped; kernel state left as it is");
         Ok(())
     }
@@ -197,6 +223,25 @@ impl Agent {
             }
         }
         true
+    }
+
+    /// A microservice label got a new container, or lost its container.
+    fn on_microservice(&mut self, change: Change) {
+        match change {
+            Change::Up { label, id, pid } => {
+                tracing::info!(label, container = id, pid, "microservice running");
+                self.executor.set_microservice(&label, Some(pid));
+                self.scheduler
+                    .namespace_changed(&NamespaceRef::Microservice(label));
+            }
+            Change::Down { label } => {
+                tracing::info!(label, "microservice gone; withdrawing its items");
+                self.executor.set_microservice(&label, None);
+                let now = self.now();
+                self.scheduler
+                    .namespace_vanished(&NamespaceRef::Microservice(label), now);
+            }
+        }
     }
 
     fn check_namespaces(&mut self) {

@@ -49,6 +49,10 @@ pub struct Cli {
     /// made behind its back; only differences are written); 0 = never [default: 60]
     #[arg(long)]
     pub kernel_resync_interval_s: Option<u64>,
+    /// Docker Engine API socket for microservice references: unix:///path or a path
+    /// [default: unix:///var/run/docker.sock]
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
 }
 
 /// The TOML file. Every field is optional.
@@ -67,6 +71,8 @@ pub struct FileConfig {
     pub route_protocol: Option<u8>,
     /// Seconds between full re-reads of the managed kernel state; 0 = never.
     pub kernel_resync_interval_s: Option<u64>,
+    /// Docker Engine API socket.
+    pub docker_host: Option<String>,
 }
 
 impl FileConfig {
@@ -93,6 +99,8 @@ pub struct AgentConfig {
     pub route_protocol: u8,
     /// Interval of full re-reads of the managed kernel state (`None` = never).
     pub kernel_resync_interval: Option<Duration>,
+    /// Docker Engine API socket (`None` = the local default).
+    pub docker_host: Option<String>,
 }
 
 impl AgentConfig {
@@ -153,6 +161,7 @@ impl AgentConfig {
             namespace_check_interval: Duration::from_millis(ms),
             route_protocol,
             kernel_resync_interval: (resync_s > 0).then(|| Duration::from_secs(resync_s)),
+            docker_host: cli.docker_host.or(file.docker_host),
         })
     }
 }

@@ -206,7 +206,7 @@ impl Scheduler {
             _ => {
                 let _ = kind;
                 Err(L3Decision::Hold(ItemStatus::Pending {
-                    reason: format!("reading the {r}"),
+                    reason: self.reading(r),
                 }))
             }
         }

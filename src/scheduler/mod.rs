@@ -137,6 +137,10 @@ pub struct Scheduler {
     refresh: BTreeSet<NsId>,
     /// Namespaces where a route or entry waits for a link the agent does not own.
     waiting_on_links: BTreeSet<NsId>,
+    /// The Docker tracker has listed the running microservices at least once; until then
+    /// microservice references are not resolved (so nothing is withdrawn at start-up just
+    /// because Docker has not answered yet).
+    microservices_known: bool,
 }
 
 impl Scheduler {
@@ -161,6 +165,7 @@ impl Scheduler {
             protocol: DEFAULT_ROUTE_PROTOCOL,
             refresh: BTreeSet::new(),
             waiting_on_links: BTreeSet::new(),
+            microservices_known: false,
         }
     }
 
@@ -303,6 +308,11 @@ impl Scheduler {
             self.view_backoff.remove(&ns);
             self.l3_views.remove(&ns);
         }
+    }
+
+    /// The running microservices are known (the Docker tracker's first listing arrived).
+    pub fn set_microservices_known(&mut self) {
+        self.microservices_known = true;
     }
 
     /// What a reference names has changed (a microservice started or moved to a new

@@ -172,6 +172,9 @@ impl Scheduler {
         let mut ordered: Vec<&NamespaceRef> = scan.iter().copied().collect();
         ordered.sort();
         for r in &ordered {
+            if matches!(r, NamespaceRef::Microservice(_)) && !self.microservices_known {
+                continue;
+            }
             let named = matches!(r, NamespaceRef::Named(_));
             match self.refs.get(*r) {
                 None => learn.push(Op::ResolveNs {
@@ -513,7 +516,7 @@ impl Scheduler {
                 }
                 _ => {
                     return Decision::Hold(ItemStatus::Pending {
-                        reason: format!("reading the {r}"),
+                        reason: self.reading(r),
                     });
                 }
             }
@@ -530,6 +533,15 @@ impl Scheduler {
             None => Decision::Hold(ItemStatus::Pending {
                 reason: format!("reading the {}", i.namespace),
             }),
+        }
+    }
+
+    /// Why an item waits while its namespace is being looked up.
+    pub(super) fn reading(&self, r: &NamespaceRef) -> String {
+        if matches!(r, NamespaceRef::Microservice(_)) && !self.microservices_known {
+            format!("waiting for Docker to list the running containers ({r})")
+        } else {
+            format!("reading the {r}")
         }
     }
 

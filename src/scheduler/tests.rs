@@ -1351,9 +1351,39 @@ mod l3 {
 }
 
 #[test]
+fn microservice_items_are_held_until_docker_has_listed_its_containers() {
+    let mut w = World::new();
+    let web = NamespaceRef::Microservice("web".into());
+    w.k.add_namespace(web.clone());
+    w.s.set_microservices_known();
+    w.put(veth("a", "b", web.clone()));
+    w.put(veth("b", "a", named("n1")));
+    w.converge();
+    assert!(w.links(&named("n1")).contains_key("b"));
+    // A restarted agent: Docker has not answered yet; nothing is withdrawn meanwhile.
+    let mut s = Scheduler::new(keys());
+    s.resync(w.s.items().values().cloned().collect());
+    let writes = w.k.writes;
+    w.k.converge(&mut s, w.now);
+    assert_eq!(w.k.writes, writes);
+    assert!(
+        matches!(&s.status()[&(ItemKind::Interface, "a".to_string())],
+        ItemStatus::Pending { reason } if reason.contains("waiting for Docker"))
+    );
+    s.set_microservices_known();
+    w.k.converge(&mut s, w.now);
+    assert_eq!(w.k.writes, writes, "the pair matched: not touched");
+    assert_eq!(
+        s.status()[&(ItemKind::Interface, "a".to_string())],
+        ItemStatus::Applied
+    );
+}
+
+#[test]
 fn microservice_items_follow_the_container() {
     let mut w = World::new();
     let web = NamespaceRef::Microservice("web".into());
+    w.s.set_microservices_known();
     let mut a = veth("a", "b", web.clone());
     a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
     w.put(a);
