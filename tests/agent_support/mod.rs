@@ -306,3 +306,18 @@ pub fn veth_json(
     }
     v.to_string()
 }
+
+/// The link named `name` inside the network namespace of process `pid` (via nsenter).
+pub fn link_in_process(pid: u32, name: &str) -> Option<Link> {
+    let pid = pid.to_string();
+    let out = Command::new("nsenter")
+        .args(["-t", &pid, "-n", "ip", "-j", "-d", "addr", "show", "dev", name])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_links(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .next()
+}

@@ -1,0 +1,252 @@
+//! End-to-end tests of microservice references: the `nsagent` binary, a real etcd, a real
+//! (private) Docker engine (`DOCKER_HOST`, image `NSAGENT_TEST_IMAGE`), real namespaces.
+
+mod agent_support;
+mod common;
+mod docker_support;
+
+use agent_support::*;
+use common::*;
+use docker_support::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::task::block_in_place;
+
+const WAIT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+
+struct Env {
+    etcd: Etcd,
+    label: String,
+    p: String,
+    _ns: NetnsGuard,
+    _links: LinkGuard,
+}
+
+impl Env {
+    fn new(tag: &str) -> Option<Env> {
+        if !require_root() {
+            return None;
+        }
+        let etcd = require_etcd()?;
+        let p = unique_prefix(tag);
+        Some(Env {
+            etcd,
+            label: format!("test-{p}"),
+            _ns: NetnsGuard::new([format!("{p}x")]),
+            _links: LinkGuard::new(&p),
+            p,
+        })
+    }
+
+    fn nsx(&self) -> String {
+        format!("{}x", self.p)
+    }
+
+    fn agent(&self, docker: &Docker) -> AgentProcess {
+        AgentProcess::start(
+            &self.etcd.endpoint(),
+            &self.label,
+            &["--docker-host", docker.host()],
+        )
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("/vnf-agent/{}/linux/config/v1/{kind}/{name}", self.label)
+    }
+
+    async fn put(&self, kind: &str, name: &str, v: Value) {
+        self.etcd.put(&self.key(kind, name), v.to_string()).await;
+    }
+
+    async fn status(&self, kind: &str, name: &str) -> Value {
+        let key = format!("/vnf-agent/{}/linux/status/v1/{kind}/{name}", self.label);
+        match self.etcd.get(&key).await {
+            Some(v) => serde_json::from_slice(&v).unwrap(),
+            None => Value::Null,
+        }
+    }
+
+    /// Puts a pair: `m1` inside microservice `ms` (10.220.N.1/24), `m2` in nsx (.2).
+    async fn put_pair(&self, ms: &str, n: u8) {
+        let (m1, m2) = (format!("m{n}a"), format!("m{n}b"));
+        self.put("interface", &m1, json!({"name": m1, "host_if_name": "eth9", "enabled": true,
+            "ip_addresses": [format!("10.220.{n}.1/24")],
+            "namespace": {"type": "MICROSERVICE_REF_NS", "microservice": ms},
+            "veth": {"peer_if_name": m2}})).await;
+        self.put("interface", &m2, json!({"name": m2, "host_if_name": format!("{}{n}", self.p),
+            "enabled": true, "ip_addresses": [format!("10.220.{n}.2/24")],
+            "namespace": {"type": "NAMED_NS", "name": self.nsx()},
+            "veth": {"peer_if_name": m1}})).await;
+    }
+}
+
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    let ok = wait_until_async(WAIT, POLL, || {
+        found = f();
+        found.is_some()
+    })
+    .await;
+    assert!(ok, "timed out waiting for {what}");
+    found.unwrap()
+}
+
+fn has_addr(l: &Link, a: &str) -> bool {
+    l.addresses.iter().any(|x| x == a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_first_container_later_then_ping() {
+    let Some(docker) = require_docker() else { return };
+    let Some(env) = Env::new("m") else { return };
+    let _agent = env.agent(&docker);
+    let ms = unique_label("web");
+    env.put_pair(&ms, 1).await;
+    let s = wait_for("pending status", || {
+        let s = block_in_place(|| tokio::runtime::Handle::current().block_on(env.status("interface", "m1b")));
+        (s["state"] == "pending").then_some(s)
+    })
+    .await;
+    assert!(s["detail"].as_str().unwrap().contains(&ms), "names the label: {s}");
+
+    let c = block_in_place(|| docker.run(Some(&ms), &[]));
+    let pid = docker.pid(&c);
+    let inside = wait_for("the end inside the container", || {
+        link_in_process(pid, "eth9").filter(|l| has_addr(l, "10.220.1.1/24"))
+    })
+    .await;
+    assert!(inside.up);
+    wait_for("the end in the named namespace", || {
+        link(Some(&env.nsx()), &format!("{}1", env.p)).filter(|l| has_addr(l, "10.220.1.2/24"))
+    })
+    .await;
+    let ping = std::process::Command::new("ip")
+        .args(["netns", "exec", &env.nsx(), "ping", "-c", "1", "-W", "2", "10.220.1.1"])
+        .output()
+        .expect("ping");
+    assert!(ping.status.success(), "ping into the container failed: {}", String::from_utf8_lossy(&ping.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_replacement_and_newest_container_wins() {
+    let Some(docker) = require_docker() else { return };
+    let Some(env) = Env::new("n") else { return };
+    let _agent = env.agent(&docker);
+    let ms = unique_label("app");
+    let host = format!("{}2", env.p);
+    let c1 = block_in_place(|| docker.run(Some(&ms), &[]));
+    env.put_pair(&ms, 2).await;
+    let pid1 = docker.pid(&c1);
+    wait_for("pair in c1", || link_in_process(pid1, "eth9")).await;
+
+    // docker restart: re-created in the container's new namespace.
+    block_in_place(|| docker.restart(&c1));
+    let pid1b = docker.pid(&c1);
+    assert_ne!(pid1, pid1b);
+    wait_for("pair after restart", || {
+        link_in_process(pid1b, "eth9").filter(|l| has_addr(l, "10.220.2.1/24"))
+    })
+    .await;
+    wait_for("named end after restart", || link(Some(&env.nsx()), &host)).await;
+
+    // docker rm -f: withdrawn; a new container with the label: re-created there.
+    block_in_place(|| docker.rm(&c1));
+    wait_for("named end gone", || link(Some(&env.nsx()), &host).is_none().then_some(())).await;
+    let c2 = block_in_place(|| docker.run(Some(&ms), &[]));
+    let pid2 = docker.pid(&c2);
+    wait_for("pair in c2", || link_in_process(pid2, "eth9")).await;
+
+    // A newer container with the same label takes it; restarting the older one does not
+    // take it back.
+    let c3 = block_in_place(|| docker.run(Some(&ms), &[]));
+    let pid3 = docker.pid(&c3);
+    wait_for("pair in c3", || link_in_process(pid3, "eth9")).await;
+    wait_for("gone from c2", || link_in_process(pid2, "eth9").is_none().then_some(())).await;
+    block_in_place(|| docker.restart(&c2));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid2b = docker.pid(&c2);
+    assert!(link_in_process(pid2b, "eth9").is_none(), "the older container took the label back");
+    assert!(link_in_process(pid3, "eth9").is_some());
+    assert_eq!(
+        wait_for("one named end", || {
+            let n = links(Some(&env.nsx())).iter().filter(|l| l.name == host).count();
+            (n == 1).then_some(n)
+        })
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_and_entries_inside_a_microservice_follow_it() {
+    let Some(docker) = require_docker() else { return };
+    let Some(env) = Env::new("o") else { return };
+    let _agent = env.agent(&docker);
+    let ms = unique_label("rt");
+    env.put_pair(&ms, 3).await;
+    let ns = json!({"type": "MICROSERVICE_REF_NS", "microservice": ms});
+    env.put("route", "r", json!({"name": "r", "dst_ip_addr": "10.88.0.0/16", "gw_addr": "10.220.3.2",
+        "interface": "m3a", "namespace": ns})).await;
+    env.put("arp", "a", json!({"name": "a", "interface": "m3a", "ip_addr": "10.220.3.9",
+        "hw_address": "02:00:00:00:03:09", "namespace": ns})).await;
+    let c = block_in_place(|| docker.run(Some(&ms), &[]));
+    let check = |pid: u32| {
+        let p = pid.to_string();
+        let route = std::process::Command::new("nsenter")
+            .args(["-t", &p, "-n", "ip", "route", "show", "10.88.0.0/16"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("via 10.220.3.2"))
+            .unwrap_or(false);
+        let neigh = std::process::Command::new("nsenter")
+            .args(["-t", &p, "-n", "ip", "neigh", "show", "10.220.3.9"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("02:00:00:00:03:09"))
+            .unwrap_or(false);
+        (route && neigh).then_some(())
+    };
+    let pid = docker.pid(&c);
+    wait_for("route and entry in the container", || check(pid)).await;
+    block_in_place(|| docker.restart(&c));
+    let pid = docker.pid(&c);
+    wait_for("route and entry after restart", || check(pid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_restart_keeps_running_containers_and_withdraws_removed_ones() {
+    if require_docker().is_none() {
+        return;
+    }
+    let Some(private) = block_in_place(|| PrivateDockerd::start("--live-restore")) else {
+        return;
+    };
+    let Some(env) = Env::new("q") else { return };
+    let docker = private.docker();
+    let _agent = env.agent(docker);
+    let (keep, gone) = (unique_label("keep"), unique_label("gone"));
+    let ck = block_in_place(|| docker.run(Some(&keep), &[]));
+    let cg = block_in_place(|| docker.run(Some(&gone), &[]));
+    env.put_pair(&keep, 4).await;
+    env.put_pair(&gone, 5).await;
+    let kept = wait_for("keep's pair", || link(Some(&env.nsx()), &format!("{}4", env.p))).await;
+    wait_for("gone's pair", || link(Some(&env.nsx()), &format!("{}5", env.p))).await;
+    let kept_inside = wait_for("inside keep", || link_in_process(docker.pid(&ck), "eth9")).await;
+
+    // While dockerd is down (containers keep running: --live-restore), one container's
+    // process dies; the agent learns it when Docker is back.
+    let gone_pid = nix::unistd::Pid::from_raw(docker.pid(&cg) as i32);
+    block_in_place(|| private.stop_daemon());
+    nix::sys::signal::kill(gone_pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    block_in_place(|| private.start_daemon());
+
+    wait_for("gone's pair withdrawn", || {
+        link(Some(&env.nsx()), &format!("{}5", env.p)).is_none().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = link(Some(&env.nsx()), &format!("{}4", env.p)).expect("keep's pair still there");
+    assert_eq!(still.ifindex, kept.ifindex, "nothing torn down for a container that runs");
+    let inside = link_in_process(docker.pid(&ck), "eth9").expect("inside keep");
+    assert_eq!(inside.ifindex, kept_inside.ifindex);
+}
