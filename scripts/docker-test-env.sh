@@ -9,8 +9,11 @@
 #                                         lines (use: eval "$(docker-test-env.sh start)")
 #   docker-test-env.sh stop-daemon [DIR]  stop that dockerd but keep DIR (its containers and
 #                                         images) for a later `start DIR`
-#   docker-test-env.sh stop [DIR]         stop that dockerd and remove DIR
+#   docker-test-env.sh stop [DIR]         stop that dockerd, kill what is left of its
+#                                         containers, and remove DIR
 #
+# NSAGENT_DOCKERD_ARGS: extra dockerd arguments for the first start of DIR (e.g.
+# --live-restore); later starts of the same DIR reuse them.
 # DIR defaults to $NSAGENT_DOCKER_DIR, else /tmp/nsagent-docker. Keep it short: the unix
 # sockets under it must fit in 107 bytes. Progress goes to stderr, the log to DIR/dockerd.log.
 set -euo pipefail
@@ -96,6 +99,9 @@ start_dockerd() { # storage driver ("" = dockerd's default)
         --pidfile "$pidfile"
     )
     [ -n "$1" ] && args+=(--storage-driver "$1")
+    local extra=()
+    read -r -a extra <"$dir/dockerd-args"
+    args+=("${extra[@]}")
     say "starting dockerd in $dir${1:+ (storage driver $1)}"
     echo "=== $(date -Is) dockerd ${args[*]}" >>"$log"
     # setsid: not in the caller's process group, so a Ctrl-C of the tests does not reach it;
@@ -151,6 +157,9 @@ start() {
         fi
         mkdir -p "$dir"
         touch "$dir/$MARKER"
+        if [ ! -f "$dir/dockerd-args" ]; then
+            echo "${NSAGENT_DOCKERD_ARGS:-}" >"$dir/dockerd-args"
+        fi
         local driver=""
         [ -f "$dir/storage-driver" ] && driver=$(cat "$dir/storage-driver")
         if ! start_dockerd "$driver"; then
@@ -158,6 +167,8 @@ start() {
                 say "dockerd failed with the default storage driver, trying vfs; log tail:"
                 tail -n 5 "$log" >&2
                 stop_daemon
+                kill_leftovers
+                unmount_all
                 rm -rf "$dir/root"
                 driver=vfs
                 start_dockerd "$driver" || {
@@ -178,7 +189,7 @@ start() {
 }
 
 stop_daemon() {
-    local pid p
+    local pid
     if pid=$(our_dockerd); then
         say "stopping dockerd (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
@@ -188,23 +199,43 @@ stop_daemon() {
             wait_gone "$pid" 5 || true
         fi
     fi
+    rm -f "$pidfile"
+}
+
+# Mounts under DIR (data root, overlays, shm, netns) that dockerd left behind (it keeps them
+# with --live-restore or when killed), deepest first.
+unmount_all() {
+    local m
+    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+}
+
+kill_leftovers() {
+    local p
     for p in $(leftovers); do
         say "killing leftover process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
         kill -KILL "$p" 2>/dev/null || true
         wait_gone "$p" 5 || true
     done
-    rm -f "$pidfile"
 }
 
 stop() {
+    if our_dockerd >/dev/null; then
+        # Remove containers while dockerd can still do it cleanly (with --live-restore they
+        # would outlive it); best effort, kill_leftovers catches the rest.
+        local ids
+        ids=$(timeout 30 docker -H "unix://$sock" ps -aq 2>/dev/null || true)
+        if [ -n "$ids" ]; then
+            # shellcheck disable=SC2086 # one id per word
+            timeout 30 docker -H "unix://$sock" rm -f $ids >/dev/null 2>&1 || true
+        fi
+    fi
     stop_daemon
+    kill_leftovers
     [ -e "$dir" ] || return 0
     [ -f "$dir/$MARKER" ] || die "$dir was not made by this script, not removing it"
-    # Container mounts (overlay, shm, netns) left behind by a killed dockerd, deepest first.
-    local m
-    awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
+    unmount_all
     # Empty cgroups of containers whose dockerd was killed (rmdir removes only empty ones).
     local id cg
     for id in $(ls "$dir/root/containers" 2>/dev/null); do
