@@ -70,14 +70,24 @@ impl Env {
     /// Puts a pair: `m1` inside microservice `ms` (10.220.N.1/24), `m2` in nsx (.2).
     async fn put_pair(&self, ms: &str, n: u8) {
         let (m1, m2) = (format!("m{n}a"), format!("m{n}b"));
-        self.put("interface", &m1, json!({"name": m1, "host_if_name": "eth9", "enabled": true,
+        self.put(
+            "interface",
+            &m1,
+            json!({"name": m1, "host_if_name": "eth9", "enabled": true,
             "ip_addresses": [format!("10.220.{n}.1/24")],
             "namespace": {"type": "MICROSERVICE_REF_NS", "microservice": ms},
-            "veth": {"peer_if_name": m2}})).await;
-        self.put("interface", &m2, json!({"name": m2, "host_if_name": format!("{}{n}", self.p),
+            "veth": {"peer_if_name": m2}}),
+        )
+        .await;
+        self.put(
+            "interface",
+            &m2,
+            json!({"name": m2, "host_if_name": format!("{}{n}", self.p),
             "enabled": true, "ip_addresses": [format!("10.220.{n}.2/24")],
             "namespace": {"type": "NAMED_NS", "name": self.nsx()},
-            "veth": {"peer_if_name": m1}})).await;
+            "veth": {"peer_if_name": m1}}),
+        )
+        .await;
     }
 }
 
@@ -98,17 +108,23 @@ fn has_addr(l: &Link, a: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_first_container_later_then_ping() {
-    let Some(docker) = require_docker() else { return };
+    let Some(docker) = require_docker() else {
+        return;
+    };
     let Some(env) = Env::new("m") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("web");
     env.put_pair(&ms, 1).await;
     let s = wait_for("pending status", || {
-        let s = block_in_place(|| tokio::runtime::Handle::current().block_on(env.status("interface", "m1b")));
-        (s["state"] == "pending").then_some(s)
+        let s = block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(env.status("interface", "m1b"))
+        });
+        let waits = s["detail"].as_str().unwrap_or("").contains(&ms);
+        (s["state"] == "pending" && waits).then_some(s)
     })
     .await;
-    assert!(s["detail"].as_str().unwrap().contains(&ms), "names the label: {s}");
+    let detail = s["detail"].as_str().unwrap();
+    assert!(detail.contains("not running"), "says why: {s}");
 
     let c = block_in_place(|| docker.run(Some(&ms), &[]));
     let pid = docker.pid(&c);
@@ -122,15 +138,31 @@ async fn configuration_first_container_later_then_ping() {
     })
     .await;
     let ping = std::process::Command::new("ip")
-        .args(["netns", "exec", &env.nsx(), "ping", "-c", "1", "-W", "2", "10.220.1.1"])
+        .args([
+            "netns",
+            "exec",
+            &env.nsx(),
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "10.220.1.1",
+        ])
         .output()
         .expect("ping");
-    assert!(ping.status.success(), "ping into the container failed: {}", String::from_utf8_lossy(&ping.stdout));
+    assert!(
+        ping.status.success(),
+        "ping into the container failed: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_replacement_and_newest_container_wins() {
-    let Some(docker) = require_docker() else { return };
+    let Some(docker) = require_docker() else {
+        return;
+    };
     let Some(env) = Env::new("n") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("app");
@@ -152,7 +184,10 @@ async fn restart_replacement_and_newest_container_wins() {
 
     // docker rm -f: withdrawn; a new container with the label: re-created there.
     block_in_place(|| docker.rm(&c1));
-    wait_for("named end gone", || link(Some(&env.nsx()), &host).is_none().then_some(())).await;
+    wait_for("named end gone", || {
+        link(Some(&env.nsx()), &host).is_none().then_some(())
+    })
+    .await;
     let c2 = block_in_place(|| docker.run(Some(&ms), &[]));
     let pid2 = docker.pid(&c2);
     wait_for("pair in c2", || link_in_process(pid2, "eth9")).await;
@@ -162,15 +197,24 @@ async fn restart_replacement_and_newest_container_wins() {
     let c3 = block_in_place(|| docker.run(Some(&ms), &[]));
     let pid3 = docker.pid(&c3);
     wait_for("pair in c3", || link_in_process(pid3, "eth9")).await;
-    wait_for("gone from c2", || link_in_process(pid2, "eth9").is_none().then_some(())).await;
+    wait_for("gone from c2", || {
+        link_in_process(pid2, "eth9").is_none().then_some(())
+    })
+    .await;
     block_in_place(|| docker.restart(&c2));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid2b = docker.pid(&c2);
-    assert!(link_in_process(pid2b, "eth9").is_none(), "the older container took the label back");
+    assert!(
+        link_in_process(pid2b, "eth9").is_none(),
+        "the older container took the label back"
+    );
     assert!(link_in_process(pid3, "eth9").is_some());
     assert_eq!(
         wait_for("one named end", || {
-            let n = links(Some(&env.nsx())).iter().filter(|l| l.name == host).count();
+            let n = links(Some(&env.nsx()))
+                .iter()
+                .filter(|l| l.name == host)
+                .count();
             (n == 1).then_some(n)
         })
         .await,
@@ -180,16 +224,28 @@ async fn restart_replacement_and_newest_container_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_entries_inside_a_microservice_follow_it() {
-    let Some(docker) = require_docker() else { return };
+    let Some(docker) = require_docker() else {
+        return;
+    };
     let Some(env) = Env::new("o") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("rt");
     env.put_pair(&ms, 3).await;
     let ns = json!({"type": "MICROSERVICE_REF_NS", "microservice": ms});
-    env.put("route", "r", json!({"name": "r", "dst_ip_addr": "10.88.0.0/16", "gw_addr": "10.220.3.2",
-        "interface": "m3a", "namespace": ns})).await;
-    env.put("arp", "a", json!({"name": "a", "interface": "m3a", "ip_addr": "10.220.3.9",
-        "hw_address": "02:00:00:00:03:09", "namespace": ns})).await;
+    env.put(
+        "route",
+        "r",
+        json!({"name": "r", "dst_ip_addr": "10.88.0.0/16", "gw_addr": "10.220.3.2",
+        "interface": "m3a", "namespace": ns}),
+    )
+    .await;
+    env.put(
+        "arp",
+        "a",
+        json!({"name": "a", "interface": "m3a", "ip_addr": "10.220.3.9",
+        "hw_address": "02:00:00:00:03:09", "namespace": ns}),
+    )
+    .await;
     let c = block_in_place(|| docker.run(Some(&ms), &[]));
     let check = |pid: u32| {
         let p = pid.to_string();
@@ -228,8 +284,14 @@ async fn docker_restart_keeps_running_containers_and_withdraws_removed_ones() {
     let cg = block_in_place(|| docker.run(Some(&gone), &[]));
     env.put_pair(&keep, 4).await;
     env.put_pair(&gone, 5).await;
-    let kept = wait_for("keep's pair", || link(Some(&env.nsx()), &format!("{}4", env.p))).await;
-    wait_for("gone's pair", || link(Some(&env.nsx()), &format!("{}5", env.p))).await;
+    let kept = wait_for("keep's pair", || {
+        link(Some(&env.nsx()), &format!("{}4", env.p))
+    })
+    .await;
+    wait_for("gone's pair", || {
+        link(Some(&env.nsx()), &format!("{}5", env.p))
+    })
+    .await;
     let kept_inside = wait_for("inside keep", || link_in_process(docker.pid(&ck), "eth9")).await;
 
     // While dockerd is down (containers keep running: --live-restore), one container's
@@ -241,12 +303,17 @@ async fn docker_restart_keeps_running_containers_and_withdraws_removed_ones() {
     block_in_place(|| private.start_daemon());
 
     wait_for("gone's pair withdrawn", || {
-        link(Some(&env.nsx()), &format!("{}5", env.p)).is_none().then_some(())
+        link(Some(&env.nsx()), &format!("{}5", env.p))
+            .is_none()
+            .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let still = link(Some(&env.nsx()), &format!("{}4", env.p)).expect("keep's pair still there");
-    assert_eq!(still.ifindex, kept.ifindex, "nothing torn down for a container that runs");
+    assert_eq!(
+        still.ifindex, kept.ifindex,
+        "nothing torn down for a container that runs"
+    );
     let inside = link_in_process(docker.pid(&ck), "eth9").expect("inside keep");
     assert_eq!(inside.ifindex, kept_inside.ifindex);
 }

@@ -264,3 +264,66 @@ pub fn init_logging() {
             .init();
     }
 }
+
+/// Waits until `addr` is on a link inside the network namespace of process `pid`, watching
+/// from a fresh netlink socket inside it: subscribe first, then dump, so an address that
+/// arrived before the socket existed is found by the dump (timestamped then: an upper bound).
+pub fn wait_address_in_process(pid: u32, addr: IpAddr, timeout: Duration) -> Option<Instant> {
+    use rtnetlink::packet_core::{NetlinkHeader, NLM_F_DUMP, NLM_F_REQUEST};
+    use rtnetlink::packet_route::address::AddressMessage;
+    let handle = std::thread::spawn(move || -> Option<Instant> {
+        let file = std::fs::File::open(format!("/proc/{pid}/ns/net")).ok()?;
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        let mut socket =
+            rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).ok()?;
+        socket.bind_auto().ok()?;
+        socket.add_membership(5).ok()?;
+        let fd = unsafe {
+            std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket))
+        };
+        nix::sys::socket::setsockopt(
+            &fd,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(0, 50_000),
+        )
+        .ok()?;
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut req = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(RouteNetlinkMessage::GetAddress(AddressMessage::default())),
+        );
+        req.finalize();
+        let mut bytes = vec![0u8; req.buffer_len()];
+        req.serialize(&mut bytes);
+        socket.send(&bytes, 0).ok()?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 1 << 16];
+        while Instant::now() < deadline {
+            let n = match socket.recv(&mut &mut buf[..], 0) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            let at = Instant::now();
+            let mut offset = 0;
+            while offset < n {
+                let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
+                else {
+                    break;
+                };
+                let len = msg.header.length as usize;
+                if let NetlinkPayload::InnerMessage(m) = &msg.payload {
+                    if seen_in(m).contains(&Seen::Address(addr)) {
+                        return Some(at);
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                offset += (len + 3) & !3;
+            }
+        }
+        None
+    });
+    handle.join().ok().flatten()
+}

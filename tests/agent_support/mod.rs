@@ -311,7 +311,9 @@ pub fn veth_json(
 pub fn link_in_process(pid: u32, name: &str) -> Option<Link> {
     let pid = pid.to_string();
     let out = Command::new("nsenter")
-        .args(["-t", &pid, "-n", "ip", "-j", "-d", "addr", "show", "dev", name])
+        .args([
+            "-t", &pid, "-n", "ip", "-j", "-d", "addr", "show", "dev", name,
+        ])
         .output()
         .ok()?;
     if !out.status.success() {
