@@ -14,85 +14,9 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(20);
 
-struct Env {
-    etcd: Etcd,
-    label: String,
-    /// Unique prefix of this test's namespace and link names.
-    p: String,
-    _ns: NetnsGuard,
-    _links: LinkGuard,
-}
-
-impl Env {
-    fn new(tag: &str) -> Option<Env> {
-        if !require_root() {
-            return None;
-        }
-        let etcd = require_etcd()?;
-        let p = unique_prefix(tag);
-        Some(Env {
-            etcd,
-            label: format!("test-{p}"),
-            _ns: NetnsGuard::new([format!("{p}x"), format!("{p}y"), format!("{p}z")]),
-            _links: LinkGuard::new(&p),
-            p,
-        })
-    }
-
+impl TestEnv {
     fn agent(&self) -> AgentProcess {
-        AgentProcess::start(&self.etcd.endpoint(), &self.label, &[])
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("/vnf-agent/{}/linux/config/v1/interface/{name}", self.label)
-    }
-
-    fn status_key(&self, name: &str) -> String {
-        format!("/vnf-agent/{}/linux/status/v1/interface/{name}", self.label)
-    }
-
-    /// Namespace names of this test: `x`, `y`, `z` suffixes.
-    fn ns(&self, s: &str) -> String {
-        format!("{}{s}", self.p)
-    }
-
-    /// Link host names of this test.
-    fn host(&self, s: &str) -> String {
-        format!("{}{s}", self.p)
-    }
-
-    async fn put(&self, name: &str, value: impl Into<Vec<u8>>) {
-        self.etcd.put(&self.key(name), value).await;
-    }
-
-    async fn del(&self, name: &str) {
-        self.etcd.del(&self.key(name)).await;
-    }
-
-    async fn status(&self, name: &str) -> Value {
-        let mut c = self.etcd.client().await;
-        let r = c
-            .get(self.status_key(name), None)
-            .await
-            .expect("get status");
-        r.kvs()
-            .first()
-            .map(|kv| serde_json::from_slice(kv.value()).expect("status json"))
-            .unwrap_or(Value::Null)
-    }
-
-    async fn wait_status(&self, name: &str, state: &str) -> Value {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let s = self.status(name).await;
-            if s["state"] == state {
-                return s;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("{name}: status {s} is not {state}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.agent_with(&[])
     }
 }
 
@@ -125,7 +49,7 @@ fn netns_exists(name: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pair_across_existing_and_new_named_namespaces_with_ping() {
-    let Some(env) = Env::new("a") else { return };
+    let Some(env) = TestEnv::new("a") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     ip(&["netns", "add", &nsx]);
     let agent = env.agent();
@@ -140,14 +64,15 @@ async fn pair_across_existing_and_new_named_namespaces_with_ping() {
     .unwrap();
     v1["phys_address"] = json!("d2:74:8c:12:67:d2");
     v1["mtu"] = json!(1400);
-    env.put("e1", v1.to_string()).await;
-    let s = env.wait_status("e1", "pending").await;
+    env.put("interface", "e1", v1.to_string()).await;
+    let s = env.wait_status("interface", "e1", "pending", "").await;
     assert_eq!(s["detail"], "peer interface `e2` is not configured");
     // One end alone creates nothing, and the second namespace is not needed yet.
     assert!(link(Some(&nsx), &env.host("1")).is_none());
     assert!(!netns_exists(&nsy));
 
     env.put(
+        "interface",
         "e2",
         veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.201.0.2/24"]),
     )
@@ -170,8 +95,8 @@ async fn pair_across_existing_and_new_named_namespaces_with_ping() {
     let group = nsagent::keys::KeyTree::new(&env.label).default_link_group();
     assert_eq!(l1.group, group.to_string());
     assert_eq!(l2.group, group.to_string());
-    env.wait_status("e1", "applied").await;
-    env.wait_status("e2", "applied").await;
+    env.wait_status("interface", "e1", "applied", "").await;
+    env.wait_status("interface", "e2", "applied", "").await;
 
     let ping = std::process::Command::new("ip")
         .args([
@@ -197,31 +122,32 @@ async fn pair_across_existing_and_new_named_namespaces_with_ping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_one_end_removes_the_pair_and_putting_it_back_restores_it() {
-    let Some(env) = Env::new("b") else { return };
+    let Some(env) = TestEnv::new("b") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let _agent = env.agent();
     let e2 = veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.202.0.2/24"]);
     env.put(
+        "interface",
         "e1",
         veth_json("e1", &env.host("1"), "e2", named(&nsx), &["10.202.0.1/24"]),
     )
     .await;
-    env.put("e2", e2.clone()).await;
+    env.put("interface", "e2", e2.clone()).await;
     wait_link(Some(&nsx), &env.host("1"), |_| true).await;
     wait_link(Some(&nsy), &env.host("2"), |_| true).await;
 
-    env.del("e2").await;
+    env.del("interface", "e2").await;
     wait_gone(Some(&nsx), &env.host("1")).await;
     wait_gone(Some(&nsy), &env.host("2")).await;
-    let s = env.wait_status("e1", "pending").await;
+    let s = env.wait_status("interface", "e1", "pending", "").await;
     assert_eq!(s["detail"], "peer interface `e2` is not configured");
     assert_eq!(
-        env.status("e2").await,
+        env.status("interface", "e2").await,
         Value::Null,
         "status of a deleted item is removed"
     );
 
-    env.put("e2", e2).await;
+    env.put("interface", "e2", e2).await;
     let l1 = wait_link(Some(&nsx), &env.host("1"), |l| !l.addresses.is_empty()).await;
     let l2 = wait_link(Some(&nsy), &env.host("2"), |l| !l.addresses.is_empty()).await;
     assert_eq!(l1.addresses, vec!["10.202.0.1/24"]);
@@ -230,15 +156,17 @@ async fn deleting_one_end_removes_the_pair_and_putting_it_back_restores_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_place_changes_keep_the_ifindex() {
-    let Some(env) = Env::new("c") else { return };
+    let Some(env) = TestEnv::new("c") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let _agent = env.agent();
     env.put(
+        "interface",
         "e1",
         veth_json("e1", &env.host("1"), "e2", named(&nsx), &["10.203.0.1/24"]),
     )
     .await;
     env.put(
+        "interface",
         "e2",
         veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.203.0.2/24"]),
     )
@@ -257,7 +185,7 @@ async fn in_place_changes_keep_the_ifindex() {
     v["mtu"] = json!(1280);
     v["phys_address"] = json!("02:11:22:33:44:55");
     v["enabled"] = json!(false);
-    env.put("e1", v.to_string()).await;
+    env.put("interface", "e1", v.to_string()).await;
     wait_gone(Some(&nsx), &env.host("1")).await;
     let after = wait_link(Some(&nsx), &env.host("r"), |l| {
         l.mtu == 1280 && l.addresses.len() == 2
@@ -278,19 +206,20 @@ async fn in_place_changes_keep_the_ifindex() {
 
     // Admin state back up, still the same link.
     v["enabled"] = json!(true);
-    env.put("e1", v.to_string()).await;
+    env.put("interface", "e1", v.to_string()).await;
     let up = wait_link(Some(&nsx), &env.host("r"), |l| l.up).await;
     assert_eq!(up.ifindex, before.ifindex);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pid_and_file_namespaces_follow_the_process() {
-    let Some(env) = Env::new("d") else { return };
+    let Some(env) = TestEnv::new("d") else { return };
     let nsy = env.ns("y");
     ip(&["netns", "add", &nsy]);
     let mut proc_ = NsProcess::start();
     let _agent = env.agent();
     env.put(
+        "interface",
         "e1",
         veth_json(
             "e1",
@@ -302,6 +231,7 @@ async fn pid_and_file_namespaces_follow_the_process() {
     )
     .await;
     env.put(
+        "interface",
         "e2",
         veth_json(
             "e2",
@@ -320,6 +250,7 @@ async fn pid_and_file_namespaces_follow_the_process() {
 
     // A FILE reference to something that is not a namespace: an error on that item only.
     env.put(
+        "interface",
         "f1",
         veth_json(
             "f1",
@@ -331,11 +262,12 @@ async fn pid_and_file_namespaces_follow_the_process() {
     )
     .await;
     env.put(
+        "interface",
         "f2",
         veth_json("f2", &env.host("g"), "f1", Value::Null, &[]),
     )
     .await;
-    let s = env.wait_status("f1", "failed").await;
+    let s = env.wait_status("interface", "f1", "failed", "").await;
     let detail = s["detail"].as_str().unwrap();
     assert!(detail.contains("field `namespace.filepath`"), "{s}");
     assert!(detail.contains("not a network namespace"), "{s}");
@@ -344,17 +276,18 @@ async fn pid_and_file_namespaces_follow_the_process() {
     // The process exits: its items are withdrawn, the peer end goes too.
     proc_.kill();
     wait_gone(Some(&nsy), &env.host("2")).await;
-    let s = env.wait_status("e2", "pending").await;
+    let s = env.wait_status("interface", "e2", "pending", "").await;
     assert!(s["detail"].as_str().unwrap().contains("pid"), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_after_offline_changes_touches_only_what_differs() {
-    let Some(env) = Env::new("e") else { return };
+    let Some(env) = TestEnv::new("e") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let mut agent = env.agent();
     for (i, a) in ["k", "c", "d"].iter().enumerate() {
         env.put(
+            "interface",
             &format!("{a}1"),
             veth_json(
                 &format!("{a}1"),
@@ -366,6 +299,7 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
         )
         .await;
         env.put(
+            "interface",
             &format!("{a}2"),
             veth_json(
                 &format!("{a}2"),
@@ -389,6 +323,7 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     // While it is down: change c1, delete d1/d2, add n1/n2, and configure o1/o2 whose name
     // is taken by a link someone else made.
     env.put(
+        "interface",
         "c1",
         veth_json(
             "c1",
@@ -399,14 +334,16 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
         ),
     )
     .await;
-    env.del("d1").await;
-    env.del("d2").await;
+    env.del("interface", "d1").await;
+    env.del("interface", "d2").await;
     env.put(
+        "interface",
         "n1",
         veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[]),
     )
     .await;
     env.put(
+        "interface",
         "n2",
         veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[]),
     )
@@ -426,11 +363,13 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     ]);
     let foreign = link(Some(&nsx), &env.host("o1")).unwrap();
     env.put(
+        "interface",
         "o1",
         veth_json("o1", &env.host("o1"), "o2", named(&nsx), &[]),
     )
     .await;
     env.put(
+        "interface",
         "o2",
         veth_json("o2", &env.host("o2"), "o1", Value::Null, &[]),
     )
@@ -466,7 +405,7 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
     assert!(link(None, &env.host("d2")).is_none());
     wait_link(Some(&nsy), &env.host("n2"), |_| true).await;
     // The foreign link is left alone, and the item says why it is not applied.
-    let s = env.wait_status("o1", "failed").await;
+    let s = env.wait_status("interface", "o1", "failed", "").await;
     assert!(s["detail"].as_str().unwrap().contains("not owned"), "{s}");
     assert_eq!(link(Some(&nsx), &env.host("o1")), Some(foreign));
     assert!(link(None, &env.host("o2")).is_none());
@@ -474,7 +413,7 @@ async fn resync_after_offline_changes_touches_only_what_differs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_values_are_reported_once_and_good_values_still_apply() {
-    let Some(env) = Env::new("f") else { return };
+    let Some(env) = TestEnv::new("f") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let mut agent = env.agent();
     let bad: Vec<(&str, String, &str)> = vec![
@@ -488,25 +427,29 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
         ("w1", json!({"name": "other", "veth": {"peer_if_name": "g2"}}).to_string(), "name"),
     ];
     for (name, value, _) in &bad {
-        env.put(name, value.clone()).await;
+        env.put("interface", name, value.clone()).await;
     }
     env.put(
+        "interface",
         "g1",
         veth_json("g1", &env.host("g1"), "g2", named(&nsx), &["10.206.0.1/24"]),
     )
     .await;
     env.put(
+        "interface",
         "g2",
         veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.2/24"]),
     )
     .await;
     // Same host name in the same namespace, written later: a conflict naming the other key.
     env.put(
+        "interface",
         "h1",
         veth_json("h1", &env.host("g1"), "h2", named(&nsx), &[]),
     )
     .await;
     env.put(
+        "interface",
         "h2",
         veth_json("h2", &env.host("h2"), "h1", named(&nsy), &[]),
     )
@@ -514,9 +457,12 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
 
     wait_link(Some(&nsx), &env.host("g1"), |l| !l.addresses.is_empty()).await;
     for (name, _, field) in &bad {
-        let s = env.wait_status(name, "invalid").await;
+        let s = env.wait_status("interface", name, "invalid", "").await;
         let detail = s["detail"].as_str().unwrap();
-        assert!(detail.contains(&env.key(name)), "names the key: {detail}");
+        assert!(
+            detail.contains(&env.key("interface", name)),
+            "names the key: {detail}"
+        );
         if !field.is_empty() {
             assert!(
                 detail.contains(&format!("`{field}`")),
@@ -524,9 +470,12 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
             );
         }
     }
-    let s = env.wait_status("h1", "invalid").await;
+    let s = env.wait_status("interface", "h1", "invalid", "").await;
     assert!(
-        s["detail"].as_str().unwrap().contains(&env.key("g1")),
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&env.key("interface", "g1")),
         "{s}"
     );
     assert!(agent.running(), "bad values do not stop the agent");
@@ -557,6 +506,7 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
 
     // Logged once each, even while other items keep changing.
     env.put(
+        "interface",
         "g2",
         veth_json("g2", &env.host("g2"), "g1", named(&nsy), &["10.206.0.3/24"]),
     )
@@ -567,7 +517,7 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
     .await;
     let log = agent.log();
     for (name, _, _) in &bad {
-        let key = env.key(name);
+        let key = env.key("interface", name);
         let n = log
             .lines()
             .filter(|l| l.contains("invalid") && l.contains(&key))
@@ -577,11 +527,13 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
 
     // Fixing a value applies it.
     env.put(
+        "interface",
         "s1",
         veth_json("s1", &env.host("s1"), "s2", named(&nsx), &[]),
     )
     .await;
     env.put(
+        "interface",
         "s2",
         veth_json("s2", &env.host("s2"), "s1", named(&nsy), &[]),
     )
@@ -591,15 +543,19 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_killed_and_restarted_while_the_agent_runs() {
-    let Some(mut env) = Env::new("g") else { return };
+    let Some(mut env) = TestEnv::new("g") else {
+        return;
+    };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let mut agent = env.agent();
     env.put(
+        "interface",
         "e1",
         veth_json("e1", &env.host("1"), "e2", named(&nsx), &["10.207.0.1/24"]),
     )
     .await;
     env.put(
+        "interface",
         "e2",
         veth_json("e2", &env.host("2"), "e1", named(&nsy), &["10.207.0.2/24"]),
     )
@@ -615,13 +571,15 @@ async fn etcd_killed_and_restarted_while_the_agent_runs() {
     );
 
     env.etcd.start();
-    env.del("e2").await;
+    env.del("interface", "e2").await;
     env.put(
+        "interface",
         "n1",
         veth_json("n1", &env.host("n1"), "n2", named(&nsx), &[]),
     )
     .await;
     env.put(
+        "interface",
         "n2",
         veth_json("n2", &env.host("n2"), "n1", named(&nsy), &[]),
     )
@@ -634,7 +592,7 @@ async fn etcd_killed_and_restarted_while_the_agent_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_during_bulk_apply_leaves_only_marked_links_and_restart_completes() {
-    let Some(env) = Env::new("h") else { return };
+    let Some(env) = TestEnv::new("h") else { return };
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     let group = nsagent::keys::KeyTree::new(&env.label)
         .default_link_group()
@@ -645,7 +603,7 @@ async fn crash_during_bulk_apply_leaves_only_marked_links_and_restart_completes(
     for i in 0..PAIRS {
         let (a, b) = (format!("a{i}"), format!("b{i}"));
         ops.push(etcd_client::TxnOp::put(
-            env.key(&a),
+            env.key("interface", &a),
             veth_json(
                 &a,
                 &env.host(&a),
@@ -656,7 +614,7 @@ async fn crash_during_bulk_apply_leaves_only_marked_links_and_restart_completes(
             None,
         ));
         ops.push(etcd_client::TxnOp::put(
-            env.key(&b),
+            env.key("interface", &b),
             veth_json(
                 &b,
                 &env.host(&b),

@@ -15,28 +15,9 @@ use tokio::task::block_in_place;
 const WAIT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(20);
 
-struct Env {
-    etcd: Etcd,
-    label: String,
-    p: String,
-    _ns: NetnsGuard,
-    _links: LinkGuard,
-}
-
-impl Env {
-    fn new(tag: &str) -> Option<Env> {
-        if !require_root() {
-            return None;
-        }
-        let etcd = require_etcd()?;
-        let p = unique_prefix(tag);
-        Some(Env {
-            etcd,
-            label: format!("test-{p}"),
-            _ns: NetnsGuard::new([format!("{p}x")]),
-            _links: LinkGuard::new(&p),
-            p,
-        })
+impl TestEnv {
+    async fn put_v(&self, kind: &str, name: &str, v: Value) {
+        self.put(kind, name, v.to_string()).await;
     }
 
     fn nsx(&self) -> String {
@@ -44,33 +25,13 @@ impl Env {
     }
 
     fn agent(&self, docker: &Docker) -> AgentProcess {
-        AgentProcess::start(
-            &self.etcd.endpoint(),
-            &self.label,
-            &["--docker-host", docker.host()],
-        )
-    }
-
-    fn key(&self, kind: &str, name: &str) -> String {
-        format!("/vnf-agent/{}/linux/config/v1/{kind}/{name}", self.label)
-    }
-
-    async fn put(&self, kind: &str, name: &str, v: Value) {
-        self.etcd.put(&self.key(kind, name), v.to_string()).await;
-    }
-
-    async fn status(&self, kind: &str, name: &str) -> Value {
-        let key = format!("/vnf-agent/{}/linux/status/v1/{kind}/{name}", self.label);
-        match self.etcd.get(&key).await {
-            Some(v) => serde_json::from_slice(&v).unwrap(),
-            None => Value::Null,
-        }
+        self.agent_with(&["--docker-host", docker.host()])
     }
 
     /// Puts a pair: `m1` inside microservice `ms` (10.220.N.1/24), `m2` in nsx (.2).
     async fn put_pair(&self, ms: &str, n: u8) {
         let (m1, m2) = (format!("m{n}a"), format!("m{n}b"));
-        self.put(
+        self.put_v(
             "interface",
             &m1,
             json!({"name": m1, "host_if_name": "eth9", "enabled": true,
@@ -79,7 +40,7 @@ impl Env {
             "veth": {"peer_if_name": m2}}),
         )
         .await;
-        self.put(
+        self.put_v(
             "interface",
             &m2,
             json!({"name": m2, "host_if_name": format!("{}{n}", self.p),
@@ -111,7 +72,7 @@ async fn configuration_first_container_later_then_ping() {
     let Some(docker) = require_docker() else {
         return;
     };
-    let Some(env) = Env::new("m") else { return };
+    let Some(env) = TestEnv::new("m") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("web");
     env.put_pair(&ms, 1).await;
@@ -163,7 +124,7 @@ async fn restart_replacement_and_newest_container_wins() {
     let Some(docker) = require_docker() else {
         return;
     };
-    let Some(env) = Env::new("n") else { return };
+    let Some(env) = TestEnv::new("n") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("app");
     let host = format!("{}2", env.p);
@@ -227,19 +188,19 @@ async fn routes_and_entries_inside_a_microservice_follow_it() {
     let Some(docker) = require_docker() else {
         return;
     };
-    let Some(env) = Env::new("o") else { return };
+    let Some(env) = TestEnv::new("o") else { return };
     let _agent = env.agent(&docker);
     let ms = unique_label("rt");
     env.put_pair(&ms, 3).await;
     let ns = json!({"type": "MICROSERVICE_REF_NS", "microservice": ms});
-    env.put(
+    env.put_v(
         "route",
         "r",
         json!({"name": "r", "dst_ip_addr": "10.88.0.0/16", "gw_addr": "10.220.3.2",
         "interface": "m3a", "namespace": ns}),
     )
     .await;
-    env.put(
+    env.put_v(
         "arp",
         "a",
         json!({"name": "a", "interface": "m3a", "ip_addr": "10.220.3.9",
@@ -276,7 +237,7 @@ async fn docker_restart_keeps_running_containers_and_withdraws_removed_ones() {
     let Some(private) = block_in_place(|| PrivateDockerd::start("--live-restore")) else {
         return;
     };
-    let Some(env) = Env::new("q") else { return };
+    let Some(env) = TestEnv::new("q") else { return };
     let docker = private.docker();
     let _agent = env.agent(docker);
     let (keep, gone) = (unique_label("keep"), unique_label("gone"));

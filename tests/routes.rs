@@ -15,28 +15,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// The agent's default routing-protocol number.
 const PROTO: &str = "196";
 
-struct Env {
-    etcd: Etcd,
-    label: String,
-    p: String,
-    _ns: NetnsGuard,
-    _links: LinkGuard,
-}
-
-impl Env {
-    fn new(tag: &str) -> Option<Env> {
-        if !require_root() {
-            return None;
-        }
-        let etcd = require_etcd()?;
-        let p = unique_prefix(tag);
-        Some(Env {
-            etcd,
-            label: format!("test-{p}"),
-            _ns: NetnsGuard::new([format!("{p}x"), format!("{p}y")]),
-            _links: LinkGuard::new(&p),
-            p,
-        })
+impl TestEnv {
+    async fn put_v(&self, kind: &str, name: &str, v: Value) {
+        self.put(kind, name, v.to_string()).await;
     }
 
     fn nsx(&self) -> String {
@@ -47,41 +28,6 @@ impl Env {
         format!("{}y", self.p)
     }
 
-    fn key(&self, kind: &str, name: &str) -> String {
-        format!("/vnf-agent/{}/linux/config/v1/{kind}/{name}", self.label)
-    }
-
-    async fn put(&self, kind: &str, name: &str, v: Value) {
-        self.etcd.put(&self.key(kind, name), v.to_string()).await;
-    }
-
-    async fn del(&self, kind: &str, name: &str) {
-        self.etcd.del(&self.key(kind, name)).await;
-    }
-
-    async fn status(&self, kind: &str, name: &str) -> Value {
-        let key = format!("/vnf-agent/{}/linux/status/v1/{kind}/{name}", self.label);
-        match self.etcd.get(&key).await {
-            Some(v) => serde_json::from_slice(&v).unwrap(),
-            None => Value::Null,
-        }
-    }
-
-    async fn wait_status(&self, kind: &str, name: &str, state: &str, detail: &str) -> Value {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let s = self.status(kind, name).await;
-            if s["state"] == state && s["detail"].as_str().unwrap_or("").contains(detail) {
-                return s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{kind}/{name}: status {s} is not {state} with {detail:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
     /// Puts the pair x1 (in nsx, `addrs`) / y1 (in nsy, 10.210.0.2/24, 2001:db8:210::2/64).
     async fn put_pair(&self, addrs: &[&str], enabled: bool) {
         let mut x = json!({
@@ -89,8 +35,8 @@ impl Env {
             "ip_addresses": addrs, "namespace": {"type": "NAMED_NS", "name": self.nsx()},
             "veth": {"peer_if_name": "y1"}});
         x["enabled"] = json!(enabled);
-        self.put("interface", "x1", x).await;
-        self.put(
+        self.put_v("interface", "x1", x).await;
+        self.put_v(
             "interface",
             "y1",
             json!({"name": "y1", "host_if_name": format!("{}2", self.p), "enabled": true,
@@ -142,17 +88,17 @@ fn route_to<'a>(routes: &'a [Value], dst: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_entries_wait_for_their_interface_and_follow_it() {
-    let Some(env) = Env::new("r") else { return };
+    let Some(env) = TestEnv::new("r") else { return };
     let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
     let nsx = env.nsx();
-    env.put(
+    env.put_v(
         "route",
         "r1",
         json!({"name": "r1", "dst_ip_addr": "10.99.0.0/16", "gw_addr": "10.210.0.2",
         "interface": "x1", "metric": 100, "namespace": {"type": "NAMED_NS", "name": nsx}}),
     )
     .await;
-    env.put(
+    env.put_v(
         "arp",
         "a1",
         json!({"name": "a1", "interface": "x1", "ip_addr": "10.210.0.9",
@@ -231,22 +177,22 @@ async fn routes_and_entries_wait_for_their_interface_and_follow_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defaults_tables_states_gateways_and_metric_changes() {
-    let Some(env) = Env::new("s") else { return };
+    let Some(env) = TestEnv::new("s") else { return };
     let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24", "2001:db8:210::1/64"], true)
         .await;
-    env.put("route", "d4", json!({"name": "d4", "default": true, "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
-    env.put("route", "d6", json!({"name": "d6", "default": true, "gw_addr": "2001:db8:210::2", "interface": "x1", "namespace": ns})).await;
-    env.put("route", "t1", json!({"name": "t1", "dst_ip_addr": "10.98.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "table": 100, "namespace": ns})).await;
+    env.put_v("route", "d4", json!({"name": "d4", "default": true, "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("route", "d6", json!({"name": "d6", "default": true, "gw_addr": "2001:db8:210::2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("route", "t1", json!({"name": "t1", "dst_ip_addr": "10.98.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "table": 100, "namespace": ns})).await;
     // A gateway outside every configured prefix waits until an address covers it.
-    env.put("route", "g1", json!({"name": "g1", "dst_ip_addr": "10.97.0.0/16", "gw_addr": "10.211.0.2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("route", "g1", json!({"name": "g1", "dst_ip_addr": "10.97.0.0/16", "gw_addr": "10.211.0.2", "interface": "x1", "namespace": ns})).await;
     for (i, state) in ["PERMANENT", "NOARP", "REACHABLE", "STALE"]
         .iter()
         .enumerate()
     {
-        env.put("arp", &format!("n{i}"), json!({"name": format!("n{i}"), "interface": "x1",
+        env.put_v("arp", &format!("n{i}"), json!({"name": format!("n{i}"), "interface": "x1",
             "ip_addr": format!("10.210.0.{}", 20 + i), "hw_address": format!("02:00:00:00:00:{:02x}", 20 + i),
             "state": {"type": state}, "namespace": ns})).await;
     }
@@ -291,7 +237,7 @@ async fn defaults_tables_states_gateways_and_metric_changes() {
     .await;
 
     // A metric change leaves exactly one route.
-    env.put("route", "t1", json!({"name": "t1", "dst_ip_addr": "10.98.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "table": 100, "metric": 55, "namespace": ns})).await;
+    env.put_v("route", "t1", json!({"name": "t1", "dst_ip_addr": "10.98.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "table": 100, "metric": 55, "namespace": ns})).await;
     let r = wait_for("t1 with metric 55", || {
         let all: Vec<Value> = our_routes(&nsx)
             .into_iter()
@@ -305,14 +251,14 @@ async fn defaults_tables_states_gateways_and_metric_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_removes_stale_owned_state_and_keeps_hand_made_routes() {
-    let Some(env) = Env::new("t") else { return };
+    let Some(env) = TestEnv::new("t") else { return };
     let mut agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24"], true).await;
-    env.put("route", "k1", json!({"name": "k1", "dst_ip_addr": "10.96.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
-    env.put("route", "s1", json!({"name": "s1", "dst_ip_addr": "10.95.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
-    env.put("arp", "s2", json!({"name": "s2", "interface": "x1", "ip_addr": "10.210.0.44", "hw_address": "02:00:00:00:00:44", "namespace": ns})).await;
+    env.put_v("route", "k1", json!({"name": "k1", "dst_ip_addr": "10.96.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("route", "s1", json!({"name": "s1", "dst_ip_addr": "10.95.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("arp", "s2", json!({"name": "s2", "interface": "x1", "ip_addr": "10.210.0.44", "hw_address": "02:00:00:00:00:44", "namespace": ns})).await;
     wait_for("routes", || (our_routes(&nsx).len() == 2).then_some(())).await;
     wait_for("entry", || {
         neighbours(&nsx)
@@ -375,7 +321,7 @@ async fn resync_removes_stale_owned_state_and_keeps_hand_made_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
-    let Some(env) = Env::new("u") else { return };
+    let Some(env) = TestEnv::new("u") else { return };
     let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
@@ -437,10 +383,10 @@ async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
         ),
     ];
     for (kind, name, v, _) in &bad {
-        env.put(kind, name, v.clone()).await;
+        env.put_v(kind, name, v.clone()).await;
     }
-    env.put("route", "ok", json!({"name": "ok", "dst_ip_addr": "10.93.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
-    env.put("arp", "ok", json!({"name": "ok", "interface": "x1", "ip_addr": "10.210.0.66", "hw_address": "02:00:00:00:00:66", "namespace": ns})).await;
+    env.put_v("route", "ok", json!({"name": "ok", "dst_ip_addr": "10.93.0.0/16", "gw_addr": "10.210.0.2", "interface": "x1", "namespace": ns})).await;
+    env.put_v("arp", "ok", json!({"name": "ok", "interface": "x1", "ip_addr": "10.210.0.66", "hw_address": "02:00:00:00:00:66", "namespace": ns})).await;
     for (kind, name, _, field) in &bad {
         let s = env.wait_status(kind, name, "invalid", "").await;
         let detail = s["detail"].as_str().unwrap();
@@ -467,19 +413,19 @@ async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_on_a_host_link_waits_until_the_link_exists() {
-    let Some(env) = Env::new("v") else { return };
+    let Some(env) = TestEnv::new("v") else { return };
     let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
     let nsx = env.nsx();
     ip(&["netns", "add", &nsx]);
     let host = format!("{}h", env.p);
-    env.put(
+    env.put_v(
         "route",
         "h1",
         json!({"name": "h1", "dst_ip_addr": "10.92.0.0/16", "interface": host,
         "namespace": {"type": "NAMED_NS", "name": nsx}}),
     )
     .await;
-    env.put(
+    env.put_v(
         "route",
         "lo",
         json!({"name": "lo", "dst_ip_addr": "10.91.0.0/16", "interface": "lo",

@@ -323,3 +323,98 @@ pub fn link_in_process(pid: u32, name: &str) -> Option<Link> {
         .into_iter()
         .next()
 }
+
+/// The world of one end-to-end test: a real etcd, a label and a unique prefix of its own,
+/// and guards that remove its namespaces (`<prefix>x`, `<prefix>y`, `<prefix>z`) and its
+/// default-namespace links (`<prefix>*`) afterwards, also on failure.
+pub struct TestEnv {
+    pub etcd: crate::common::Etcd,
+    pub label: String,
+    /// Unique prefix of this test's namespace and link names.
+    pub p: String,
+    _ns: crate::common::NetnsGuard,
+    _links: LinkGuard,
+}
+
+impl TestEnv {
+    /// Prerequisites (root, etcd) or `None` to skip (a failure under `CI=true`).
+    pub fn new(tag: &str) -> Option<TestEnv> {
+        if !crate::common::require_root() {
+            return None;
+        }
+        let etcd = crate::common::require_etcd()?;
+        let p = crate::common::unique_prefix(tag);
+        Some(TestEnv {
+            etcd,
+            label: format!("test-{p}"),
+            _ns: crate::common::NetnsGuard::new([
+                format!("{p}x"),
+                format!("{p}y"),
+                format!("{p}z"),
+            ]),
+            _links: LinkGuard::new(&p),
+            p,
+        })
+    }
+
+    /// The agent of this test's label, with `extra` arguments.
+    pub fn agent_with(&self, extra: &[&str]) -> AgentProcess {
+        AgentProcess::start(&self.etcd.endpoint(), &self.label, extra)
+    }
+
+    /// A namespace name of this test (`x`, `y`, `z` suffixes are cleaned up).
+    pub fn ns(&self, s: &str) -> String {
+        format!("{}{s}", self.p)
+    }
+
+    /// A link host name of this test.
+    pub fn host(&self, s: &str) -> String {
+        format!("{}{s}", self.p)
+    }
+
+    /// Config key of an item (`kind`: interface, route, arp).
+    pub fn key(&self, kind: &str, name: &str) -> String {
+        format!("/vnf-agent/{}/linux/config/v1/{kind}/{name}", self.label)
+    }
+
+    /// Writes an item's value.
+    pub async fn put(&self, kind: &str, name: &str, value: impl Into<Vec<u8>>) {
+        self.etcd.put(&self.key(kind, name), value).await;
+    }
+
+    /// Deletes an item.
+    pub async fn del(&self, kind: &str, name: &str) {
+        self.etcd.del(&self.key(kind, name)).await;
+    }
+
+    /// The status the agent published for an item (`Null` when none).
+    pub async fn status(&self, kind: &str, name: &str) -> serde_json::Value {
+        let key = format!("/vnf-agent/{}/linux/status/v1/{kind}/{name}", self.label);
+        match self.etcd.get(&key).await {
+            Some(v) => serde_json::from_slice(&v).expect("status json"),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    /// Waits until an item's status is `state` with a detail containing `detail`.
+    pub async fn wait_status(
+        &self,
+        kind: &str,
+        name: &str,
+        state: &str,
+        detail: &str,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.status(kind, name).await;
+            if s["state"] == state && s["detail"].as_str().unwrap_or("").contains(detail) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind}/{name}: status {s} is not {state} with {detail:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
