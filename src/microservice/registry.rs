@@ -32,7 +32,8 @@ pub struct Container {
     /// Pid of the container's init process (`State.Pid`, > 0); its network namespace is
     /// `/proc/<pid>/ns/net`.
     pub pid: u32,
-    /// Creation time (`Created`) in nanoseconds since the Unix epoch.
+    /// Creation time (`Created`) in nanoseconds since the Unix epoch (0 if Docker's value
+    /// could not be read).
     pub created: i64,
 }
 
