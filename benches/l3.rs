@@ -263,16 +263,14 @@ fn main() {
 
     // ---- clean up: deleting the configuration removes everything ----------------------------
     drop(watcher);
-    rt.block_on(client.delete(
+    let gone = support::remove_config_and_wait(
+        &rt,
+        &mut client,
         keys.agent_prefix(),
-        Some(etcd_client::DeleteOptions::new().with_prefix()),
-    ))
-    .unwrap();
-    let gone = common::wait_until(Duration::from_secs(120), Duration::from_millis(100), || {
-        namespaces
-            .iter()
-            .all(|ns| !common::ip(&["-n", ns, "link", "show"]).contains(prefix.as_str()))
-    });
+        &namespaces,
+        &prefix,
+        Duration::from_secs(120),
+    );
     drop(agent);
     assert!(
         gone,

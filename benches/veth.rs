@@ -283,16 +283,14 @@ fn main() {
 
     // ---- clean up: deleting the configuration removes every pair ---------------------------
     drop(watcher);
-    rt.block_on(client.delete(
+    let gone = support::remove_config_and_wait(
+        &rt,
+        &mut client,
         keys.config_prefix(),
-        Some(etcd_client::DeleteOptions::new().with_prefix()),
-    ))
-    .unwrap();
-    let gone = common::wait_until(Duration::from_secs(60), Duration::from_millis(50), || {
-        namespaces
-            .iter()
-            .all(|ns| !common::ip(&["-n", ns, "link", "show"]).contains(prefix.as_str()))
-    });
+        &namespaces,
+        &prefix,
+        Duration::from_secs(60),
+    );
     drop(agent);
     assert!(
         gone,

@@ -93,25 +93,9 @@ fn listen(
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<()>,
 ) {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("open netns");
-    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-    let mut socket =
-        rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).expect("socket");
-    socket.bind_auto().expect("bind");
-    // RTNLGRP_NEIGH 3, RTNLGRP_IPV4_IFADDR 5, RTNLGRP_IPV4_ROUTE 7.
-    for group in [3, 5, 7] {
-        socket.add_membership(group).expect("join a netlink group");
-    }
-    socket.set_rx_buf_sz(8 << 20).expect("rcvbuf");
     // Block in recv (with a timeout to notice `stop`): polling would steal the agent's CPU.
-    let fd =
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket)) };
-    nix::sys::socket::setsockopt(
-        &fd,
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &nix::sys::time::TimeVal::new(0, 100_000),
-    )
-    .expect("SO_RCVTIMEO");
+    let socket = subscribe(&format!("/var/run/netns/{ns}"), &[3, 5, 7], 100_000)
+        .unwrap_or_else(|e| panic!("cannot listen in {ns}: {e}"));
     ready.send(()).unwrap();
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::SeqCst) {
@@ -121,24 +105,47 @@ fn listen(
             Err(e) => panic!("netlink recv in {ns}: {e}"),
         };
         let at = Instant::now();
-        let mut offset = 0;
-        while offset < n {
-            let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
-            else {
-                break;
-            };
-            let len = msg.header.length as usize;
-            if let NetlinkPayload::InnerMessage(m) = &msg.payload {
-                for seen in seen_in(m) {
-                    let _ = tx.send((seen, at));
-                }
-            }
-            if len == 0 {
-                break;
-            }
-            offset += (len + 3) & !3;
+        for seen in seen_in_datagram(&buf[..n]) {
+            let _ = tx.send((seen, at));
         }
     }
+}
+
+/// Enters the namespace file `ns` (on the calling thread, which must be a dedicated one)
+/// and opens a netlink socket there, joined to `groups`, with a receive timeout.
+fn subscribe(ns: &str, groups: &[u32], timeout_us: i64) -> std::io::Result<rtnetlink::sys::Socket> {
+    let file = std::fs::File::open(ns)?;
+    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+    let mut socket = rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    for group in groups {
+        socket.add_membership(*group)?;
+    }
+    socket.set_rx_buf_sz(8 << 20)?;
+    let fd =
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket)) };
+    nix::sys::socket::setsockopt(
+        &fd,
+        nix::sys::socket::sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, timeout_us as _),
+    )?;
+    Ok(socket)
+}
+
+/// Everything one netlink datagram (possibly several messages) reports.
+fn seen_in_datagram(mut buf: &[u8]) -> Vec<Seen> {
+    let mut out = Vec::new();
+    while let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(buf) {
+        if let NetlinkPayload::InnerMessage(m) = &msg.payload {
+            out.extend(seen_in(m));
+        }
+        let len = (msg.header.length as usize + 3) & !3;
+        if len == 0 || len >= buf.len() {
+            break;
+        }
+        buf = &buf[len..];
+    }
+    out
 }
 
 fn seen_in(m: &RouteNetlinkMessage) -> Vec<Seen> {
@@ -272,21 +279,7 @@ pub fn wait_address_in_process(pid: u32, addr: IpAddr, timeout: Duration) -> Opt
     use rtnetlink::packet_core::{NetlinkHeader, NLM_F_DUMP, NLM_F_REQUEST};
     use rtnetlink::packet_route::address::AddressMessage;
     let handle = std::thread::spawn(move || -> Option<Instant> {
-        let file = std::fs::File::open(format!("/proc/{pid}/ns/net")).ok()?;
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-        let mut socket =
-            rtnetlink::sys::Socket::new(rtnetlink::sys::protocols::NETLINK_ROUTE).ok()?;
-        socket.bind_auto().ok()?;
-        socket.add_membership(5).ok()?;
-        let fd = unsafe {
-            std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&socket))
-        };
-        nix::sys::socket::setsockopt(
-            &fd,
-            nix::sys::socket::sockopt::ReceiveTimeout,
-            &nix::sys::time::TimeVal::new(0, 50_000),
-        )
-        .ok()?;
+        let socket = subscribe(&format!("/proc/{pid}/ns/net"), &[5], 50_000).ok()?;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let mut req = NetlinkMessage::new(
@@ -305,25 +298,33 @@ pub fn wait_address_in_process(pid: u32, addr: IpAddr, timeout: Duration) -> Opt
                 Err(_) => continue,
             };
             let at = Instant::now();
-            let mut offset = 0;
-            while offset < n {
-                let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..n])
-                else {
-                    break;
-                };
-                let len = msg.header.length as usize;
-                if let NetlinkPayload::InnerMessage(m) = &msg.payload {
-                    if seen_in(m).contains(&Seen::Address(addr)) {
-                        return Some(at);
-                    }
-                }
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
+            if seen_in_datagram(&buf[..n]).contains(&Seen::Address(addr)) {
+                return Some(at);
             }
         }
         None
     });
     handle.join().ok().flatten()
+}
+
+/// Deletes every key under `prefix` and waits until no link whose name contains
+/// `link_prefix` is left in `namespaces` (the agent removes what it made).
+pub fn remove_config_and_wait(
+    rt: &tokio::runtime::Runtime,
+    client: &mut etcd_client::Client,
+    prefix: String,
+    namespaces: &[String],
+    link_prefix: &str,
+    timeout: Duration,
+) -> bool {
+    rt.block_on(client.delete(
+        prefix,
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    ))
+    .expect("delete the configuration");
+    crate::common::wait_until(timeout, Duration::from_millis(50), || {
+        namespaces
+            .iter()
+            .all(|ns| !crate::common::ip(&["-n", ns, "link", "show"]).contains(link_prefix))
+    })
 }
