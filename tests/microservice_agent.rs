@@ -76,16 +76,13 @@ async fn configuration_first_container_later_then_ping() {
     let _agent = env.agent(&docker);
     let ms = unique_label("web");
     env.put_pair(&ms, 1).await;
-    let s = wait_for("pending status", || {
-        let s = block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(env.status("interface", "m1b"))
-        });
-        let waits = s["detail"].as_str().unwrap_or("").contains(&ms);
-        (s["state"] == "pending" && waits).then_some(s)
-    })
-    .await;
+    // Before Docker has answered once the item says it waits for the first
+    // container list; once it has, it must say the label is not running.
+    let s = env
+        .wait_status("interface", "m1b", "pending", "is not running")
+        .await;
     let detail = s["detail"].as_str().unwrap();
-    assert!(detail.contains("not running"), "says why: {s}");
+    assert!(detail.contains(&ms), "names the label it waits for: {s}");
 
     let c = block_in_place(|| docker.run(Some(&ms), &[]));
     let pid = docker.pid(&c);
