@@ -621,6 +621,22 @@ impl Scheduler {
         );
     }
 
+    /// Forgets a link the agent deleted from a namespace's route view, with the routes and
+    /// entries the kernel flushes with it, so that its addresses no longer make gateways
+    /// reachable before that view is read again.
+    pub(super) fn forget_l3_link(&mut self, ns: NsId, ifindex: u32) {
+        if let Some(L3View::Known {
+            links,
+            routes,
+            neighbours,
+        }) = self.l3_views.get_mut(&ns)
+        {
+            links.retain(|l| l.ifindex != ifindex);
+            routes.retain(|r| r.oif != ifindex);
+            neighbours.retain(|n| n.ifindex != ifindex);
+        }
+    }
+
     /// Folds the outcome of one route/neighbour operation into the scheduler's beliefs.
     pub(super) fn complete_l3(&mut self, op: &L3Op, outcome: L3Outcome, now: Duration) {
         match (op, outcome) {

@@ -503,7 +503,8 @@ impl Scheduler {
         }
     }
 
-    /// Forgets a deleted link and, for a VETH end, its peer (the kernel deletes both).
+    /// Forgets a deleted link and, for a VETH end, its peer (the kernel deletes both), in the
+    /// link views and in the route views (whose addresses make gateways reachable).
     fn forget_deleted_link(&mut self, ns: NsId, ifindex: u32) {
         let Some(View::Known(links)) = self.views.get_mut(&ns) else {
             return;
@@ -511,22 +512,30 @@ impl Scheduler {
         let Some(link) = links.remove(&ifindex) else {
             return;
         };
-        let Some((name, peer)) = link
+        let mut gone = vec![(ns, ifindex)];
+        if let Some((name, peer)) = link
             .alias
             .as_deref()
             .and_then(|a| self.keys.parse_link_alias(a))
-        else {
-            return;
-        };
-        for view in self.views.values_mut() {
-            if let View::Known(links) = view {
-                links.retain(|_, l| {
-                    l.alias
-                        .as_deref()
-                        .and_then(|a| self.keys.parse_link_alias(a))
-                        != Some((peer.clone(), name.clone()))
-                });
+        {
+            for (at, view) in self.views.iter_mut() {
+                if let View::Known(links) = view {
+                    links.retain(|_, l| {
+                        let peer_end = l
+                            .alias
+                            .as_deref()
+                            .and_then(|a| self.keys.parse_link_alias(a))
+                            == Some((peer.clone(), name.clone()));
+                        if peer_end {
+                            gone.push((*at, l.ifindex));
+                        }
+                        !peer_end
+                    });
+                }
             }
+        }
+        for (at, ifindex) in gone {
+            self.forget_l3_link(at, ifindex);
         }
     }
 

@@ -1348,6 +1348,43 @@ mod l3 {
         assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
         let _: IpAddr = "10.0.0.2".parse().unwrap();
     }
+
+    /// Found by the property test: the addresses of a deleted pair's end stayed in the
+    /// namespace's route view and made a later gateway look reachable.
+    #[test]
+    fn addresses_of_a_deleted_pair_do_not_make_a_gateway_reachable() {
+        let mut w = World::new();
+        w.put_arp(arp("p1", "10.0.0.7", "a", named("n1")));
+        let mut c = veth("c", "d", NamespaceRef::Default);
+        c.enabled = false;
+        let mut d = veth("d", "c", named("n1"));
+        d.enabled = false;
+        d.ip_addresses = vec!["10.0.1.1/24".parse().unwrap()];
+        w.put(c);
+        w.put(d);
+        w.converge();
+        w.s.delete_l3(ItemKind::Arp, "p1");
+        let mut a = veth("a", "b", NamespaceRef::Default);
+        a.enabled = false;
+        w.put(a);
+        w.put(veth("b", "a", named("n1")));
+        w.s.delete("c");
+        w.converge();
+        assert!(!w.links(&named("n1")).contains_key("d"));
+        w.put_route(route(
+            "r1",
+            "10.9.0.0/16",
+            Some("10.0.1.2"),
+            "b",
+            named("n1"),
+        ));
+        w.converge();
+        assert!(ours(&w.k, &named("n1")).is_empty());
+        assert!(matches!(
+            w.l3_status(ItemKind::Route, "r1"),
+            ItemStatus::Pending { reason } if reason.contains("not reachable")
+        ));
+    }
 }
 
 #[test]
