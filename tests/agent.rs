@@ -139,13 +139,24 @@ async fn deleting_one_end_removes_the_pair_and_putting_it_back_restores_it() {
     env.del("interface", "e2").await;
     wait_gone(Some(&nsx), &env.host("1")).await;
     wait_gone(Some(&nsy), &env.host("2")).await;
-    let s = env.wait_status("interface", "e1", "pending", "").await;
+    // An earlier pending status ("reading the named namespace ...") may still be in etcd
+    // for a moment after the links are gone: wait for this exact one.
+    let s = env
+        .wait_status("interface", "e1", "pending", "is not configured")
+        .await;
     assert_eq!(s["detail"], "peer interface `e2` is not configured");
-    assert_eq!(
-        env.status("interface", "e2").await,
-        Value::Null,
-        "status of a deleted item is removed"
-    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let e2 = env.status("interface", "e2").await;
+        if e2 == Value::Null {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status of a deleted item is removed: {e2}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 
     env.put("interface", "e2", e2).await;
     let l1 = wait_link(Some(&nsx), &env.host("1"), |l| !l.addresses.is_empty()).await;
@@ -243,10 +254,15 @@ async fn pid_and_file_namespaces_follow_the_process() {
     )
     .await;
     wait_link(Some(&nsy), &env.host("2"), |l| !l.addresses.is_empty()).await;
-    let inside = proc_
-        .link(&env.host("1"))
-        .expect("end inside the process's namespace");
-    assert_eq!(inside.addresses, vec!["10.204.0.1/24"]);
+    // The two ends get their addresses concurrently: wait for this one too.
+    let mut inside = None;
+    let ok = wait_until_async(WAIT, POLL, || {
+        inside = proc_.link(&env.host("1"));
+        inside.as_ref().is_some_and(|l| !l.addresses.is_empty())
+    })
+    .await;
+    assert!(ok, "end inside the process's namespace: {inside:?}");
+    assert_eq!(inside.unwrap().addresses, vec!["10.204.0.1/24"]);
 
     // A FILE reference to something that is not a namespace: an error on that item only.
     env.put(
@@ -479,6 +495,8 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
         "{s}"
     );
     assert!(agent.running(), "bad values do not stop the agent");
+    // Its address is in the kernel before its status reaches etcd.
+    env.wait_status("interface", "g1", "applied", "").await;
     // The control tool shows the same statuses.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsagent-ctl"))
         .args([

@@ -13,8 +13,9 @@ use nsagent::microservice::{track, Change, Container, Registry, TrackerError, Tr
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::task::{block_in_place, JoinHandle};
 
-/// Upper bound for an event-driven detection (the Go agent's polling took up to 3 s).
-const PROMPT: Duration = Duration::from_secs(2);
+/// Upper bound for an event-driven detection. Generous on purpose: tests run in parallel on
+/// small shared machines; how fast detection is, is measured by the microservice benchmark.
+const PROMPT: Duration = Duration::from_secs(15);
 /// Upper bound for slower steps (reconnecting after a dockerd restart).
 const SLOW: Duration = Duration::from_secs(30);
 
