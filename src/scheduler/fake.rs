@@ -68,8 +68,22 @@ impl FakeKernel {
             ino: self.next_id,
         };
         self.next_id += 1;
+        // Every namespace has its loopback link, up only in the initial namespace.
+        let lo = FakeLink {
+            link: KernelLink {
+                ifindex: 1,
+                name: "lo".into(),
+                alias: None,
+                group: 0,
+                mtu: 65536,
+                mac: None,
+                up: r == NamespaceRef::Default,
+                addresses: Vec::new(),
+            },
+            peer: (id, 1),
+        };
         self.world.insert(r, id);
-        self.links.insert(id, BTreeMap::new());
+        self.links.insert(id, BTreeMap::from([(1, lo)]));
         id
     }
 
@@ -179,6 +193,43 @@ impl FakeKernel {
                         _ => {}
                     }
                 }
+                // Like the kernel, a route without a device gets the one its gateway is
+                // reached through: an address prefix, else a link-scope route.
+                let mut route = route.clone();
+                if let (0, Some(gw)) = (route.oif, route.gateway) {
+                    // The longest prefix wins, as in a FIB lookup.
+                    let by_address = links.values().filter(|l| l.link.up).flat_map(|l| {
+                        l.link
+                            .addresses
+                            .iter()
+                            .filter(|a| a.contains(&gw))
+                            .map(|a| (a.prefix_len(), l.link.ifindex))
+                    });
+                    let by_route = self
+                        .routes
+                        .get(&ns)
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r.scope == 253 && r.gateway.is_none() && r.dst.contains(&gw))
+                        .map(|r| (r.dst.prefix_len(), r.oif));
+                    match by_address.chain(by_route).max_by_key(|(len, _)| *len) {
+                        Some((_, oif)) => route.oif = oif,
+                        None => return fail(FailureKind::Other, "network is unreachable".into()),
+                    }
+                }
+                // And refuses a gateway that is not on the route's device.
+                if let (oif @ 1.., Some(gw)) = (route.oif, route.gateway) {
+                    let on_link = links
+                        .get(&oif)
+                        .is_some_and(|l| l.link.addresses.iter().any(|a| a.contains(&gw)));
+                    let by_route = self.routes.get(&ns).into_iter().flatten().any(|r| {
+                        r.scope == 253 && r.gateway.is_none() && r.oif == oif && r.dst.contains(&gw)
+                    });
+                    if !on_link && !by_route {
+                        return fail(FailureKind::Other, "nexthop has invalid gateway".into());
+                    }
+                }
+                let route = &route;
                 let table = self.routes.entry(ns).or_default();
                 let same = |r: &KernelRoute| {
                     (r.table, r.dst, r.metric) == (route.table, route.dst, route.metric)
@@ -192,8 +243,18 @@ impl FakeKernel {
                 L3Outcome::Done
             }
             L3Op::DeleteRoute { route, .. } => {
+                // Like the kernel: the identity, and of the rest only what the request gives.
+                let matches = |r: &KernelRoute| {
+                    (r.table, r.dst, r.metric, r.protocol)
+                        == (route.table, route.dst, route.metric, route.protocol)
+                        && (route.oif == 0 || r.oif == route.oif)
+                        && (route.gateway.is_none() || r.gateway == route.gateway)
+                };
+                // A route that is already gone is done, as in the executor (ESRCH).
                 if let Some(t) = self.routes.get_mut(&ns) {
-                    t.retain(|r| r != route);
+                    if let Some(i) = t.iter().position(matches) {
+                        t.remove(i);
+                    }
                 }
                 self.l3_writes += 1;
                 L3Outcome::Done

@@ -66,11 +66,30 @@ fn route_key(r: &KernelRoute) -> RouteKey {
 
 /// Route and neighbour operations of one plan.
 pub(super) struct L3Plan {
+    /// Neighbour entries and routes without a gateway (link-scope routes among them).
     pub writes: Vec<Op>,
+    /// Routes through a gateway: after `writes`, since the kernel refuses a gateway that a
+    /// link-scope route written in the same plan has yet to make reachable.
+    pub gateway_writes: Vec<Op>,
     pub deletes: Vec<Op>,
     pub targets: L3Writes,
     /// Namespaces where an item waits for a link the agent does not own.
     pub waiting_on_links: BTreeSet<NsId>,
+}
+
+impl L3Plan {
+    /// Adds a route write to the phase its gateway (or none) puts it in.
+    fn route_write(&mut self, op: L3Op) {
+        let via_gateway = matches!(
+            &op,
+            L3Op::AddRoute { route, .. } | L3Op::ReplaceRoute { route, .. } if route.gateway.is_some()
+        );
+        if via_gateway {
+            self.gateway_writes.push(Op::L3(op));
+        } else {
+            self.writes.push(Op::L3(op));
+        }
+    }
 }
 
 /// What was decided for one valid route or entry.
@@ -121,11 +140,20 @@ fn route_matches(have: &KernelRoute, want: &KernelRoute) -> bool {
         && (want.source.is_none() || have.source == want.source)
 }
 
-/// True when the kernel's entry is what `want` asks for; entries the kernel ages
-/// (REACHABLE, STALE) are compared by address only.
-fn neighbour_matches(have: &KernelNeighbour, want: &KernelNeighbour) -> bool {
-    let aging = want.state & (0x02 | 0x04) != 0;
-    have.mac == want.mac && (aging || have.state == want.state)
+/// True when the kernel's entry is what `want` asks for. An entry the kernel ages (REACHABLE,
+/// STALE) matches while the kernel keeps it in one of its aging states (REACHABLE, STALE,
+/// DELAY, PROBE), but not a PERMANENT or NOARP one, nor a FAILED or INCOMPLETE one.
+/// `written` is the state the agent last wrote the entry with, if it did: a different one
+/// means the configuration changed, and the entry is written again.
+fn neighbour_matches(have: &KernelNeighbour, want: &KernelNeighbour, written: Option<u16>) -> bool {
+    const AGING: u16 = 0x02 | 0x04;
+    const KERNEL_AGED: u16 = 0x02 | 0x04 | 0x08 | 0x10;
+    let state_ok = if want.state & AGING != 0 {
+        have.state & KERNEL_AGED != 0 && written.is_none_or(|w| w == want.state)
+    } else {
+        have.state == want.state
+    };
+    have.mac == want.mac && state_ok
 }
 
 impl Scheduler {
@@ -165,6 +193,7 @@ impl Scheduler {
     ) -> L3Plan {
         let mut plan = L3Plan {
             writes: Vec::new(),
+            gateway_writes: Vec::new(),
             deletes: Vec::new(),
             targets: HashMap::default(),
             waiting_on_links: BTreeSet::new(),
@@ -257,21 +286,23 @@ impl Scheduler {
         }
     }
 
-    /// Every address in namespace `ns`: owned links as the scheduler knows them, other links
-    /// as last read.
-    fn addresses_in(&self, ns: NsId) -> Vec<IpNet> {
+    /// Every address of an up link in namespace `ns` (a down link's prefixes route nothing),
+    /// with the index of its link: owned links as the scheduler knows them, other links as
+    /// last read.
+    fn addresses_in(&self, ns: NsId) -> Vec<(u32, IpNet)> {
         let owned: Vec<&KernelLink> = match self.views.get(&ns) {
             Some(View::Known(links)) => links.values().collect(),
             _ => Vec::new(),
         };
-        let mut out: Vec<IpNet> = owned
+        let mut out: Vec<(u32, IpNet)> = owned
             .iter()
-            .flat_map(|l| l.addresses.iter().copied())
+            .filter(|l| l.up)
+            .flat_map(|l| l.addresses.iter().map(|a| (l.ifindex, *a)))
             .collect();
         if let Some(L3View::Known { links, .. }) = self.l3_views.get(&ns) {
-            for l in links {
+            for l in links.iter().filter(|l| l.up) {
                 if !owned.iter().any(|o| o.ifindex == l.ifindex) {
-                    out.extend(l.addresses.iter().copied());
+                    out.extend(l.addresses.iter().map(|a| (l.ifindex, *a)));
                 }
             }
         }
@@ -331,7 +362,8 @@ impl Scheduler {
 
         // Decide: direct routes first, so that link-scope ones can make gateways reachable.
         let mut decided: Vec<(&str, Option<NsId>, L3Decision<KernelRoute>)> = Vec::new();
-        let mut link_scope: HashMap<NsId, Vec<IpNet>> = HashMap::default();
+        // Link-scope destinations per namespace, with the link they are on.
+        let mut link_scope: HashMap<NsId, Vec<(u32, IpNet)>> = HashMap::default();
         for pass_gateway in [false, true] {
             for (name, r) in valid
                 .iter()
@@ -351,7 +383,7 @@ impl Scheduler {
                 }
                 if let L3Decision::Desired(k) = &d {
                     if k.scope == RT_SCOPE_LINK {
-                        link_scope.entry(ns).or_default().push(k.dst);
+                        link_scope.entry(ns).or_default().push((k.oif, k.dst));
                     }
                 }
                 decided.push((name, Some(ns), d));
@@ -395,10 +427,10 @@ impl Scheduler {
                     Some((name, want)) => {
                         plan.targets
                             .insert(L3Target::Route(*ns, id.1), (kind, name.to_string()));
-                        plan.writes.push(Op::L3(L3Op::ReplaceRoute {
+                        plan.route_write(L3Op::ReplaceRoute {
                             ns: *ns,
                             route: (*want).clone(),
-                        }));
+                        });
                         book.set_kind(kind, name, ItemStatus::Applying);
                     }
                     None if held.contains(&id) => {}
@@ -417,10 +449,10 @@ impl Scheduler {
         for ((ns, key), (name, want)) in missing {
             plan.targets
                 .insert(L3Target::Route(*ns, *key), (kind, name.to_string()));
-            plan.writes.push(Op::L3(L3Op::AddRoute {
+            plan.route_write(L3Op::AddRoute {
                 ns: *ns,
                 route: (*want).clone(),
-            }));
+            });
             book.set_kind(kind, name, ItemStatus::Applying);
         }
     }
@@ -432,9 +464,9 @@ impl Scheduler {
         name: &str,
         r: &Route,
         ns: NsId,
-        link_scope: &HashMap<NsId, Vec<IpNet>>,
+        link_scope: &HashMap<NsId, Vec<(u32, IpNet)>>,
     ) -> L3Decision<KernelRoute> {
-        let oif = if r.interface.is_empty() {
+        let mut oif = if r.interface.is_empty() {
             0
         } else {
             match self.l3_link(ifaces, ns, &r.interface, true) {
@@ -443,17 +475,42 @@ impl Scheduler {
             }
         };
         if let Some(gw) = r.gateway {
-            let by_address = self.addresses_in(ns).iter().any(|a| a.contains(&gw));
+            // Where the gateway is reachable: an address prefix of an up link or a link-scope
+            // route; with an interface, only through that interface (the kernel wants it so).
+            let on_link = |ifindex: u32| oif == 0 || ifindex == oif;
+            let by_address = self
+                .addresses_in(ns)
+                .into_iter()
+                .filter(|(i, a)| on_link(*i) && a.contains(&gw))
+                .map(|(i, a)| (a.prefix_len(), 1, i));
             let by_route = link_scope
                 .get(&ns)
-                .is_some_and(|dsts| dsts.iter().any(|d| d.contains(&gw)));
-            if !by_address && !by_route {
-                return L3Decision::Withdraw(ItemStatus::Pending {
-                    reason: format!(
-                        "gateway {gw} is not reachable: no address and no link-scope route in the {} covers it",
-                        r.namespace
-                    ),
-                });
+                .into_iter()
+                .flatten()
+                .filter(|(i, d)| on_link(*i) && d.contains(&gw))
+                .map(|(i, d)| (d.prefix_len(), 0, *i));
+            // Without an interface, the route gets the link a lookup of the gateway gives
+            // (longest prefix; an address before a route, then the lower index), written
+            // explicitly: the route follows the gateway when it moves to another link.
+            let best = by_address
+                .chain(by_route)
+                .max_by_key(|(len, address, i)| (*len, *address, std::cmp::Reverse(*i)));
+            match best {
+                Some((_, _, ifindex)) if oif == 0 => oif = ifindex,
+                Some(_) => {}
+                None => {
+                    let through = if oif == 0 {
+                        String::new()
+                    } else {
+                        format!(" through interface `{}`", r.interface)
+                    };
+                    return L3Decision::Withdraw(ItemStatus::Pending {
+                        reason: format!(
+                            "gateway {gw} is not reachable{through}: no address and no link-scope route in the {} covers it",
+                            r.namespace
+                        ),
+                    });
+                }
             }
         }
         if let Some(s) = self.l3_waiting(ItemKind::Route, name, now) {
@@ -552,7 +609,13 @@ impl Scheduler {
                 let id = (*ns, have.ifindex, have.ip);
                 present.insert(id);
                 match desired.get(&id) {
-                    Some((name, want)) if neighbour_matches(have, want) => {
+                    Some((name, want))
+                        if neighbour_matches(
+                            have,
+                            want,
+                            self.neighbours_written.get(&id).copied(),
+                        ) =>
+                    {
                         book.set_kind(kind, name, ItemStatus::Applied);
                     }
                     Some((name, want)) => {
@@ -682,12 +745,16 @@ impl Scheduler {
             (L3Op::SetNeighbour { ns, neighbour }, L3Outcome::Done) => {
                 let target = L3Target::Neighbour(*ns, neighbour.ifindex, neighbour.ip);
                 self.clear_l3_backoff(&target);
+                self.neighbours_written
+                    .insert((*ns, neighbour.ifindex, neighbour.ip), neighbour.state);
                 if let Some(L3View::Known { neighbours, .. }) = self.l3_views.get_mut(ns) {
                     neighbours.retain(|n| (n.ifindex, n.ip) != (neighbour.ifindex, neighbour.ip));
                     neighbours.push(neighbour.clone());
                 }
             }
             (L3Op::DeleteNeighbour { ns, neighbour }, L3Outcome::Done) => {
+                self.neighbours_written
+                    .remove(&(*ns, neighbour.ifindex, neighbour.ip));
                 if let Some(L3View::Known { neighbours, .. }) = self.l3_views.get_mut(ns) {
                     neighbours.retain(|n| n != neighbour);
                 }

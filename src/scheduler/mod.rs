@@ -121,6 +121,9 @@ pub struct Scheduler {
     item_backoff: FxHashMap<String, Backoff>,
     view_backoff: BTreeMap<NsId, Backoff>,
     link_backoff: BTreeMap<(NsId, u32), Backoff>,
+    /// (name, peer) from the alias of each link in `link_backoff`, kept while its
+    /// namespace's view is read again: its peer end stays until it can be deleted.
+    link_backoff_ends: BTreeMap<(NsId, u32), (String, String)>,
     status: FxHashMap<(ItemKind, String), ItemStatus>,
     /// Items whose status changed since [`Scheduler::take_changes`] was last called.
     changed: Vec<(ItemKind, String)>,
@@ -129,6 +132,10 @@ pub struct Scheduler {
     l3_view_backoff: BTreeMap<NsId, Backoff>,
     /// Routes and ARP entries whose last write failed.
     l3_backoff: FxHashMap<(ItemKind, String), Backoff>,
+    /// The state each neighbour entry was last written with, so that a configured change
+    /// between two aging states (REACHABLE, STALE) is written although the kernel's aging
+    /// makes the two indistinguishable in a dump.
+    neighbours_written: FxHashMap<(NsId, u32, std::net::IpAddr), u16>,
     /// Which item each route/neighbour write of the last plan was for.
     l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
@@ -156,12 +163,14 @@ impl Scheduler {
             item_backoff: FxHashMap::default(),
             view_backoff: BTreeMap::new(),
             link_backoff: BTreeMap::new(),
+            link_backoff_ends: BTreeMap::new(),
             status: FxHashMap::default(),
             changed: Vec::new(),
             l3_views: BTreeMap::new(),
             l3_view_backoff: BTreeMap::new(),
             l3_backoff: FxHashMap::default(),
             l3_writes: FxHashMap::default(),
+            neighbours_written: FxHashMap::default(),
             protocol: DEFAULT_ROUTE_PROTOCOL,
             refresh: BTreeSet::new(),
             waiting_on_links: BTreeSet::new(),
@@ -206,6 +215,7 @@ impl Scheduler {
         self.item_backoff.clear();
         self.view_backoff.clear();
         self.link_backoff.clear();
+        self.link_backoff_ends.clear();
         self.refs
             .retain(|_, state| matches!(state, RefState::Resolved(_)));
     }
@@ -444,6 +454,7 @@ impl Scheduler {
             }
             (Op::DeleteLink { ns, ifindex, .. }, OpOutcome::Deleted) => {
                 self.link_backoff.remove(&(*ns, *ifindex));
+                self.link_backoff_ends.remove(&(*ns, *ifindex));
                 self.forget_deleted_link(*ns, *ifindex);
             }
             (Op::DeleteLink { ns, ifindex, .. }, outcome) => {
@@ -451,12 +462,23 @@ impl Scheduler {
                 let prev = self.link_backoff.get(&(*ns, *ifindex));
                 let b = Backoff::after_failure(prev, error, now);
                 self.link_backoff.insert((*ns, *ifindex), b);
+                let ends = match self.views.get(ns) {
+                    Some(View::Known(links)) => links
+                        .get(ifindex)
+                        .and_then(|l| l.alias.as_deref())
+                        .and_then(|a| self.keys.parse_link_alias(a)),
+                    _ => None,
+                };
+                if let Some(ends) = ends {
+                    self.link_backoff_ends.insert((*ns, *ifindex), ends);
+                }
                 self.forget_view(*ns);
             }
             (Op::ReleaseNs { ns }, _) => {
                 // The executor forgets every reference to it as well.
                 self.views.remove(ns);
                 self.l3_views.remove(ns);
+                self.neighbours_written.retain(|(at, ..), _| at != ns);
                 self.view_backoff.remove(ns);
                 self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
             }

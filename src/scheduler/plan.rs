@@ -4,6 +4,8 @@
 //! copying: owned values are built only for the operations it emits and the statuses that
 //! change.
 
+use super::l3::L3View;
+use super::ops::l3::L3Op;
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::{ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
@@ -208,6 +210,25 @@ impl Scheduler {
             }
         }
         learn.extend(self.l3_dumps(&needed_views, now));
+        // Namespaces no longer referenced that may still hold something of ours (a delete
+        // failed, so the view was forgotten): read them again, so that the deletes are
+        // retried before they are released.
+        for (ns, view) in &self.views {
+            if needed_views.contains(ns) {
+                continue;
+            }
+            let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
+            if matches!(view, View::Unknown) && !waiting {
+                learn.push(Op::DumpNs { ns: *ns });
+            }
+            let l3_waiting = self.l3_view_backoff.get(ns).is_some_and(|b| b.waiting(now));
+            if matches!(self.l3_views.get(ns), Some(L3View::Unknown)) && !l3_waiting {
+                learn.push(Op::L3(L3Op::Dump {
+                    ns: *ns,
+                    protocol: self.protocol,
+                }));
+            }
+        }
 
         // Decide every valid item (in name order, so that plans are deterministic).
         let decisions: Vec<(&str, Decision)> = self
@@ -299,6 +320,8 @@ impl Scheduler {
             ifaces.insert(name, state);
         }
 
+        // Ends (name, peer) of links whose delete waits for a retry.
+        let waiting_ends = self.waiting_ends(now);
         // Pairs, each once (from its end with the smaller name).
         for (name, decision) in &decisions {
             let Decision::Desired(end) = decision else {
@@ -315,10 +338,29 @@ impl Scheduler {
                 .get(end.peer())
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            let blocked = ca
-                .iter()
-                .chain(cb)
-                .any(|c| self.link_waiting(c.ns, c.link.ifindex, now));
+            // Links of an earlier pair of these items (another peer or namespace) are
+            // removed on their own; they do not stand in the way of the current pair.
+            let (fit_a, stale_a): (Vec<&Claim>, Vec<&Claim>) =
+                ca.iter().partition(|c| fits(c, end));
+            let (fit_b, stale_b): (Vec<&Claim>, Vec<&Claim>) =
+                cb.iter().partition(|c| fits(c, peer_end));
+            deletes.extend(stale_a.iter().chain(&stale_b).map(|c| (c.ns, c.link)));
+            let in_place = match (fit_a.as_slice(), fit_b.as_slice()) {
+                ([a], [b]) => Some((*a, *b)),
+                _ => None,
+            };
+            // A link that has to go first but cannot yet (its delete, or its peer's, waits
+            // for a retry) holds the pair back.
+            let blocked = if in_place.is_some() {
+                fit_a
+                    .iter()
+                    .chain(&fit_b)
+                    .any(|c| self.link_waiting(c.ns, c.link.ifindex, now))
+            } else {
+                ca.iter()
+                    .chain(cb)
+                    .any(|c| self.claim_waiting(c, &waiting_ends, now))
+            };
             if blocked {
                 for n in [*name, end.peer()] {
                     book.set(
@@ -330,10 +372,6 @@ impl Scheduler {
                 }
                 continue;
             }
-            let in_place = match (ca, cb) {
-                ([a], [b]) if fits(a, end) && fits(b, peer_end) => Some((a, b)),
-                _ => None,
-            };
             let mut busy = false;
             if let Some((ka, kb)) = in_place {
                 for (k, d) in [(ka, end), (kb, peer_end)] {
@@ -356,7 +394,7 @@ impl Scheduler {
                     }
                 }
             } else {
-                deletes.extend(ca.iter().chain(cb).map(|c| (c.ns, c.link)));
+                deletes.extend(fit_a.iter().chain(&fit_b).map(|c| (c.ns, c.link)));
                 writes.push(Op::CreatePair {
                     a: end.spec(&self.keys),
                     b: peer_end.spec(&self.keys),
@@ -386,27 +424,42 @@ impl Scheduler {
         let resolving = learn.iter().any(|op| matches!(op, Op::ResolveNs { .. }));
         let mut releases = Vec::new();
         for (ns, view) in self.views.iter().filter(|_| !resolving) {
-            let empty = match view {
-                View::Known(links) => links.is_empty(),
-                View::Unknown => true,
+            // Released only once nothing of ours is known to be left in it.
+            let links_clear = matches!(view, View::Known(links) if links.is_empty());
+            let l3_clear = match self.l3_views.get(ns) {
+                None => true,
+                Some(L3View::Known {
+                    routes, neighbours, ..
+                }) => routes.is_empty() && neighbours.is_empty(),
+                Some(L3View::Unknown) => false,
             };
-            if !needed_views.contains(ns) && empty {
+            if !needed_views.contains(ns) && links_clear && l3_clear {
                 releases.push(Op::ReleaseNs { ns: *ns });
             }
         }
 
-        // Routes and neighbours after the links they use; new routes before the old ones
-        // they replace are deleted, so that no moment has none.
+        // Routes and neighbours after the links they use, routes through a gateway after the
+        // link-scope routes that may make it reachable; new routes before the old ones they
+        // replace are deleted, so that no moment has none.
         let mut l3 = l3;
-        let (l3_writes, l3_deletes) = (
+        let (l3_writes, gateway_writes, l3_deletes) = (
             std::mem::take(&mut l3.writes),
+            std::mem::take(&mut l3.gateway_writes),
             std::mem::take(&mut l3.deletes),
         );
         let plan = Plan {
-            phases: [learn, deletes, writes, l3_writes, l3_deletes, releases]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect(),
+            phases: [
+                learn,
+                deletes,
+                writes,
+                l3_writes,
+                gateway_writes,
+                l3_deletes,
+                releases,
+            ]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect(),
         };
         (plan, stale_refs, l3)
     }
@@ -543,6 +596,34 @@ impl Scheduler {
         } else {
             format!("reading the {r}")
         }
+    }
+
+    /// (name, peer) from the alias of every link whose delete waits for a retry.
+    fn waiting_ends(&self, now: Duration) -> HashSet<(&str, &str)> {
+        self.link_backoff
+            .iter()
+            .filter(|(_, b)| b.waiting(now))
+            .filter_map(|(key, _)| self.link_backoff_ends.get(key))
+            .map(|(name, peer)| (name.as_str(), peer.as_str()))
+            .collect()
+    }
+
+    /// The claimed link cannot be deleted now: its own delete or its peer's waits.
+    fn claim_waiting(
+        &self,
+        c: &Claim,
+        waiting_ends: &HashSet<(&str, &str)>,
+        now: Duration,
+    ) -> bool {
+        if self.link_waiting(c.ns, c.link.ifindex, now) {
+            return true;
+        }
+        let own = c
+            .link
+            .alias
+            .as_deref()
+            .and_then(|a| self.keys.split_link_alias(a));
+        own.is_some_and(|(name, peer)| waiting_ends.contains(&(peer, name)))
     }
 
     fn link_waiting(&self, ns: NsId, ifindex: u32, now: Duration) -> bool {

@@ -88,8 +88,11 @@ impl World {
         self.s.status()[&(ItemKind::Interface, name.to_string())].clone()
     }
 
+    /// The links of namespace `r` other than its loopback link.
     fn links(&self, r: &NamespaceRef) -> BTreeMap<String, KernelLink> {
-        self.k.by_name(r)
+        let mut links = self.k.by_name(r);
+        links.remove("lo");
+        links
     }
 
     fn advance(&mut self, d: Duration) {
@@ -569,6 +572,8 @@ enum Event {
     DeleteL3(ItemKind, String),
     Vanish(NamespaceRef),
     Appear(NamespaceRef),
+    /// The next operation of this kind fails once.
+    Fail(&'static str),
     Converge,
 }
 
@@ -698,12 +703,24 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         1 => (0..4usize).prop_map(|n| Event::Delete(NAMES[n].into())),
         1 => prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))].prop_map(Event::Vanish),
         1 => prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))].prop_map(Event::Appear),
+        1 => prop_oneof![
+            Just("resolve"),
+            Just("dump"),
+            Just("create"),
+            Just("update"),
+            Just("delete"),
+            Just("l3")
+        ]
+        .prop_map(Event::Fail),
         2 => Just(Event::Converge),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(600))]
+    // 600 cases in CI; `PROPTEST_CASES=50000` for a deep run before a release.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(600)
+    ))]
 
     #[test]
     fn any_event_sequence_ends_like_the_final_configuration_at_once(
@@ -740,17 +757,20 @@ proptest! {
                 Event::Appear(r) => {
                     w.k.add_namespace(r.clone());
                 }
+                Event::Fail(what) => {
+                    w.k.fail_next.insert(what);
+                }
                 Event::Converge => {
                     w.converge();
                 }
             }
             w.advance(Duration::from_millis(50));
         }
-        // Let every retry come due, then converge.
-        w.advance(Duration::from_secs(60));
-        w.converge();
-        w.advance(Duration::from_secs(60));
-        w.converge();
+        // Let every retry come due, then converge (each pending fault can cost a retry).
+        for _ in 0..8 {
+            w.advance(Duration::from_secs(60));
+            w.converge();
+        }
 
         // The same final configuration and world, applied at once.
         let mut fresh = FakeKernel::new(keys(), GROUP);
@@ -1096,7 +1116,8 @@ mod l3 {
     fn routes_use_links_the_agent_does_not_own_and_wait_for_missing_ones() {
         let mut w = World::new();
         let ns = w.k.add_namespace(named("n1"));
-        let lo = w.k.add_foreign_link(ns, "lo");
+        // A new namespace's loopback link is down; bring it up like `ip link set lo up`.
+        let lo = 1;
         w.k.links
             .get_mut(&ns)
             .unwrap()
@@ -1349,6 +1370,27 @@ mod l3 {
         let _: IpAddr = "10.0.0.2".parse().unwrap();
     }
 
+    /// Found by the property test: a failed delete of the last entry in a namespace that
+    /// nothing references any more must be retried, not forgotten with the namespace.
+    #[test]
+    fn a_failed_entry_delete_is_retried_before_its_namespace_is_released() {
+        let mut w = World::new();
+        let ns = w.k.add_namespace(named("n1"));
+        w.k.links.get_mut(&ns).unwrap().get_mut(&1).unwrap().link.up = true;
+        w.put_arp(arp("p1", "10.0.1.7", "lo", named("n1")));
+        w.converge();
+        assert_eq!(w.k.neighbours_in(&named("n1")).len(), 1);
+        w.s.delete_l3(ItemKind::Arp, "p1");
+        w.k.fail_next.insert("l3");
+        w.converge();
+        assert!(w.k.fail_next.is_empty(), "the fault was hit");
+        for _ in 0..10 {
+            w.advance(Duration::from_secs(30));
+            w.converge();
+        }
+        assert!(w.k.neighbours_in(&named("n1")).is_empty());
+    }
+
     /// Found by the property test: the addresses of a deleted pair's end stayed in the
     /// namespace's route view and made a later gateway look reachable.
     #[test]
@@ -1465,4 +1507,271 @@ fn microservice_items_follow_the_container() {
     assert_eq!(w.k.world[&web], third);
     assert!(w.links(&web).contains_key("a"));
     assert_eq!(w.links(&named("n1")).len(), 1, "the old pair's end is gone");
+}
+
+/// A property test aimed at routes and entries: two pairs that mostly exist and are up, with
+/// addresses that come and go, so that routes and entries are applied, changed, withdrawn
+/// and restored far more often than in the general property test.
+mod l3_property {
+    use super::*;
+    use crate::model::{ArpEntry, NeighbourState, Route, RouteScope};
+    use crate::scheduler::DEFAULT_ROUTE_PROTOCOL as PROTO;
+
+    #[derive(Clone, Debug)]
+    enum L3Event {
+        /// End `a` (or `c`) in n1 with this admin state and these addresses.
+        PutEnd(&'static str, bool, Vec<&'static str>),
+        /// Its peer (`b` in n2 for `a`, `d` in the default namespace for `c`).
+        PutPeer(&'static str),
+        Delete(&'static str),
+        PutRoute(Route),
+        DeleteRoute(&'static str),
+        PutArp(ArpEntry),
+        DeleteArp(&'static str),
+        /// The next route or neighbour write fails.
+        FailL3,
+        Converge,
+        Wait,
+    }
+
+    fn end_strategy() -> impl Strategy<Value = L3Event> {
+        (
+            prop_oneof![3 => Just("a"), 1 => Just("c")],
+            prop_oneof![4 => Just(true), 1 => Just(false)],
+            prop::sample::subsequence(vec![0, 1, 2], 0..=3),
+        )
+            .prop_map(|(n, up, picks)| {
+                // Different prefixes on `a` and `c`: which of two links with one prefix a
+                // gateway resolves to is the kernel's choice, not the agent's.
+                let pool = if n == "a" {
+                    ["10.0.1.1/24", "10.0.5.1/24", "fd00::1/64"]
+                } else {
+                    ["10.0.2.1/24", "10.0.4.1/24", "fd04::1/64"]
+                };
+                L3Event::PutEnd(n, up, picks.into_iter().map(|i| pool[i]).collect())
+            })
+    }
+
+    /// Valid routes only (as the decoder would let through): one address family per route,
+    /// an interface wherever there is no gateway. Gateways are mostly in a prefix of the
+    /// route's interface, sometimes elsewhere (pending until reachable).
+    fn route_strategy() -> impl Strategy<Value = Route> {
+        let v4 = (
+            prop_oneof![
+                Just("10.9.0.0/16"),
+                Just("10.8.0.0/16"),
+                Just("10.0.3.0/24"),
+                Just("0.0.0.0/0")
+            ],
+            // a's prefixes, c's prefixes, or only behind a link-scope route.
+            prop_oneof![
+                Just(["10.0.1.2", "10.0.2.2", "10.0.3.2"]),
+                Just(["10.0.5.2", "10.0.4.2", "10.0.3.2"])
+            ],
+        );
+        let v6 = (
+            prop_oneof![Just("fd09::/32"), Just("fd03::/64"), Just("::/0")],
+            Just(["fd00::2", "fd04::2", "fd03::2"]),
+        );
+        (
+            prop_oneof![Just("r1"), Just("r2"), Just("r3")],
+            prop_oneof![4 => v4, 1 => v6],
+            // Index into the gateways above: none, the interface's own, the other's, behind a
+            // link-scope route.
+            prop_oneof![2 => Just(None), 4 => Just(Some(0)), 1 => Just(Some(1)), 1 => Just(Some(2))],
+            prop_oneof![5 => Just("a"), 3 => Just("c"), 1 => Just("lo"), 1 => Just("")],
+            prop_oneof![Just(0u32), Just(100)],
+            prop_oneof![4 => Just(0u32), 1 => Just(100)],
+            any::<bool>(),
+            prop_oneof![6 => Just(named("n1")), 1 => Just(NamespaceRef::Default)],
+        )
+            .prop_map(|(name, (dst, gws), pick, iface, metric, table, link, ns)| {
+                // For `c`, its own prefix comes first.
+                let gw = pick.map(|i| match (iface, i) {
+                    ("c", 0) => gws[1],
+                    ("c", 1) => gws[0],
+                    _ => gws[i],
+                });
+                Route {
+                    name: name.into(),
+                    description: String::new(),
+                    namespace: ns,
+                    interface: if iface.is_empty() && gw.is_none() { "a" } else { iface }.into(),
+                    scope: (link && gw.is_none()).then_some(RouteScope::Link),
+                    dst: dst.parse().unwrap(),
+                    default: false,
+                    src: None,
+                    gateway: gw.map(|g| g.parse().unwrap()),
+                    metric,
+                    table,
+                }
+            })
+    }
+
+    fn arp_strategy() -> impl Strategy<Value = ArpEntry> {
+        (
+            prop_oneof![Just("p1"), Just("p2")],
+            prop_oneof![Just("10.0.1.7"), Just("10.0.2.7"), Just("fd00::7")],
+            prop_oneof![3 => Just("a"), 1 => Just("c"), 1 => Just("lo")],
+            0..3u8,
+            prop_oneof![
+                Just(NeighbourState::Permanent),
+                Just(NeighbourState::NoArp),
+                Just(NeighbourState::Reachable),
+                Just(NeighbourState::Stale)
+            ],
+            prop_oneof![5 => Just(named("n1")), 1 => Just(NamespaceRef::Default)],
+        )
+            .prop_map(|(name, ip, iface, mac, state, ns)| ArpEntry {
+                name: name.into(),
+                namespace: ns,
+                interface: iface.into(),
+                ip: ip.parse().unwrap(),
+                mac: MacAddr([2, 0, 0, 0, 2, mac]),
+                state,
+            })
+    }
+
+    fn event_strategy() -> impl Strategy<Value = L3Event> {
+        prop_oneof![
+            3 => end_strategy(),
+            2 => prop_oneof![Just("a"), Just("c")].prop_map(L3Event::PutPeer),
+            1 => prop_oneof![Just("a"), Just("b"), Just("c"), Just("d")].prop_map(L3Event::Delete),
+            4 => route_strategy().prop_map(L3Event::PutRoute),
+            1 => prop_oneof![Just("r1"), Just("r2"), Just("r3")].prop_map(L3Event::DeleteRoute),
+            3 => arp_strategy().prop_map(L3Event::PutArp),
+            1 => prop_oneof![Just("p1"), Just("p2")].prop_map(L3Event::DeleteArp),
+            1 => Just(L3Event::FailL3),
+            3 => Just(L3Event::Converge),
+            1 => Just(L3Event::Wait),
+        ]
+    }
+
+    fn end(name: &str, up: bool, addrs: &[&str]) -> Interface {
+        let peer = if name == "a" { "b" } else { "d" };
+        let mut i = veth(name, peer, named("n1"));
+        i.enabled = up;
+        i.ip_addresses = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        i
+    }
+
+    fn peer(of: &str) -> Interface {
+        match of {
+            "a" => veth("b", "a", named("n2")),
+            _ => veth("d", "c", NamespaceRef::Default),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300)
+        ))]
+
+        #[test]
+        fn route_and_entry_sequences_end_like_the_final_configuration_at_once(
+            events in prop::collection::vec(event_strategy(), 1..40),
+        ) {
+            let mut w = World::new();
+            // Both pairs up with an address each to start with.
+            w.put(end("a", true, &["10.0.1.1/24"]));
+            w.put(peer("a"));
+            w.put(end("c", true, &["10.0.2.1/24"]));
+            w.put(peer("c"));
+            w.converge();
+            for e in &events {
+                match e {
+                    L3Event::PutEnd(n, up, addrs) => w.put(end(n, *up, addrs)),
+                    L3Event::PutPeer(n) => w.put(peer(n)),
+                    L3Event::Delete(n) => w.s.delete(n),
+                    L3Event::PutRoute(r) => {
+                        w.rev += 1;
+                        let key = keys().key(ItemKind::Route, &r.name);
+                        w.s.put_route(Item { key, revision: w.rev, config: Ok(r.clone()) });
+                    }
+                    L3Event::DeleteRoute(n) => w.s.delete_l3(ItemKind::Route, n),
+                    L3Event::PutArp(a) => {
+                        w.rev += 1;
+                        let key = keys().key(ItemKind::Arp, &a.name);
+                        w.s.put_arp(Item { key, revision: w.rev, config: Ok(a.clone()) });
+                    }
+                    L3Event::DeleteArp(n) => w.s.delete_l3(ItemKind::Arp, n),
+                    L3Event::FailL3 => {
+                        w.k.fail_next.insert("l3");
+                    }
+                    L3Event::Converge => {
+                        w.converge();
+                    }
+                    L3Event::Wait => w.advance(Duration::from_secs(2)),
+                }
+                w.advance(Duration::from_millis(50));
+            }
+            for _ in 0..4 {
+                w.advance(Duration::from_secs(60));
+                w.converge();
+            }
+
+            let mut fresh = FakeKernel::new(keys(), GROUP);
+            for r in w.k.world.keys() {
+                fresh.add_namespace(r.clone());
+            }
+            let mut s = Scheduler::new(keys());
+            s.resync(w.s.items().values().cloned().collect());
+            s.resync_l3(
+                w.s.routes().values().cloned().collect(),
+                w.s.arps().values().cloned().collect(),
+            );
+            fresh.converge(&mut s, w.now);
+            prop_assert_eq!(w.k.normalized_l3(PROTO), fresh.normalized_l3(PROTO));
+            prop_assert_eq!(w.s.status(), s.status());
+            prop_assert!(w.s.plan(w.now).is_empty());
+        }
+    }
+}
+
+#[test]
+fn a_failed_link_delete_is_retried_before_its_namespace_is_released() {
+    let mut w = World::new();
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    w.s.delete("a");
+    w.s.delete("b");
+    w.k.fail_next.insert("delete");
+    w.converge();
+    assert!(w.k.fail_next.is_empty(), "the fault was hit");
+    for _ in 0..10 {
+        w.advance(Duration::from_secs(30));
+        w.converge();
+    }
+    assert!(w.links(&named("n1")).is_empty());
+    assert!(w.links(&named("n2")).is_empty());
+}
+
+/// Found by the property test: while the delete of an old pair waits for its retry, the new
+/// pair of one of its items must not be deleted and re-created in every round.
+#[test]
+fn a_new_pair_is_kept_while_the_old_pair_of_an_end_waits_for_its_delete() {
+    let mut w = World::new();
+    w.put(veth("c", "d", NamespaceRef::Default));
+    w.put(veth("d", "c", NamespaceRef::Default));
+    w.put(veth("a", "d", NamespaceRef::Default));
+    w.converge();
+    let mut d = veth("d", "a", NamespaceRef::Default);
+    d.host_if_name = "h1".into();
+    w.put(d);
+    w.k.fail_next.insert("delete");
+    w.converge();
+    assert!(w.k.fail_next.is_empty(), "the fault was hit");
+    let links = w.links(&NamespaceRef::Default);
+    let (a, h1) = (links["a"].ifindex, links["h1"].ifindex);
+    assert!(links.contains_key("c"), "the old pair waits for its retry");
+    let writes = w.k.writes;
+    w.converge();
+    assert_eq!(w.k.writes, writes, "nothing churns meanwhile");
+    w.advance(Duration::from_secs(60));
+    w.converge();
+    let links = w.links(&NamespaceRef::Default);
+    assert!(!links.contains_key("c") && !links.contains_key("d"));
+    assert_eq!((links["a"].ifindex, links["h1"].ifindex), (a, h1));
+    assert_eq!(w.status("d"), ItemStatus::Applied);
 }
