@@ -461,3 +461,79 @@ async fn a_route_on_a_host_link_waits_until_the_link_exists() {
     assert_eq!(r["dev"], host);
     env.wait_status("route", "h1", "applied", "").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_pick_their_interface_and_entry_state_changes_apply() {
+    let Some(env) = TestEnv::new("g") else { return };
+    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let nsx = env.nsx();
+    let ns = json!({"type": "NAMED_NS", "name": nsx});
+    env.put_pair(&["10.210.0.1/24"], true).await;
+    // A second pair x2 (nsx) / y2 (nsy) on 10.212.0.0/24.
+    let x2 = |addrs: &[&str]| {
+        json!({"name": "x2", "host_if_name": format!("{}3", env.p), "enabled": true,
+               "ip_addresses": addrs, "namespace": ns, "veth": {"peer_if_name": "y2"}})
+    };
+    env.put_v("interface", "x2", x2(&["10.212.0.1/24"])).await;
+    env.put_v(
+        "interface",
+        "y2",
+        json!({"name": "y2", "host_if_name": format!("{}4", env.p), "enabled": true,
+               "ip_addresses": ["10.212.0.2/24", "10.210.0.2/24"],
+               "namespace": {"type": "NAMED_NS", "name": env.nsy()},
+               "veth": {"peer_if_name": "x2"}}),
+    )
+    .await;
+    // No interface: the route takes the link its gateway is on.
+    env.put_v("route", "f1", json!({"name": "f1", "dst_ip_addr": "10.96.0.0/16", "gw_addr": "10.210.0.2", "namespace": ns})).await;
+    // A gateway that is not on the named interface waits, saying so.
+    env.put_v("route", "w1", json!({"name": "w1", "dst_ip_addr": "10.95.0.0/16", "gw_addr": "10.212.0.2", "interface": "x1", "namespace": ns})).await;
+    let f1 = wait_for("f1", || {
+        route_to(&our_routes(&nsx), "10.96.0.0/16").cloned()
+    })
+    .await;
+    assert_eq!(f1["dev"], format!("{}1", env.p));
+    env.wait_status(
+        "route",
+        "w1",
+        "pending",
+        "10.212.0.2 is not reachable through interface `x1`",
+    )
+    .await;
+    assert!(route_to(&our_routes(&nsx), "10.95.0.0/16").is_none());
+
+    // The gateway's prefix moves from x1 to x2: the route follows it.
+    env.put_pair(&[], true).await;
+    env.put_v("interface", "x2", x2(&["10.212.0.1/24", "10.210.0.1/24"]))
+        .await;
+    wait_for("f1 on x2", || {
+        route_to(&our_routes(&nsx), "10.96.0.0/16")
+            .filter(|r| r["dev"] == format!("{}3", env.p))
+            .cloned()
+    })
+    .await;
+    env.wait_status("route", "f1", "applied", "").await;
+
+    // An entry changed from REACHABLE to STALE is written again (the kernel keeps a
+    // REACHABLE entry for 15-45 s before it ages it to STALE itself).
+    let entry = |state: &str| {
+        json!({"name": "e1", "interface": "x2", "ip_addr": "10.212.0.30",
+               "hw_address": "02:00:00:00:00:30", "state": {"type": state}, "namespace": ns})
+    };
+    let state_of = |nsx: &str| {
+        neighbours(nsx)
+            .into_iter()
+            .find(|n| n["dst"] == "10.212.0.30")
+            .map(|n| n["state"].clone())
+    };
+    env.put_v("arp", "e1", entry("REACHABLE")).await;
+    wait_for("e1 REACHABLE", || {
+        state_of(&nsx).filter(|s| s.to_string().contains("REACHABLE"))
+    })
+    .await;
+    env.put_v("arp", "e1", entry("STALE")).await;
+    wait_for("e1 STALE", || {
+        state_of(&nsx).filter(|s| s.to_string().contains("STALE"))
+    })
+    .await;
+}
