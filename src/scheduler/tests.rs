@@ -98,6 +98,32 @@ impl World {
     fn advance(&mut self, d: Duration) {
         self.now += d;
     }
+
+    /// Lets every retry come due and converges, `rounds` times (each pending fault can
+    /// cost a retry).
+    fn settle(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            self.advance(Duration::from_secs(60));
+            self.converge();
+        }
+    }
+
+    /// The final configuration of this world applied at once to a fresh kernel with the
+    /// same namespaces: the kernel and the scheduler afterwards.
+    fn at_once(&self) -> (FakeKernel, Scheduler) {
+        let mut fresh = FakeKernel::new(keys(), GROUP);
+        for r in self.k.world.keys() {
+            fresh.add_namespace(r.clone());
+        }
+        let mut s = Scheduler::new(keys());
+        s.resync(self.s.items().values().cloned().collect());
+        s.resync_l3(
+            self.s.routes().values().cloned().collect(),
+            self.s.arps().values().cloned().collect(),
+        );
+        fresh.converge(&mut s, self.now);
+        (fresh, s)
+    }
 }
 
 #[test]
@@ -739,16 +765,8 @@ proptest! {
                     w.put(y.clone());
                 }
                 Event::Delete(n) => w.s.delete(n),
-                Event::PutRoute(r) => {
-                    w.rev += 1;
-                    let key = keys().key(ItemKind::Route, &r.name);
-                    w.s.put_route(Item { key, revision: w.rev, config: Ok(r.clone()) });
-                }
-                Event::PutArp(a) => {
-                    w.rev += 1;
-                    let key = keys().key(ItemKind::Arp, &a.name);
-                    w.s.put_arp(Item { key, revision: w.rev, config: Ok(a.clone()) });
-                }
+                Event::PutRoute(r) => w.put_route(r.clone()),
+                Event::PutArp(a) => w.put_arp(a.clone()),
                 Event::DeleteL3(kind, n) => w.s.delete_l3(*kind, n),
                 Event::Vanish(r) => {
                     w.k.remove_namespace(r);
@@ -766,24 +784,10 @@ proptest! {
             }
             w.advance(Duration::from_millis(50));
         }
-        // Let every retry come due, then converge (each pending fault can cost a retry).
-        for _ in 0..8 {
-            w.advance(Duration::from_secs(60));
-            w.converge();
-        }
+        w.settle(8);
 
         // The same final configuration and world, applied at once.
-        let mut fresh = FakeKernel::new(keys(), GROUP);
-        for r in w.k.world.keys() {
-            fresh.add_namespace(r.clone());
-        }
-        let mut s = Scheduler::new(keys());
-        s.resync(w.s.items().values().cloned().collect());
-        s.resync_l3(
-            w.s.routes().values().cloned().collect(),
-            w.s.arps().values().cloned().collect(),
-        );
-        fresh.converge(&mut s, w.now);
+        let (fresh, s) = w.at_once();
         let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
         prop_assert_eq!(w.k.normalized_l3(proto), fresh.normalized_l3(proto));
 
@@ -914,7 +918,7 @@ mod l3 {
     }
 
     impl World {
-        fn put_route(&mut self, r: Route) {
+        pub(super) fn put_route(&mut self, r: Route) {
             self.rev += 1;
             self.s.put_route(Item {
                 key: key(ItemKind::Route, &r.name),
@@ -923,7 +927,7 @@ mod l3 {
             });
         }
 
-        fn put_arp(&mut self, a: ArpEntry) {
+        pub(super) fn put_arp(&mut self, a: ArpEntry) {
             self.rev += 1;
             self.s.put_arp(Item {
                 key: key(ItemKind::Arp, &a.name),
@@ -1687,17 +1691,9 @@ mod l3_property {
                     L3Event::PutEnd(n, up, addrs) => w.put(end(n, *up, addrs)),
                     L3Event::PutPeer(n) => w.put(peer(n)),
                     L3Event::Delete(n) => w.s.delete(n),
-                    L3Event::PutRoute(r) => {
-                        w.rev += 1;
-                        let key = keys().key(ItemKind::Route, &r.name);
-                        w.s.put_route(Item { key, revision: w.rev, config: Ok(r.clone()) });
-                    }
+                    L3Event::PutRoute(r) => w.put_route(r.clone()),
                     L3Event::DeleteRoute(n) => w.s.delete_l3(ItemKind::Route, n),
-                    L3Event::PutArp(a) => {
-                        w.rev += 1;
-                        let key = keys().key(ItemKind::Arp, &a.name);
-                        w.s.put_arp(Item { key, revision: w.rev, config: Ok(a.clone()) });
-                    }
+                    L3Event::PutArp(a) => w.put_arp(a.clone()),
                     L3Event::DeleteArp(n) => w.s.delete_l3(ItemKind::Arp, n),
                     L3Event::FailL3 => {
                         w.k.fail_next.insert("l3");
@@ -1709,22 +1705,9 @@ mod l3_property {
                 }
                 w.advance(Duration::from_millis(50));
             }
-            for _ in 0..4 {
-                w.advance(Duration::from_secs(60));
-                w.converge();
-            }
+            w.settle(4);
 
-            let mut fresh = FakeKernel::new(keys(), GROUP);
-            for r in w.k.world.keys() {
-                fresh.add_namespace(r.clone());
-            }
-            let mut s = Scheduler::new(keys());
-            s.resync(w.s.items().values().cloned().collect());
-            s.resync_l3(
-                w.s.routes().values().cloned().collect(),
-                w.s.arps().values().cloned().collect(),
-            );
-            fresh.converge(&mut s, w.now);
+            let (fresh, s) = w.at_once();
             prop_assert_eq!(w.k.normalized_l3(PROTO), fresh.normalized_l3(PROTO));
             prop_assert_eq!(w.s.status(), s.status());
             prop_assert!(w.s.plan(w.now).is_empty());
