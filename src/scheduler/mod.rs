@@ -314,10 +314,20 @@ impl Scheduler {
         );
         let still_used = self.refs.values().any(|s| *s == RefState::Resolved(ns));
         if !still_used {
-            self.views.remove(&ns);
-            self.view_backoff.remove(&ns);
-            self.l3_views.remove(&ns);
+            self.forget_namespace(ns);
         }
+    }
+
+    /// Forgets everything believed about a namespace that is gone or let go of (its
+    /// identity may be reused by a new one).
+    fn forget_namespace(&mut self, ns: NsId) {
+        self.views.remove(&ns);
+        self.view_backoff.remove(&ns);
+        self.l3_views.remove(&ns);
+        self.l3_view_backoff.remove(&ns);
+        self.neighbours_written.retain(|(at, ..), _| *at != ns);
+        self.link_backoff.retain(|(at, _), _| *at != ns);
+        self.link_backoff_ends.retain(|(at, _), _| *at != ns);
     }
 
     /// The running microservices are known (the Docker tracker's first listing arrived).
@@ -476,10 +486,7 @@ impl Scheduler {
             }
             (Op::ReleaseNs { ns }, _) => {
                 // The executor forgets every reference to it as well.
-                self.views.remove(ns);
-                self.l3_views.remove(ns);
-                self.neighbours_written.retain(|(at, ..), _| at != ns);
-                self.view_backoff.remove(ns);
+                self.forget_namespace(*ns);
                 self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
             }
             (op, outcome) => {
