@@ -1,9 +1,9 @@
 //! Creating a VETH pair in one request, both ends placed directly in their namespaces.
 
 use super::conn::NsConn;
-use super::dump::{link_by_index, link_by_name, Ownership};
+use super::dump::{link_by_name, Ownership};
 use super::error::NlError;
-use super::update::{add_address, set_attributes, set_up};
+use super::update::add_address;
 use crate::kernel::KernelLink;
 use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome};
 use nix::errno::Errno;
@@ -88,8 +88,9 @@ fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage 
     msg
 }
 
-/// After creation: find the end, set its alias (and admin state, for the peer), add its
-/// addresses, read it back.
+/// After creation: set the end's alias (and admin state, for the peer) by name while reading
+/// its index, then add its addresses; two round trips, the requests of each sent together.
+/// The link is reported as read, with what was just set.
 async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> {
     let at = |what: &str, e: NlError| {
         format!(
@@ -98,36 +99,42 @@ async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> 
             conn.label()
         )
     };
-    let link = link_by_name(conn, &end.name)
-        .await
-        .map_err(|e| at("find it", e))?
-        .ok_or_else(|| {
-            format!(
-                "veth {} created but not found in {}",
-                end.name,
-                conn.label()
-            )
-        })?;
-    set_attributes(
-        conn,
-        link.ifindex,
-        vec![LinkAttribute::IfAlias(end.alias.clone())],
+    // RTM_SETLINK with index 0 names the link by IFLA_IFNAME.
+    let mut set = LinkMessage::default();
+    set.attributes.push(LinkAttribute::IfName(end.name.clone()));
+    set.attributes
+        .push(LinkAttribute::IfAlias(end.alias.clone()));
+    if end.up {
+        set.header.flags = LinkFlags::Up;
+        set.header.change_mask = LinkFlags::Up;
+    }
+    let (set, found) = futures::join!(
+        conn.request(RouteNetlinkMessage::SetLink(set), 0),
+        link_by_name(conn, &end.name)
+    );
+    set.map_err(|e| at("set its alias", e))?;
+    let mut link = found.map_err(|e| at("find it", e))?.ok_or_else(|| {
+        format!(
+            "veth {} created but not found in {}",
+            end.name,
+            conn.label()
+        )
+    })?;
+    let added = futures::future::join_all(
+        end.addresses
+            .iter()
+            .map(|net| add_address(conn, link.ifindex, net)),
     )
-    .await
-    .map_err(|e| at("set its alias", e))?;
-    if end.up && !link.up {
-        set_up(conn, link.ifindex, true)
-            .await
-            .map_err(|e| at("set it up", e))?;
+    .await;
+    for (net, result) in end.addresses.iter().zip(added) {
+        result.map_err(|e| at(&format!("add address {net}"), e))?;
     }
-    for net in &end.addresses {
-        add_address(conn, link.ifindex, net)
-            .await
-            .map_err(|e| at(&format!("add address {net}"), e))?;
-    }
-    link_by_index(conn, link.ifindex)
-        .await
-        .map_err(|e| at("read it back", e))
+    link.alias = Some(end.alias.clone());
+    link.up = end.up;
+    link.addresses = end.addresses.clone();
+    link.addresses.sort();
+    link.addresses.dedup();
+    Ok(link)
 }
 
 /// Classifies a failed create: a name taken by a link we do not own is a conflict.
