@@ -208,6 +208,8 @@ fn main() {
 
     // ---- single pair latency with all pairs in place --------------------------------------
     let mut samples = Vec::new();
+    // How long etcd takes to acknowledge the put (its commit, fsync included).
+    let mut put_samples = Vec::new();
     let ns0 = &namespaces[0];
     let ns1 = &namespaces[1 % namespaces.len()];
     for i in 0..args.samples {
@@ -238,6 +240,7 @@ fn main() {
             None,
         ))
         .unwrap();
+        put_samples.push(t0.elapsed());
         let done = watcher
             .wait_all(
                 &HashSet::from([Seen::Address(a.3), Seen::Address(b.3)]),
@@ -252,6 +255,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     samples.sort();
+    put_samples.sort();
 
     println!();
     println!(
@@ -279,6 +283,11 @@ fn main() {
         ms(percentile(&samples, 0.5)),
         ms(percentile(&samples, 0.9)),
         ms(*samples.last().unwrap())
+    );
+    println!(
+        "  of which etcd acknowledging the put: p50 {}   p90 {}",
+        ms(percentile(&put_samples, 0.5)),
+        ms(percentile(&put_samples, 0.9))
     );
 
     // ---- clean up: deleting the configuration removes every pair ---------------------------
