@@ -178,14 +178,7 @@ impl Executor {
     }
 
     async fn run_l3(&self, op: L3Op) -> L3Outcome {
-        let ns = match &op {
-            L3Op::Dump { ns, .. }
-            | L3Op::AddRoute { ns, .. }
-            | L3Op::ReplaceRoute { ns, .. }
-            | L3Op::DeleteRoute { ns, .. }
-            | L3Op::SetNeighbour { ns, .. }
-            | L3Op::DeleteNeighbour { ns, .. } => *ns,
-        };
+        let ns = op.ns();
         let Some(conn) = self.open_conn(ns) else {
             return match op {
                 // A namespace that is gone took its routes and neighbours with it.

@@ -141,14 +141,7 @@ impl FakeKernel {
 
     fn execute_l3(&mut self, op: &L3Op) -> L3Outcome {
         let fail = |kind, error: String| L3Outcome::Failed { kind, error };
-        let ns = match op {
-            L3Op::Dump { ns, .. }
-            | L3Op::AddRoute { ns, .. }
-            | L3Op::ReplaceRoute { ns, .. }
-            | L3Op::DeleteRoute { ns, .. }
-            | L3Op::SetNeighbour { ns, .. }
-            | L3Op::DeleteNeighbour { ns, .. } => *ns,
-        };
+        let ns = op.ns();
         if self.fail_next.remove("l3") {
             return fail(FailureKind::Other, "injected l3 failure".into());
         }

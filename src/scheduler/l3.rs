@@ -760,17 +760,17 @@ impl Scheduler {
                 }
             }
             (op, outcome) => {
-                let (ns, target) = match op {
-                    L3Op::AddRoute { ns, route } | L3Op::ReplaceRoute { ns, route } => {
-                        (*ns, Some(L3Target::Route(*ns, route_key(route))))
+                let ns = op.ns();
+                let target = match op {
+                    L3Op::AddRoute { route, .. } | L3Op::ReplaceRoute { route, .. } => {
+                        Some(L3Target::Route(ns, route_key(route)))
                     }
-                    L3Op::SetNeighbour { ns, neighbour } => (
-                        *ns,
-                        Some(L3Target::Neighbour(*ns, neighbour.ifindex, neighbour.ip)),
-                    ),
-                    L3Op::DeleteRoute { ns, .. }
-                    | L3Op::DeleteNeighbour { ns, .. }
-                    | L3Op::Dump { ns, .. } => (*ns, None),
+                    L3Op::SetNeighbour { neighbour, .. } => {
+                        Some(L3Target::Neighbour(ns, neighbour.ifindex, neighbour.ip))
+                    }
+                    L3Op::DeleteRoute { .. } | L3Op::DeleteNeighbour { .. } | L3Op::Dump { .. } => {
+                        None
+                    }
                 };
                 let error = match outcome {
                     L3Outcome::Failed { error, .. } => error,

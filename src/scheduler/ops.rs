@@ -222,6 +222,20 @@ pub mod l3 {
         },
     }
 
+    impl L3Op {
+        /// The namespace the operation acts in.
+        pub fn ns(&self) -> NsId {
+            match self {
+                L3Op::Dump { ns, .. }
+                | L3Op::AddRoute { ns, .. }
+                | L3Op::ReplaceRoute { ns, .. }
+                | L3Op::DeleteRoute { ns, .. }
+                | L3Op::SetNeighbour { ns, .. }
+                | L3Op::DeleteNeighbour { ns, .. } => *ns,
+            }
+        }
+    }
+
     /// The result of one [`L3Op`].
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum L3Outcome {
