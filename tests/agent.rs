@@ -145,18 +145,8 @@ async fn deleting_one_end_removes_the_pair_and_putting_it_back_restores_it() {
         .wait_status("interface", "e1", "pending", "is not configured")
         .await;
     assert_eq!(s["detail"], "peer interface `e2` is not configured");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let e2 = env.status("interface", "e2").await;
-        if e2 == Value::Null {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "status of a deleted item is removed: {e2}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    // The status of a deleted item is removed.
+    env.wait_status_gone("interface", "e2").await;
 
     env.put("interface", "e2", e2).await;
     let l1 = wait_link(Some(&nsx), &env.host("1"), |l| !l.addresses.is_empty()).await;

@@ -6,14 +6,10 @@ mod common;
 mod docker_support;
 
 use agent_support::*;
-use common::*;
 use docker_support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::task::block_in_place;
-
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
 
 impl TestEnv {
     async fn put_v(&self, kind: &str, name: &str, v: Value) {
@@ -50,17 +46,6 @@ impl TestEnv {
         )
         .await;
     }
-}
-
-async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let mut found = None;
-    let ok = wait_until_async(WAIT, POLL, || {
-        found = f();
-        found.is_some()
-    })
-    .await;
-    assert!(ok, "timed out waiting for {what}");
-    found.unwrap()
 }
 
 fn has_addr(l: &Link, a: &str) -> bool {

@@ -8,10 +8,7 @@ mod common;
 use agent_support::*;
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
 /// The agent's default routing-protocol number.
 const PROTO: &str = "196";
 
@@ -69,17 +66,6 @@ fn neighbours(ns: &str) -> Vec<Value> {
         Ok(Value::Array(a)) => a,
         _ => vec![],
     }
-}
-
-async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let mut found = None;
-    let ok = wait_until_async(WAIT, POLL, || {
-        found = f();
-        found.is_some()
-    })
-    .await;
-    assert!(ok, "timed out waiting for {what}");
-    found.unwrap()
 }
 
 fn route_to<'a>(routes: &'a [Value], dst: &str) -> Option<&'a Value> {

@@ -396,6 +396,22 @@ impl TestEnv {
         }
     }
 
+    /// Waits until an item has no status any more (its key was deleted).
+    pub async fn wait_status_gone(&self, kind: &str, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.status(kind, name).await;
+            if s.is_null() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind}/{name}: status {s} is still there"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until an item's status is `state` with a detail containing `detail`.
     pub async fn wait_status(
         &self,
@@ -417,4 +433,17 @@ impl TestEnv {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Polls `f` every 20 ms until it gives a value, for up to 20 s; panics naming `what`.
+pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut found = None;
+    let ok =
+        crate::common::wait_until_async(Duration::from_secs(20), Duration::from_millis(20), || {
+            found = f();
+            found.is_some()
+        })
+        .await;
+    assert!(ok, "timed out waiting for {what}");
+    found.unwrap()
 }
