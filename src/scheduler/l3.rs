@@ -167,9 +167,12 @@ impl Scheduler {
     }
 
     /// Dumps of route/neighbour state needed before planning.
-    pub(super) fn l3_dumps(&self, needed: &BTreeSet<NsId>, now: Duration) -> Vec<Op> {
+    pub(super) fn l3_dumps<'a>(
+        &self,
+        needed: impl Iterator<Item = &'a NsId>,
+        now: Duration,
+    ) -> Vec<Op> {
         needed
-            .iter()
             .filter(|ns| {
                 !matches!(self.l3_views.get(ns), Some(L3View::Known { .. }))
                     || self.refresh.contains(ns)

@@ -5,7 +5,6 @@
 //! change.
 
 use super::l3::L3View;
-use super::ops::l3::L3Op;
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::{ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
@@ -202,33 +201,28 @@ impl Scheduler {
                 }
             }
         }
-        for ns in &needed_views {
+        // Namespaces no longer referenced are read too while something of ours may be left in
+        // them (a delete failed, so the view was forgotten): the delete is retried before
+        // they are released.
+        let lingering: Vec<NsId> = self
+            .views
+            .iter()
+            .filter(|(ns, view)| {
+                !needed_views.contains(ns)
+                    && (matches!(view, View::Unknown)
+                        || matches!(self.l3_views.get(ns), Some(L3View::Unknown)))
+            })
+            .map(|(ns, _)| *ns)
+            .collect();
+        let read = needed_views.iter().chain(&lingering);
+        for ns in read.clone() {
             let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
             let known = matches!(self.views.get(ns), Some(View::Known(_)));
             if (!known || self.refresh.contains(ns)) && !waiting {
                 learn.push(Op::DumpNs { ns: *ns });
             }
         }
-        learn.extend(self.l3_dumps(&needed_views, now));
-        // Namespaces no longer referenced that may still hold something of ours (a delete
-        // failed, so the view was forgotten): read them again, so that the deletes are
-        // retried before they are released.
-        for (ns, view) in &self.views {
-            if needed_views.contains(ns) {
-                continue;
-            }
-            let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
-            if matches!(view, View::Unknown) && !waiting {
-                learn.push(Op::DumpNs { ns: *ns });
-            }
-            let l3_waiting = self.l3_view_backoff.get(ns).is_some_and(|b| b.waiting(now));
-            if matches!(self.l3_views.get(ns), Some(L3View::Unknown)) && !l3_waiting {
-                learn.push(Op::L3(L3Op::Dump {
-                    ns: *ns,
-                    protocol: self.protocol,
-                }));
-            }
-        }
+        learn.extend(self.l3_dumps(read, now));
 
         // Decide every valid item (in name order, so that plans are deterministic).
         let decisions: Vec<(&str, Decision)> = self
