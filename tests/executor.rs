@@ -8,29 +8,12 @@ mod common_netns;
 use common_netns::*;
 use ipnet::IpNet;
 use nsagent::kernel::{KernelLink, NsId};
-use nsagent::keys::KeyTree;
 use nsagent::model::{MacAddr, NamespaceRef};
 use nsagent::netlink::Executor;
 use nsagent::netns::{self, NsError};
 use nsagent::scheduler::ops::{EndSpec, FailureKind, LinkChanges, Op, OpOutcome};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-const LABEL: &str = "nxtest";
-
-fn keys() -> KeyTree {
-    KeyTree::new(LABEL)
-}
-
-async fn executor() -> Executor {
-    let keys = keys();
-    let group = keys.default_link_group();
-    Executor::new(keys, group).await.expect("executor")
-}
-
-async fn one(ex: &mut Executor, op: Op) -> OpOutcome {
-    ex.execute(vec![op]).await.remove(0)
-}
 
 async fn resolve(ex: &mut Executor, reference: NamespaceRef, create: bool) -> NsId {
     match one(

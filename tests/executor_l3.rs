@@ -8,7 +8,6 @@ mod common_netns;
 use common_netns::*;
 use ipnet::IpNet;
 use nsagent::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
-use nsagent::keys::KeyTree;
 use nsagent::model::{MacAddr, NamespaceRef};
 use nsagent::netlink::Executor;
 use nsagent::scheduler::ops::l3::{L3Op, L3Outcome};
@@ -24,22 +23,6 @@ const NUD_REACHABLE: u16 = 0x02;
 const NUD_STALE: u16 = 0x04;
 const NUD_NOARP: u16 = 0x40;
 const NUD_PERMANENT: u16 = 0x80;
-
-const LABEL: &str = "nxtest";
-
-fn keys() -> KeyTree {
-    KeyTree::new(LABEL)
-}
-
-async fn executor() -> Executor {
-    let keys = keys();
-    let group = keys.default_link_group();
-    Executor::new(keys, group).await.expect("executor")
-}
-
-async fn one(ex: &mut Executor, op: Op) -> OpOutcome {
-    ex.execute(vec![op]).await.remove(0)
-}
 
 async fn l3(ex: &mut Executor, op: L3Op) -> L3Outcome {
     ex.execute_l3(vec![op]).await.remove(0)

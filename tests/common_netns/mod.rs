@@ -119,3 +119,28 @@ pub fn ping_in(ns: &str, addr: &str) -> bool {
     args.extend(["-c", "1", "-W", "2", addr]);
     try_run("ip", &args)
 }
+
+/// The label of the executor tests' agent.
+pub const LABEL: &str = "nxtest";
+
+/// Keys of the executor tests' agent.
+pub fn keys() -> nsagent::keys::KeyTree {
+    nsagent::keys::KeyTree::new(LABEL)
+}
+
+/// An executor that marks links with the label's default group.
+pub async fn executor() -> nsagent::netlink::Executor {
+    let keys = keys();
+    let group = keys.default_link_group();
+    nsagent::netlink::Executor::new(keys, group)
+        .await
+        .expect("executor")
+}
+
+/// Runs one operation.
+pub async fn one(
+    ex: &mut nsagent::netlink::Executor,
+    op: nsagent::scheduler::ops::Op,
+) -> nsagent::scheduler::ops::OpOutcome {
+    ex.execute(vec![op]).await.remove(0)
+}
