@@ -5,6 +5,9 @@
 //! what it believes the kernel holds, and every [`Scheduler::plan`] derives the operations
 //! that move the kernel towards the configuration. Events only change those three inputs,
 //! so any sequence of events ends in the state the final configuration describes.
+//! When only a few items changed since a plan that left everything else with nothing to
+//! do, the next plan decides just those and the items related to them (see `quiet`); it
+//! is checked against a full plan in every test.
 //!
 //! The caller runs the phases of a [`Plan`] in order (the operations inside a phase are
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
@@ -13,6 +16,7 @@ pub mod backoff;
 mod l3;
 pub mod ops;
 mod plan;
+mod quiet;
 mod status;
 
 #[cfg(test)]
@@ -148,6 +152,17 @@ pub struct Scheduler {
     /// microservice references are not resolved (so nothing is withdrawn at start-up just
     /// because Docker has not answered yet).
     microservices_known: bool,
+    /// Reverse indexes over `items`.
+    index: quiet::ItemIndex,
+    /// Set while the next plan may decide only what changed since the last one.
+    quiet: Option<quiet::Quiet>,
+    /// Scoped plans made (tests).
+    #[cfg(test)]
+    scoped_plans: usize,
+    /// Check every scoped plan against a full plan of the same state (tests; off only to
+    /// measure).
+    #[cfg(test)]
+    verify_scoped: bool,
 }
 
 impl Scheduler {
@@ -175,11 +190,24 @@ impl Scheduler {
             refresh: BTreeSet::new(),
             waiting_on_links: BTreeSet::new(),
             microservices_known: false,
+            index: quiet::ItemIndex::default(),
+            quiet: None,
+            #[cfg(test)]
+            scoped_plans: 0,
+            #[cfg(test)]
+            verify_scoped: true,
         }
+    }
+
+    /// Something happened that a scoped plan cannot account for: the next plan reads
+    /// everything.
+    fn disturb(&mut self) {
+        self.quiet = None;
     }
 
     /// Uses `protocol` instead of [`DEFAULT_ROUTE_PROTOCOL`] to mark routes and neighbours.
     pub fn set_route_protocol(&mut self, protocol: u8) {
+        self.disturb();
         self.protocol = protocol;
     }
 
@@ -198,10 +226,15 @@ impl Scheduler {
     /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed
     /// about the kernel, so that every namespace is read again before anything is written.
     pub fn resync(&mut self, items: Vec<Item>) {
+        self.disturb();
         self.items = items
             .into_iter()
             .map(|i| (i.name().to_string(), normalized(i)))
             .collect();
+        self.index = quiet::ItemIndex::default();
+        for (name, item) in &self.items {
+            self.index.add(name, item);
+        }
         self.status.retain(|(kind, name), _| {
             *kind != ItemKind::Interface || self.items.contains_key(name)
         });
@@ -227,12 +260,29 @@ impl Scheduler {
         if let Ok(interface) = &item.config {
             self.allow_namespace_again(&interface.namespace.clone());
         }
-        self.items.insert(name, normalized(item));
+        let item = normalized(item);
+        let old = self.items.remove(&name);
+        if let Some(old) = &old {
+            self.index.remove(&name, old);
+        }
+        self.index.add(&name, &item);
+        self.touch(&name, old.as_ref());
+        self.items.insert(name, item);
+    }
+
+    /// Notes for the next plan that item `name` changed; `old` is its value until now.
+    fn touch(&mut self, name: &str, old: Option<&Item>) {
+        if let Some(q) = &mut self.quiet {
+            q.touch(name, old.and_then(|i| i.config.as_ref().ok()));
+        }
     }
 
     /// One value was deleted (by its logical name, the key's last segment).
     pub fn delete(&mut self, name: &str) {
-        self.items.remove(name);
+        if let Some(old) = self.items.remove(name) {
+            self.index.remove(name, &old);
+            self.touch(name, Some(&old));
+        }
         self.item_backoff.remove(name);
         self.status.remove(&(ItemKind::Interface, name.to_string()));
     }
@@ -240,6 +290,7 @@ impl Scheduler {
     /// Replaces all routes and ARP entries (with a fresh etcd snapshot; call after
     /// [`Self::resync`]).
     pub fn resync_l3(&mut self, routes: Vec<Item<Route>>, arps: Vec<Item<ArpEntry>>) {
+        self.disturb();
         self.routes = routes
             .into_iter()
             .map(|i| (i.name().to_string(), i))
@@ -258,6 +309,7 @@ impl Scheduler {
 
     /// One route was written.
     pub fn put_route(&mut self, item: Item<Route>) {
+        self.disturb();
         let name = item.name().to_string();
         self.l3_backoff.remove(&(ItemKind::Route, name.clone()));
         if let Ok(r) = &item.config {
@@ -268,6 +320,7 @@ impl Scheduler {
 
     /// One ARP entry was written.
     pub fn put_arp(&mut self, item: Item<ArpEntry>) {
+        self.disturb();
         let name = item.name().to_string();
         self.l3_backoff.remove(&(ItemKind::Arp, name.clone()));
         if let Ok(a) = &item.config {
@@ -283,6 +336,7 @@ impl Scheduler {
             ItemKind::Arp => self.arps.remove(name).is_some(),
             ItemKind::Interface => return self.delete(name),
         };
+        self.disturb();
         let key = (kind, name.to_string());
         self.l3_backoff.remove(&key);
         self.status.remove(&key);
@@ -292,6 +346,7 @@ impl Scheduler {
     fn allow_namespace_again(&mut self, reference: &NamespaceRef) {
         if let Some(RefState::Unavailable { .. }) = self.refs.get(reference) {
             self.refs.remove(reference);
+            self.disturb();
         }
     }
 
@@ -301,6 +356,7 @@ impl Scheduler {
         let Some(RefState::Resolved(ns)) = self.refs.get(reference).cloned() else {
             return;
         };
+        self.disturb();
         let reason = format!("{reference} disappeared");
         self.refs.insert(
             reference.clone(),
@@ -332,6 +388,9 @@ impl Scheduler {
 
     /// The running microservices are known (the Docker tracker's first listing arrived).
     pub fn set_microservices_known(&mut self) {
+        if !self.microservices_known {
+            self.disturb();
+        }
         self.microservices_known = true;
     }
 
@@ -339,7 +398,9 @@ impl Scheduler {
     /// container): resolve it again now. Items in the old namespace are re-created in the new
     /// one.
     pub fn namespace_changed(&mut self, reference: &NamespaceRef) {
-        self.refs.remove(reference);
+        if self.refs.remove(reference).is_some() {
+            self.disturb();
+        }
     }
 
     /// Status of every configured item, by kind and name, as of the last [`Self::plan`].
@@ -389,6 +450,7 @@ impl Scheduler {
     /// Folds the outcome of one operation of the last plan into the scheduler's beliefs.
     pub fn complete(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
         self.links_changed(op);
+        self.note_completion(op, &outcome);
         match (op, outcome) {
             (Op::L3(op), OpOutcome::L3(outcome)) => self.complete_l3(op, outcome, now),
             (Op::ResolveNs { reference, .. }, OpOutcome::NsResolved { ns }) => {
@@ -503,6 +565,33 @@ impl Scheduler {
         }
     }
 
+    /// Keeps the scheduler quiet through the successful link operations of a scoped plan
+    /// (their items are decided again next time); anything else disturbs it.
+    fn note_completion(&mut self, op: &Op, outcome: &OpOutcome) {
+        let Some(q) = &mut self.quiet else { return };
+        let keys = &self.keys;
+        fn name<'a>(keys: &KeyTree, alias: Option<&'a str>) -> Option<&'a str> {
+            alias.and_then(|a| keys.split_link_alias(a)).map(|(n, _)| n)
+        }
+        match (op, outcome) {
+            (Op::CreatePair { a, b }, OpOutcome::PairCreated { .. }) => {
+                q.touch_link(a.ns, name(keys, Some(&a.alias)));
+                q.touch_link(b.ns, name(keys, Some(&b.alias)));
+            }
+            (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Updated { link }) => {
+                let old = match self.views.get(ns) {
+                    Some(View::Known(links)) => links.get(ifindex),
+                    _ => None,
+                };
+                q.touch_link(*ns, name(keys, old.and_then(|l| l.alias.as_deref())));
+                q.touch_link(*ns, name(keys, link.alias.as_deref()));
+            }
+            // The deleted links themselves are noted by `forget_deleted_link`.
+            (Op::DeleteLink { .. }, OpOutcome::Deleted) => {}
+            _ => self.quiet = None,
+        }
+    }
+
     fn view_failed(&mut self, ns: NsId, outcome: OpOutcome, now: Duration) {
         let (kind, error) = match outcome {
             OpOutcome::Failed { kind, error } => (kind, error),
@@ -561,6 +650,20 @@ impl Scheduler {
                         !peer_end
                     });
                 }
+            }
+        }
+        if let Some(q) = &mut self.quiet {
+            match self
+                .keys
+                .split_link_alias(link.alias.as_deref().unwrap_or_default())
+            {
+                Some((name, peer)) => {
+                    for (at, _) in &gone {
+                        q.touch_link(*at, Some(name));
+                        q.touch_link(*at, Some(peer));
+                    }
+                }
+                None => self.quiet = None,
             }
         }
         for (at, ifindex) in gone {

@@ -6,7 +6,8 @@
 
 use super::l3::L3View;
 use super::ops::{EndSpec, LinkChanges, Op};
-use super::{ItemStatus, Plan, RefState, Scheduler, View};
+use super::quiet::{Quiet, Scope};
+use super::{Item, ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
 use crate::model::{Interface, InterfaceType, NamespaceRef};
@@ -63,12 +64,14 @@ enum NsKey<'a> {
 }
 
 /// An owned link and the item it belongs to.
-struct Claim<'a> {
-    ns: NsId,
-    link: &'a KernelLink,
+pub(super) struct Claim<'a> {
+    /// Its namespace.
+    pub ns: NsId,
+    /// The link.
+    pub link: &'a KernelLink,
     /// The peer named in its alias; `None` for a link adopted by name (marked by the group
     /// only, because the agent stopped between creating and aliasing it).
-    alias_peer: Option<&'a str>,
+    pub alias_peer: Option<&'a str>,
 }
 
 /// Item statuses, updated in place; remembers which changed.
@@ -128,30 +131,83 @@ pub(super) enum IfaceState<'a> {
 impl Scheduler {
     /// Plans the next round of operations and refreshes every item's status.
     pub fn plan(&mut self, now: Duration) -> Plan {
+        #[cfg(test)]
+        let reference = (self.quiet.is_some() && self.verify_scoped).then(|| self.clone());
         let mut book = StatusBook {
             map: std::mem::take(&mut self.status),
             changed: std::mem::take(&mut self.changed),
             probe: (ItemKind::Interface, String::new()),
         };
-        let (plan, stale_refs, l3) = self.plan_with(now, &mut book);
+        let scope = self.quiet_scope(now);
+        let scoped: Option<HashSet<String>> = scope
+            .as_ref()
+            .map(|s| s.names.iter().map(|n| n.to_string()).collect());
+        let (plan, stale_refs, l3) = self.plan_with(now, &mut book, scope);
         for r in stale_refs {
             self.refs.remove(&r);
         }
-        self.l3_writes = l3.targets;
-        self.waiting_on_links = l3.waiting_on_links;
+        match l3 {
+            Some(l3) => {
+                self.l3_writes = l3.targets;
+                self.waiting_on_links = l3.waiting_on_links;
+            }
+            None => self.l3_writes.clear(),
+        }
         self.refresh.clear();
         self.status = book.map;
         self.changed = book.changed;
+        // Quiet when nothing is left to do, or when only the scope had something to do.
+        let until = self.next_deadline(now);
+        let fast = scoped.is_some();
+        self.quiet = if plan.is_empty() {
+            Some(Quiet::after_plan(until, HashSet::default()))
+        } else {
+            scoped.map(|names| Quiet::after_plan(until, names))
+        };
+        #[cfg(test)]
+        {
+            self.scoped_plans += usize::from(fast);
+            if let Some(reference) = reference.filter(|_| fast) {
+                self.check_against_full(reference, &plan, now);
+            }
+        }
+        let _ = fast;
         plan
     }
 
+    /// Test check: a scoped plan equals a full plan of the same state.
+    #[cfg(test)]
+    fn check_against_full(&mut self, mut reference: Scheduler, plan: &Plan, now: Duration) {
+        reference.quiet = None;
+        let full = reference.plan(now);
+        assert_eq!(*plan, full, "a scoped plan differs from the full plan");
+        assert_eq!(
+            self.status, reference.status,
+            "scoped plan: statuses differ"
+        );
+        let sorted = |v: &[(ItemKind, String)]| v.iter().cloned().collect::<BTreeSet<_>>();
+        assert_eq!(sorted(&self.changed), sorted(&reference.changed));
+        assert_eq!(self.refs, reference.refs);
+        assert_eq!(self.waiting_on_links, reference.waiting_on_links);
+        assert_eq!(self.l3_writes, reference.l3_writes);
+    }
+
     #[allow(clippy::type_complexity)]
-    fn plan_with(
-        &self,
+    fn plan_with<'a>(
+        &'a self,
         now: Duration,
         book: &mut StatusBook,
-    ) -> (Plan, Vec<NamespaceRef>, super::l3::L3Plan) {
-        let valid = self.valid_items(book);
+        scope: Option<Scope<'a>>,
+    ) -> (Plan, Vec<NamespaceRef>, Option<super::l3::L3Plan>) {
+        let (order, scoped_claims) = match scope {
+            Some(s) => (s.order, Some(s.claims)),
+            None => (
+                self.items.iter().map(|(n, i)| (n.as_str(), i)).collect(),
+                None,
+            ),
+        };
+        let scoped = scoped_claims.is_some();
+        let valid = self.valid_items(&order, book);
 
         let mut scan: HashSet<&NamespaceRef> = HashSet::default();
         scan.insert(&NamespaceRef::Default);
@@ -207,6 +263,7 @@ impl Scheduler {
         let lingering: Vec<NsId> = self
             .views
             .iter()
+            .filter(|_| !scoped)
             .filter(|(ns, view)| {
                 !needed_views.contains(ns)
                     && (matches!(view, View::Unknown)
@@ -225,10 +282,9 @@ impl Scheduler {
         learn.extend(self.l3_dumps(read, now));
 
         // Decide every valid item (in name order, so that plans are deterministic).
-        let decisions: Vec<(&str, Decision)> = self
-            .items
-            .keys()
-            .filter_map(|n| valid.get(n.as_str()).map(|i| (n.as_str(), *i)))
+        let decisions: Vec<(&str, Decision)> = order
+            .iter()
+            .filter_map(|(n, _)| valid.get(n).map(|i| (*n, *i)))
             .map(|(n, i)| (n, self.decide(i, &valid, now)))
             .collect();
         let desired: HashMap<&str, DesiredEnd> = decisions
@@ -239,11 +295,11 @@ impl Scheduler {
             })
             .collect();
 
-        // Who owns which link.
-        let mut claims: HashMap<&str, Vec<Claim>> = HashMap::default();
+        // Who owns which link (a scoped plan has the links of its items).
         let mut orphans: Vec<(NsId, &KernelLink)> = Vec::new();
         let mut host_names: Option<HashSet<&str>> = None;
-        for (ns, view) in &self.views {
+        let mut claims: HashMap<&str, Vec<Claim>> = scoped_claims.unwrap_or_default();
+        for (ns, view) in self.views.iter().filter(|_| !scoped) {
             let View::Known(links) = view else { continue };
             for link in links.values() {
                 let parsed = link
@@ -297,8 +353,8 @@ impl Scheduler {
 
         // What dependents may assume about each interface.
         let mut ifaces: HashMap<&str, IfaceState> = HashMap::default();
-        for (name, item) in &self.items {
-            if !valid.contains_key(name.as_str()) {
+        for (name, item) in &order {
+            if !valid.contains_key(name) {
                 let why = match &item.config {
                     Err(_) => "its value is invalid".to_string(),
                     Ok(_) => "it is not valid".to_string(),
@@ -405,19 +461,21 @@ impl Scheduler {
         }
 
         let deletes = self.delete_ops(deletes, now);
-        let l3 = self.plan_l3(now, &ifaces, book);
+        // A scoped plan is made only when no route or entry depends on what it decides.
+        let mut l3 = (!scoped).then(|| self.plan_l3(now, &ifaces, book));
 
         // Let go of namespaces nothing refers to any more, once they hold nothing of ours,
         // in a round that resolves nothing (a reference being resolved may name one of them).
         let stale_refs: Vec<NamespaceRef> = self
             .refs
             .keys()
+            .filter(|_| !scoped)
             .filter(|r| !scan.contains(r))
             .cloned()
             .collect();
         let resolving = learn.iter().any(|op| matches!(op, Op::ResolveNs { .. }));
         let mut releases = Vec::new();
-        for (ns, view) in self.views.iter().filter(|_| !resolving) {
+        for (ns, view) in self.views.iter().filter(|_| !resolving && !scoped) {
             // Released only once nothing of ours is known to be left in it.
             let links_clear = matches!(view, View::Known(links) if links.is_empty());
             let l3_clear = match self.l3_views.get(ns) {
@@ -435,12 +493,14 @@ impl Scheduler {
         // Routes and neighbours after the links they use, routes through a gateway after the
         // link-scope routes that may make it reachable; new routes before the old ones they
         // replace are deleted, so that no moment has none.
-        let mut l3 = l3;
-        let (l3_writes, gateway_writes, l3_deletes) = (
-            std::mem::take(&mut l3.writes),
-            std::mem::take(&mut l3.gateway_writes),
-            std::mem::take(&mut l3.deletes),
-        );
+        let (l3_writes, gateway_writes, l3_deletes) = match &mut l3 {
+            Some(l3) => (
+                std::mem::take(&mut l3.writes),
+                std::mem::take(&mut l3.gateway_writes),
+                std::mem::take(&mut l3.deletes),
+            ),
+            None => Default::default(),
+        };
         let plan = Plan {
             phases: [
                 learn,
@@ -458,10 +518,15 @@ impl Scheduler {
         (plan, stale_refs, l3)
     }
 
-    /// Valid VETH items by name, with host-name conflicts removed; statuses for the rest.
-    fn valid_items(&self, book: &mut StatusBook) -> HashMap<&str, &Interface> {
-        let mut valid = HashMap::with_capacity_and_hasher(self.items.len(), Default::default());
-        for (name, item) in &self.items {
+    /// Valid VETH items among `items` by name, with host-name conflicts removed; statuses
+    /// for the rest.
+    fn valid_items<'a>(
+        &'a self,
+        items: &[(&'a str, &'a Item)],
+        book: &mut StatusBook,
+    ) -> HashMap<&'a str, &'a Interface> {
+        let mut valid = HashMap::with_capacity_and_hasher(items.len(), Default::default());
+        for (name, item) in items {
             match &item.config {
                 Err(e) => book.set(
                     name,
@@ -477,7 +542,7 @@ impl Scheduler {
                     book.set(name, ItemStatus::Invalid { error });
                 }
                 Ok(i) => {
-                    valid.insert(name.as_str(), i);
+                    valid.insert(*name, i);
                 }
             }
         }

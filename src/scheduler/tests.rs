@@ -753,58 +753,97 @@ proptest! {
         initial in prop::collection::btree_set(prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))], 0..3),
         events in prop::collection::vec(event_strategy(), 1..40),
     ) {
-        let mut w = World::new();
-        for r in &initial {
-            w.k.add_namespace(r.clone());
-        }
-        for e in &events {
-            match e {
-                Event::Put(i) => w.put(i.clone()),
-                Event::PutPair(x, y) => {
-                    w.put(x.clone());
-                    w.put(y.clone());
-                }
-                Event::Delete(n) => w.s.delete(n),
-                Event::PutRoute(r) => w.put_route(r.clone()),
-                Event::PutArp(a) => w.put_arp(a.clone()),
-                Event::DeleteL3(kind, n) => w.s.delete_l3(*kind, n),
-                Event::Vanish(r) => {
-                    w.k.remove_namespace(r);
-                    w.s.namespace_vanished(r, w.now);
-                }
-                Event::Appear(r) => {
-                    w.k.add_namespace(r.clone());
-                }
-                Event::Fail(what) => {
-                    w.k.fail_next.insert(what);
-                }
-                Event::Converge => {
-                    w.converge();
-                }
-            }
-            w.advance(Duration::from_millis(50));
-        }
-        w.settle(8);
-
-        // The same final configuration and world, applied at once.
-        let (fresh, s) = w.at_once();
-        let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
-        prop_assert_eq!(w.k.normalized_l3(proto), fresh.normalized_l3(proto));
-
-        let items = w.s.items().clone();
-        let keep_mac = |l: &KernelLink| {
-            l.alias
-                .as_deref()
-                .and_then(|a| keys().parse_link_alias(a))
-                .and_then(|(n, _)| items.get(&n))
-                .and_then(|i| i.config.as_ref().ok())
-                .is_some_and(|i| i.phys_address.is_some())
-        };
-        prop_assert_eq!(w.k.normalized(keep_mac), fresh.normalized(keep_mac));
-        prop_assert_eq!(w.s.status(), s.status());
-        // And it is stable: nothing more to do.
-        prop_assert!(w.s.plan(w.now).is_empty());
+        check_event_sequence(&initial, &events, false)?;
     }
+
+    /// The same with pairs in place that the events never touch, as in a real configuration:
+    /// most plans then decide only what the events touched (each checked against a full plan).
+    #[test]
+    fn any_event_sequence_next_to_untouched_pairs_ends_like_the_final_configuration(
+        initial in prop::collection::btree_set(prop_oneof![Just(NamespaceRef::Pid(100)), Just(NamespaceRef::Pid(200))], 0..3),
+        events in prop::collection::vec(event_strategy(), 1..40),
+    ) {
+        check_event_sequence(&initial, &events, true)?;
+    }
+}
+
+/// Applies `events` (after untouched background pairs, if asked) and checks that the kernel
+/// and the statuses end as applying the final configuration at once does.
+fn check_event_sequence(
+    initial: &BTreeSet<NamespaceRef>,
+    events: &[Event],
+    background: bool,
+) -> Result<(), TestCaseError> {
+    let mut w = World::new();
+    if background {
+        let places = [
+            (named("n1"), named("n2")),
+            (NamespaceRef::Default, named("n1")),
+            (named("n2"), NamespaceRef::Default),
+        ];
+        for (i, (x, y)) in places.into_iter().enumerate() {
+            let (nx, ny) = (format!("x{i}"), format!("y{i}"));
+            w.put(veth(&nx, &ny, x));
+            w.put(veth(&ny, &nx, y));
+        }
+        w.converge();
+    }
+    for r in initial {
+        w.k.add_namespace(r.clone());
+    }
+    for e in events {
+        match e {
+            Event::Put(i) => w.put(i.clone()),
+            Event::PutPair(x, y) => {
+                w.put(x.clone());
+                w.put(y.clone());
+            }
+            Event::Delete(n) => w.s.delete(n),
+            Event::PutRoute(r) => w.put_route(r.clone()),
+            Event::PutArp(a) => w.put_arp(a.clone()),
+            Event::DeleteL3(kind, n) => w.s.delete_l3(*kind, n),
+            Event::Vanish(r) => {
+                w.k.remove_namespace(r);
+                w.s.namespace_vanished(r, w.now);
+            }
+            Event::Appear(r) => {
+                w.k.add_namespace(r.clone());
+            }
+            Event::Fail(what) => {
+                w.k.fail_next.insert(what);
+            }
+            Event::Converge => {
+                w.converge();
+            }
+        }
+        if background {
+            // As the agent does: one round after each batch of events.
+            let plan = w.s.plan(w.now);
+            w.k.run(&mut w.s, &plan, w.now);
+        }
+        w.advance(Duration::from_millis(50));
+    }
+    w.settle(8);
+
+    // The same final configuration and world, applied at once.
+    let (fresh, s) = w.at_once();
+    let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
+    prop_assert_eq!(w.k.normalized_l3(proto), fresh.normalized_l3(proto));
+
+    let items = w.s.items().clone();
+    let keep_mac = |l: &KernelLink| {
+        l.alias
+            .as_deref()
+            .and_then(|a| keys().parse_link_alias(a))
+            .and_then(|(n, _)| items.get(&n))
+            .and_then(|i| i.config.as_ref().ok())
+            .is_some_and(|i| i.phys_address.is_some())
+    };
+    prop_assert_eq!(w.k.normalized(keep_mac), fresh.normalized(keep_mac));
+    prop_assert_eq!(w.s.status(), s.status());
+    // And it is stable: nothing more to do.
+    prop_assert!(w.s.plan(w.now).is_empty());
+    Ok(())
 }
 
 #[test]
@@ -845,6 +884,145 @@ fn a_file_that_is_not_a_namespace_is_an_error_naming_the_field() {
     );
 }
 
+// ---- plans that decide only what changed ----------------------------------------------
+
+/// A world with `n` applied pairs spread over three named namespaces.
+fn settled_world(n: usize) -> World {
+    let mut w = World::new();
+    for i in 0..n {
+        w.put(veth(
+            &format!("a{i}"),
+            &format!("b{i}"),
+            named(&format!("n{}", i % 3)),
+        ));
+        w.put(veth(
+            &format!("b{i}"),
+            &format!("a{i}"),
+            named(&format!("n{}", (i + 1) % 3)),
+        ));
+    }
+    w.converge();
+    w
+}
+
+/// One plan and its execution; whether the plan was scoped (every scoped plan is checked
+/// against a full plan of the same state inside `plan`).
+fn step(w: &mut World) -> (Plan, bool) {
+    let before = w.s.scoped_plans;
+    let plan = w.s.plan(w.now);
+    w.k.run(&mut w.s, &plan, w.now);
+    (plan, w.s.scoped_plans > before)
+}
+
+#[test]
+fn changes_next_to_applied_pairs_are_planned_from_what_they_touch() {
+    let mut w = settled_world(20);
+    // A new pair: nothing for the first end, the pair for the second, then quiet again.
+    w.put(veth("sa", "sb", named("n0")));
+    assert_eq!(step(&mut w), (Plan::default(), true));
+    w.put(veth("sb", "sa", named("n1")));
+    let (plan, scoped) = step(&mut w);
+    assert!(scoped);
+    assert!(matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::CreatePair { .. }])));
+    assert_eq!(step(&mut w), (Plan::default(), true));
+    assert_eq!(w.status("sa"), ItemStatus::Applied);
+
+    // In-place changes, a move to another namespace, a peer change.
+    let mut sa = veth("sa", "sb", named("n0"));
+    sa.mtu = 9000;
+    sa.host_if_name = "sa-renamed".into();
+    w.put(sa.clone());
+    let (plan, scoped) = step(&mut w);
+    assert!(
+        scoped && matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::UpdateLink { .. }]))
+    );
+    sa.namespace = named("n2");
+    w.put(sa.clone());
+    assert!(step(&mut w).1);
+    assert!(w.links(&named("n2")).contains_key("sa-renamed"));
+    assert!(!w.links(&named("n0")).contains_key("sa-renamed"));
+    sa.veth_peer = "b3".into();
+    w.put(sa.clone());
+    assert!(step(&mut w).1);
+    assert!(
+        matches!(w.status("sb"), ItemStatus::Pending { reason } if reason.contains("names `b3`"))
+    );
+    assert_eq!(w.converge(), 0, "scoped plans left nothing to do");
+    sa.veth_peer = "sb".into();
+    w.put(sa);
+    let (plan, scoped) = step(&mut w);
+    assert!(
+        scoped && matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::CreatePair { .. }]))
+    );
+
+    // A host-name conflict with an applied item: the later one loses, the applied one stays.
+    let mut c = veth("c", "sb", named("n0"));
+    c.host_if_name = "a0".into();
+    w.put(c);
+    assert!(step(&mut w).1);
+    assert!(
+        matches!(w.status("c"), ItemStatus::Invalid { error } if error.contains("/interface/a0"))
+    );
+    assert_eq!(w.status("a0"), ItemStatus::Applied);
+
+    // Deleting a pair.
+    w.s.delete("sa");
+    w.s.delete("sb");
+    let (plan, scoped) = step(&mut w);
+    assert!(
+        scoped && matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::DeleteLink { .. }]))
+    );
+    assert_eq!(w.converge(), 0);
+    w.s.delete("c");
+    assert!(step(&mut w).1);
+
+    // The kernel and the statuses are what the configuration describes.
+    let (fresh, s) = w.at_once();
+    assert_eq!(w.k.normalized(|_| false), fresh.normalized(|_| false));
+    assert_eq!(w.s.status(), s.status());
+}
+
+#[test]
+fn what_a_scoped_plan_cannot_account_for_gets_a_full_plan() {
+    let mut w = settled_world(6);
+    // A namespace only the touched items refer to (it must be resolved first; later it is
+    // let go of).
+    let mut sa = veth("sa", "sb", named("fresh"));
+    w.put(sa.clone());
+    w.put(veth("sb", "sa", named("n1")));
+    assert!(!step(&mut w).1);
+    w.converge();
+    sa.mtu = 1400;
+    w.put(sa);
+    assert!(!step(&mut w).1);
+    w.converge();
+    // A failed operation: what it leaves is read again.
+    w.k.fail_next.insert("update");
+    let mut a1 = veth("a1", "b1", named("n1"));
+    a1.mtu = 1400;
+    w.put(a1);
+    assert!(step(&mut w).1);
+    assert!(!step(&mut w).1);
+    w.settle(2);
+    // A route in a namespace involved.
+    w.put_route(l3::route("r", "10.9.0.0/16", None, "a0", named("n0")));
+    w.converge();
+    let mut a0 = veth("a0", "b0", named("n0"));
+    a0.mtu = 1400;
+    w.put(a0);
+    assert!(!step(&mut w).1);
+    // A namespace nothing refers to any more after the change.
+    w.s.delete_l3(ItemKind::Route, "r");
+    w.converge();
+    w.s.delete("sa");
+    w.s.delete("sb");
+    assert!(!step(&mut w).1);
+    w.converge();
+    let (fresh, s) = w.at_once();
+    assert_eq!(w.k.normalized(|_| false), fresh.normalized(|_| false));
+    assert_eq!(w.s.status(), s.status());
+}
+
 /// Not a test: `cargo test --release --lib plan_cost -- --ignored --nocapture` prints how
 /// long one plan takes with 1000 configured ends in place.
 #[test]
@@ -866,15 +1044,31 @@ fn plan_cost() {
         ));
     }
     w.converge();
+    w.s.verify_scoped = false;
     let started = std::time::Instant::now();
     let n: u32 = std::env::var("PLAN_COST_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(100);
     for _ in 0..n {
+        w.s.disturb(); // a full plan
         assert!(w.s.plan(w.now).is_empty());
     }
     println!("plan with 1000 ends: {:?}", started.elapsed() / n);
+    // Scoped plans: one end put and deleted again, next to the 1000 ends.
+    let before = w.s.scoped_plans;
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        w.put(veth("sa", "sb", named("n0")));
+        assert!(w.s.plan(w.now).is_empty());
+        w.s.delete("sa");
+        assert!(w.s.plan(w.now).is_empty());
+    }
+    println!(
+        "plan after one put or delete next to 1000 ends: {:?}",
+        started.elapsed() / (2 * n)
+    );
+    assert_eq!(w.s.scoped_plans - before, 2 * n as usize);
 }
 
 // ---- routes and neighbour entries ------------------------------------------------------
@@ -886,7 +1080,13 @@ mod l3 {
     use crate::scheduler::DEFAULT_ROUTE_PROTOCOL as PROTO;
     use std::net::IpAddr;
 
-    fn route(name: &str, dst: &str, gw: Option<&str>, iface: &str, ns: NamespaceRef) -> Route {
+    pub(super) fn route(
+        name: &str,
+        dst: &str,
+        gw: Option<&str>,
+        iface: &str,
+        ns: NamespaceRef,
+    ) -> Route {
         Route {
             name: name.into(),
             description: String::new(),
