@@ -1,8 +1,8 @@
 //! Planning: derive the operations that move the kernel towards the configuration.
 //!
-//! Planning runs after every batch of events, over every item, so it borrows instead of
-//! copying: owned values are built only for the operations it emits and the statuses that
-//! change.
+//! Planning runs after every batch of events, over every item (or, when the scheduler is
+//! quiet, over the items a [`Scope`] names), so it borrows instead of copying: owned values
+//! are built only for the operations it emits and the statuses that change.
 
 use super::l3::L3View;
 use super::ops::{EndSpec, LinkChanges, Op};
