@@ -155,6 +155,9 @@ impl Scheduler {
         {
             return None;
         }
+        if self.too_many(q.names.len()) {
+            return None;
+        }
         // The touched items and everything whose decision depends on them.
         let mut names: FxHashSet<&str> = FxHashSet::default();
         let mut work: Vec<&str> = Vec::new();
@@ -182,8 +185,8 @@ impl Scheduler {
                 }
             }
         }
-        if self.items.len() > 32 && names.len() * 2 > self.items.len() {
-            return None; // as cheap to read everything
+        if self.too_many(names.len()) {
+            return None;
         }
 
         // Every namespace of the configured ones is resolved (nothing to look up).
@@ -247,6 +250,11 @@ impl Scheduler {
             order,
             claims,
         })
+    }
+
+    /// True when deciding `n` items is about as costly as reading everything.
+    fn too_many(&self, n: usize) -> bool {
+        self.items.len() > 32 && n * 2 > self.items.len()
     }
 
     /// True when no route or ARP entry can depend on the items `names` or on what happens
