@@ -113,6 +113,7 @@ impl Agent {
         });
         let mut microservices = Registry::new();
         tokio::pin!(shutdown);
+        let mut vanish = crate::netns::VanishWatch::new();
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
@@ -172,6 +173,7 @@ impl Agent {
                     }
                 }
                 _ = ns_check.tick() => self.check_namespaces(),
+                _ = vanish.changed() => self.check_namespaces(),
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
                     tracing::debug!("re-reading the managed kernel state");
@@ -191,6 +193,7 @@ impl Agent {
                     self.on_store_event(event);
                 }
             }
+            vanish.track(self.executor.vanish_sources());
         }
         watcher.abort();
         tracker.abort();

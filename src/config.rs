@@ -39,7 +39,8 @@ pub struct Cli {
     /// Link group that marks links created by this agent [default: derived from the label]
     #[arg(long)]
     pub link_group: Option<u32>,
-    /// Milliseconds between checks for namespaces that went away [default: 250]
+    /// Milliseconds between checks for namespaces that went away (process exits and deleted
+    /// namespace files are noticed at once anyway) [default: 250]
     #[arg(long)]
     pub namespace_check_interval_ms: Option<u64>,
     /// Routing-protocol number marking the agent's routes and neighbour entries [default: 196]

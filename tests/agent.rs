@@ -286,6 +286,42 @@ async fn pid_and_file_namespaces_follow_the_process() {
     assert!(s["detail"].as_str().unwrap().contains("pid"), "{s}");
 }
 
+/// With the namespace poll practically off (one check an hour), namespaces that go away are
+/// still noticed at once: a process exiting (its pidfd) and `ip netns del` (the entry
+/// removed from /var/run/netns). Their items are withdrawn, and their peer ends in the
+/// default namespace go once the agent lets go of the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_that_go_away_are_noticed_without_polling() {
+    let Some(env) = TestEnv::new("v") else { return };
+    let mut proc_ = NsProcess::start();
+    let nsx = env.ns("x");
+    let _agent = env.agent_with(&["--namespace-check-interval-ms", "3600000"]);
+    let pid_ns = json!({"type": "PID_REF_NS", "pid": proc_.pid()});
+    for (name, host, peer, ns) in [
+        ("p1", "1", "p2", pid_ns),
+        ("p2", "2", "p1", Value::Null),
+        ("q1", "3", "q2", named(&nsx)),
+        ("q2", "4", "q1", Value::Null),
+    ] {
+        let value = veth_json(name, &env.host(host), peer, ns, &[]);
+        env.put("interface", name, value).await;
+    }
+    wait_link(None, &env.host("2"), |_| true).await;
+    wait_link(None, &env.host("4"), |_| true).await;
+    wait_link(Some(&nsx), &env.host("3"), |_| true).await;
+
+    proc_.kill();
+    wait_gone(None, &env.host("2")).await;
+    let s = env.wait_status("interface", "p2", "pending", "").await;
+    assert!(s["detail"].as_str().unwrap().contains("pid"), "{s}");
+    assert!(link(None, &env.host("4")).is_some(), "the other pair stays");
+
+    ip(&["netns", "del", &nsx]);
+    wait_gone(None, &env.host("4")).await;
+    let s = env.wait_status("interface", "q2", "pending", "").await;
+    assert!(s["detail"].as_str().unwrap().contains(&nsx), "{s}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_after_offline_changes_touches_only_what_differs() {
     let Some(env) = TestEnv::new("e") else { return };

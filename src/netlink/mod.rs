@@ -122,6 +122,25 @@ impl Executor {
         vanished
     }
 
+    /// What to watch to notice early that a resolved namespace went away: the directories
+    /// of namespace files, the processes of PID (and microservice) references.
+    pub fn vanish_sources(&self) -> netns::VanishSources {
+        let state = self.lock();
+        let mut sources = netns::VanishSources::default();
+        for r in state.refs.keys().filter_map(|r| state.concrete(r)) {
+            match &r {
+                NamespaceRef::Pid(pid) => {
+                    sources.pids.insert(*pid);
+                }
+                other => {
+                    let dir = netns::path_of(other).and_then(|p| p.parent().map(Into::into));
+                    sources.dirs.extend(dir);
+                }
+            }
+        }
+        sources
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -5,9 +5,11 @@
 mod create;
 mod open;
 mod thread;
+mod watch;
 
 pub use open::{initial, is_netns};
 pub use thread::run_in;
+pub use watch::{VanishSources, VanishWatch};
 
 use crate::kernel::NsId;
 use crate::model::NamespaceRef;

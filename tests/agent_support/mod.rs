@@ -15,16 +15,19 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments.
+    /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments
+    /// (namespaces are polled every 100 ms unless `extra` says otherwise).
     pub fn start(endpoint: &str, label: &str, extra: &[&str]) -> AgentProcess {
         let mut args = vec![
             "--etcd-endpoints".to_string(),
             endpoint.to_string(),
             "--label".to_string(),
             label.to_string(),
-            "--namespace-check-interval-ms".to_string(),
-            "100".to_string(),
         ];
+        let poll = "--namespace-check-interval-ms";
+        if !extra.contains(&poll) {
+            args.extend([poll.to_string(), "100".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = AgentProcess {
             child: None,
