@@ -309,24 +309,26 @@ impl Scheduler {
 
     /// One route was written.
     pub fn put_route(&mut self, item: Item<Route>) {
-        self.disturb();
-        let name = item.name().to_string();
-        self.l3_backoff.remove(&(ItemKind::Route, name.clone()));
-        if let Ok(r) = &item.config {
-            self.allow_namespace_again(&r.namespace.clone());
-        }
-        self.routes.insert(name, item);
+        let ns = item.config.as_ref().ok().map(|r| &r.namespace);
+        self.l3_written(ItemKind::Route, item.name(), ns.cloned());
+        self.routes.insert(item.name().to_string(), item);
     }
 
     /// One ARP entry was written.
     pub fn put_arp(&mut self, item: Item<ArpEntry>) {
+        let ns = item.config.as_ref().ok().map(|a| &a.namespace);
+        self.l3_written(ItemKind::Arp, item.name(), ns.cloned());
+        self.arps.insert(item.name().to_string(), item);
+    }
+
+    /// What writing a route or ARP entry (in `namespace`, when valid) does besides storing
+    /// it: it is tried at once, and may bring a vanished named namespace back.
+    fn l3_written(&mut self, kind: ItemKind, name: &str, namespace: Option<NamespaceRef>) {
         self.disturb();
-        let name = item.name().to_string();
-        self.l3_backoff.remove(&(ItemKind::Arp, name.clone()));
-        if let Ok(a) = &item.config {
-            self.allow_namespace_again(&a.namespace.clone());
+        self.l3_backoff.remove(&(kind, name.to_string()));
+        if let Some(ns) = namespace {
+            self.allow_namespace_again(&ns);
         }
-        self.arps.insert(name, item);
     }
 
     /// A route or ARP entry was deleted.
