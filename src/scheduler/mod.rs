@@ -633,19 +633,19 @@ impl Scheduler {
             return;
         };
         let mut gone = vec![(ns, ifindex)];
-        if let Some((name, peer)) = link
+        let ends = link
             .alias
             .as_deref()
-            .and_then(|a| self.keys.parse_link_alias(a))
-        {
+            .and_then(|a| self.keys.parse_link_alias(a));
+        if let Some((name, peer)) = &ends {
             for (at, view) in self.views.iter_mut() {
                 if let View::Known(links) = view {
                     links.retain(|_, l| {
                         let peer_end = l
                             .alias
                             .as_deref()
-                            .and_then(|a| self.keys.parse_link_alias(a))
-                            == Some((peer.clone(), name.clone()));
+                            .and_then(|a| self.keys.split_link_alias(a))
+                            == Some((peer.as_str(), name.as_str()));
                         if peer_end {
                             gone.push((*at, l.ifindex));
                         }
@@ -654,19 +654,17 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(q) = &mut self.quiet {
-            match self
-                .keys
-                .split_link_alias(link.alias.as_deref().unwrap_or_default())
-            {
-                Some((name, peer)) => {
-                    for (at, _) in &gone {
-                        q.touch_link(*at, Some(name));
-                        q.touch_link(*at, Some(peer));
-                    }
+        // Both items' links changed; a link without our alias needs a full plan.
+        match (&mut self.quiet, &ends) {
+            (Some(q), Some((name, peer))) => {
+                q.touch_link(ns, Some(name));
+                q.touch_link(ns, Some(peer));
+                for (at, _) in &gone {
+                    q.touch_link(*at, None);
                 }
-                None => self.quiet = None,
             }
+            (Some(_), None) => self.quiet = None,
+            (None, _) => {}
         }
         for (at, ifindex) in gone {
             self.forget_l3_link(at, ifindex);

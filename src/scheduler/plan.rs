@@ -158,6 +158,7 @@ impl Scheduler {
         self.changed = book.changed;
         // Quiet when nothing is left to do, or when only the scope had something to do.
         let until = self.next_deadline(now);
+        #[cfg(test)]
         let fast = scoped.is_some();
         self.quiet = if plan.is_empty() {
             Some(Quiet::after_plan(until, HashSet::default()))
@@ -171,7 +172,6 @@ impl Scheduler {
                 self.check_against_full(reference, &plan, now);
             }
         }
-        let _ = fast;
         plan
     }
 
