@@ -114,6 +114,7 @@ impl Agent {
         let mut microservices = Registry::new();
         tokio::pin!(shutdown);
         let mut vanish = crate::netns::VanishWatch::new();
+        let mut refs_seen = u64::MAX;
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
@@ -193,7 +194,9 @@ impl Agent {
                     self.on_store_event(event);
                 }
             }
-            vanish.track(self.executor.vanish_sources());
+            if let Some(sources) = self.executor.vanish_sources(&mut refs_seen) {
+                vanish.track(sources);
+            }
         }
         watcher.abort();
         tracker.abort();

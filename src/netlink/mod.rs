@@ -39,6 +39,8 @@ struct State {
     refs: HashMap<NamespaceRef, NsId>,
     /// Running microservices: label -> PID of the container's process.
     microservices: HashMap<String, u32>,
+    /// Bumped whenever `refs` or `microservices` change.
+    version: u64,
 }
 
 impl State {
@@ -118,14 +120,22 @@ impl Executor {
             tracing::info!(reference = %r, "namespace went away");
             state.refs.remove(r);
         }
-        state.prune();
+        if !vanished.is_empty() {
+            state.version += 1;
+            state.prune();
+        }
         vanished
     }
 
-    /// What to watch to notice early that a resolved namespace went away: the directories
-    /// of namespace files, the processes of PID (and microservice) references.
-    pub fn vanish_sources(&self) -> netns::VanishSources {
+    /// What to watch to notice early that a resolved namespace went away (the directories
+    /// of namespace files, the processes of PID and microservice references), or `None`
+    /// when the references have not changed since `seen` (which is updated).
+    pub fn vanish_sources(&self, seen: &mut u64) -> Option<netns::VanishSources> {
         let state = self.lock();
+        if state.version == *seen {
+            return None;
+        }
+        *seen = state.version;
         let mut sources = netns::VanishSources::default();
         for r in state.refs.keys().filter_map(|r| state.concrete(r)) {
             match &r {
@@ -138,7 +148,7 @@ impl Executor {
                 }
             }
         }
-        sources
+        Some(sources)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -191,6 +201,7 @@ impl Executor {
                 let mut state = self.lock();
                 state.refs.retain(|_, id| *id != ns);
                 state.conns.remove(&ns);
+                state.version += 1;
                 OpOutcome::Released
             }
         }
@@ -264,6 +275,7 @@ impl Executor {
             Some(pid) => state.microservices.insert(label.to_string(), pid),
             None => state.microservices.remove(label),
         };
+        state.version += 1;
         state
             .refs
             .remove(&NamespaceRef::Microservice(label.to_string()));
@@ -314,6 +326,7 @@ impl Executor {
             }
         }
         let mut state = self.lock();
+        state.version += 1;
         if state
             .refs
             .insert(reference, id)
