@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that nsagent's tests and quickstart need (etcd, iproute2,
-# protoc, ping, busybox, and docker.io for the private dockerd of the microservice tests).
+# protoc with the well-known types (libprotobuf-dev), ping, busybox, and docker.io for the private dockerd of the microservice tests).
 # Does nothing when they are all installed already.
 set -euo pipefail
 
-packages=(etcd-server etcd-client iproute2 protobuf-compiler iputils-ping busybox-static docker.io)
+packages=(etcd-server etcd-client iproute2 protobuf-compiler libprotobuf-dev iputils-ping busybox-static docker.io)
 
 missing=()
 for p in "${packages[@]}"; do
