@@ -117,6 +117,17 @@ impl StatusBook {
     }
 }
 
+/// What one planning round decided, besides statuses.
+struct Planned {
+    plan: Plan,
+    /// References nothing refers to any more.
+    stale_refs: Vec<NamespaceRef>,
+    /// Routes and neighbour entries (`None` in a scoped plan).
+    l3: Option<super::l3::L3Plan>,
+    /// The item each link update is for (a link adopted by name has no alias to tell).
+    link_writes: super::LinkWrites,
+}
+
 /// What routes and neighbour entries may assume about a configured interface this round.
 #[derive(Clone, Debug)]
 pub(super) enum IfaceState<'a> {
@@ -142,7 +153,13 @@ impl Scheduler {
         let scoped: Option<HashSet<String>> = scope
             .as_ref()
             .map(|s| s.names.iter().map(|n| n.to_string()).collect());
-        let (plan, stale_refs, l3) = self.plan_with(now, &mut book, scope);
+        let Planned {
+            plan,
+            stale_refs,
+            l3,
+            link_writes,
+        } = self.plan_with(now, &mut book, scope);
+        self.link_writes = link_writes;
         for r in stale_refs {
             self.refs.remove(&r);
         }
@@ -190,15 +207,15 @@ impl Scheduler {
         assert_eq!(self.refs, reference.refs);
         assert_eq!(self.waiting_on_links, reference.waiting_on_links);
         assert_eq!(self.l3_writes, reference.l3_writes);
+        assert_eq!(self.link_writes, reference.link_writes);
     }
 
-    #[allow(clippy::type_complexity)]
     fn plan_with<'a>(
         &'a self,
         now: Duration,
         book: &mut StatusBook,
         scope: Option<Scope<'a>>,
-    ) -> (Plan, Vec<NamespaceRef>, Option<super::l3::L3Plan>) {
+    ) -> Planned {
         let (order, scoped_claims) = match scope {
             Some(s) => (s.order, Some(s.claims)),
             None => (
@@ -267,6 +284,7 @@ impl Scheduler {
             .filter(|(ns, view)| {
                 !needed_views.contains(ns)
                     && (matches!(view, View::Unknown)
+                        || self.refresh.contains(ns)
                         || matches!(self.l3_views.get(ns), Some(L3View::Unknown)))
             })
             .map(|(ns, _)| *ns)
@@ -334,6 +352,7 @@ impl Scheduler {
 
         let mut deletes: Vec<(NsId, &KernelLink)> = orphans;
         let mut writes = Vec::new();
+        let mut link_writes = HashMap::default();
         for (name, decision) in &decisions {
             match decision {
                 Decision::Withdraw(s) => {
@@ -427,6 +446,7 @@ impl Scheduler {
                 for (k, d) in [(ka, end), (kb, peer_end)] {
                     if let Some(changes) = changes(&self.keys, k.link, d.item) {
                         busy = true;
+                        link_writes.insert((k.ns, k.link.ifindex), d.item.name.clone());
                         writes.push(Op::UpdateLink {
                             ns: k.ns,
                             ifindex: k.link.ifindex,
@@ -515,7 +535,12 @@ impl Scheduler {
             .filter(|p| !p.is_empty())
             .collect(),
         };
-        (plan, stale_refs, l3)
+        Planned {
+            plan,
+            stale_refs,
+            l3,
+            link_writes,
+        }
     }
 
     /// Valid VETH items among `items` by name, with host-name conflicts removed; statuses

@@ -405,6 +405,67 @@ fn failures_are_retried_with_backoff() {
 }
 
 #[test]
+fn a_failing_pair_disturbs_no_other_item_and_stays_failed_between_attempts() {
+    let mut w = World::new();
+    w.put(veth("ok1", "ok2", named("n1")));
+    w.put(veth("ok2", "ok1", named("n1")));
+    w.converge();
+    w.k.fail_names.insert("bad1".into());
+    w.put(veth("bad1", "bad2", named("n1")));
+    w.put(veth("bad2", "bad1", named("n1")));
+    w.converge();
+    let failed = |w: &World, n: &str| matches!(w.status(n), ItemStatus::Failed { .. });
+    assert!(
+        failed(&w, "bad1") && failed(&w, "bad2"),
+        "{:?}",
+        w.status("bad1")
+    );
+    w.s.take_changes();
+    let mut attempts = 0;
+    for _ in 0..6 {
+        let due = w.s.next_deadline(w.now).expect("a retry is scheduled");
+        w.now = due;
+        for round in 0.. {
+            assert!(round < 20, "no convergence");
+            let plan = w.s.plan(w.now);
+            let changed = w.s.take_changes();
+            assert!(
+                changed.iter().all(|(_, n)| n.starts_with("bad")),
+                "a retry of another pair changed {changed:?}"
+            );
+            for n in ["bad1", "bad2"] {
+                let s = w.status(n);
+                assert!(
+                    matches!(s, ItemStatus::Failed { .. } | ItemStatus::Applying),
+                    "between attempts {n} is {s:?}"
+                );
+            }
+            if plan.is_empty() {
+                break;
+            }
+            attempts += plan
+                .phases
+                .iter()
+                .flatten()
+                .filter(|op| matches!(op, Op::CreatePair { .. } | Op::UpdateLink { .. }))
+                .count();
+            w.k.run(&mut w.s, &plan, w.now);
+        }
+        assert_eq!(w.status("ok1"), ItemStatus::Applied);
+        assert!(failed(&w, "bad1"), "{:?}", w.status("bad1"));
+    }
+    assert!(
+        attempts >= 6,
+        "the failing pair was retried ({attempts} attempts)"
+    );
+    // Once the kernel takes it, the pair is applied.
+    w.k.fail_names.clear();
+    w.settle(2);
+    assert_eq!(w.status("bad1"), ItemStatus::Applied);
+    assert_eq!(w.status("ok1"), ItemStatus::Applied);
+}
+
+#[test]
 fn every_kind_of_fault_converges() {
     for fault in ["resolve", "dump", "create", "update", "delete"] {
         let mut w = World::new();
