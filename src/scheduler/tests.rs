@@ -465,6 +465,52 @@ fn a_failing_pair_disturbs_no_other_item_and_stays_failed_between_attempts() {
     assert_eq!(w.status("ok1"), ItemStatus::Applied);
 }
 
+/// An end of a pair in namespace `n1` with host name `host`.
+fn end_named(name: &str, peer: &str, host: &str) -> Interface {
+    let mut i = veth(name, peer, named("n1"));
+    i.host_if_name = host.into();
+    i
+}
+
+#[test]
+fn host_names_swapped_or_passed_round_in_one_write_converge() {
+    let mut w = World::new();
+    for (n, p, h) in [
+        ("a", "b", "pa"),
+        ("b", "a", "pb"),
+        ("c", "d", "pc"),
+        ("d", "c", "pd"),
+    ] {
+        w.put(end_named(n, p, h));
+    }
+    w.converge();
+    let index = |w: &World, host: &str| w.links(&named("n1"))[host].ifindex;
+    let (ia, ib, ic) = (index(&w, "pa"), index(&w, "pb"), index(&w, "pc"));
+    // A swap (a <-> b) and a cycle (a -> c's name, c -> d's, d -> a's) in one write each.
+    for hosts in [
+        [("a", "b", "pb"), ("b", "a", "pa")],
+        [("a", "b", "pc"), ("c", "d", "pd")],
+    ] {
+        for (n, p, h) in hosts {
+            w.put(end_named(n, p, h));
+        }
+        if hosts[1].0 == "c" {
+            w.put(end_named("d", "c", "pb"));
+        }
+        let rounds = w.converge();
+        assert!(rounds <= 3, "{rounds} rounds");
+        for n in ["a", "b", "c", "d"] {
+            assert_eq!(w.status(n), ItemStatus::Applied, "{n}");
+        }
+    }
+    // Renamed in place: the same links, now a=pc, b=pa, c=pd, d=pb.
+    assert_eq!(index(&w, "pc"), ia);
+    assert_eq!(index(&w, "pa"), ib);
+    assert_eq!(index(&w, "pd"), ic);
+    let names: Vec<String> = w.links(&named("n1")).into_keys().collect();
+    assert_eq!(names, ["pa", "pb", "pc", "pd"]);
+}
+
 #[test]
 fn every_kind_of_fault_converges() {
     for fault in ["resolve", "dump", "create", "update", "delete"] {
