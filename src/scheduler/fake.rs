@@ -177,6 +177,15 @@ impl FakeKernel {
                         name: l.link.name.clone(),
                         up: l.link.up,
                         addresses: l.link.addresses.clone(),
+                        direct_routes: self
+                            .routes
+                            .get(&ns)
+                            .into_iter()
+                            .flatten()
+                            .filter(|r| r.protocol != *protocol && r.gateway.is_none())
+                            .filter(|r| r.oif == l.link.ifindex && r.scope != 254)
+                            .map(|r| r.dst)
+                            .collect(),
                     })
                     .collect(),
             },
@@ -216,9 +225,12 @@ impl FakeKernel {
                 }
                 // And refuses a gateway that is not on the route's device.
                 if let (oif @ 1.., Some(gw)) = (route.oif, route.gateway) {
-                    let on_link = links
-                        .get(&oif)
-                        .is_some_and(|l| l.link.addresses.iter().any(|a| a.contains(&gw)));
+                    // Every IPv6 link has fe80::/64 (the kernel's own address, not listed).
+                    let link_local = matches!(gw, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+                    let on_link = link_local
+                        || links
+                            .get(&oif)
+                            .is_some_and(|l| l.link.addresses.iter().any(|a| a.contains(&gw)));
                     let by_route = self.routes.get(&ns).into_iter().flatten().any(|r| {
                         r.scope == 253 && r.gateway.is_none() && r.oif == oif && r.dst.contains(&gw)
                     });

@@ -1513,6 +1513,98 @@ mod l3 {
     }
 
     #[test]
+    fn a_direct_route_added_by_hand_makes_a_gateway_reachable() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r",
+            "10.8.0.0/16",
+            Some("172.16.0.1"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        let pending = w.l3_status(ItemKind::Route, "r");
+        assert!(
+            matches!(&pending, ItemStatus::Pending { reason } if reason.contains("direct (link-scope) route")),
+            "{pending:?}"
+        );
+        // `ip route add 172.16.0.0/24 dev a` by someone else (protocol boot, link scope).
+        let ns = w.k.world[&named("n1")];
+        let oif = w.links(&named("n1"))["a"].ifindex;
+        let by_hand = KernelRoute {
+            table: 254,
+            dst: "172.16.0.0/24".parse().unwrap(),
+            gateway: None,
+            source: None,
+            metric: 0,
+            scope: 253,
+            oif,
+            protocol: 3,
+        };
+        w.k.add_foreign_route(ns, by_hand.clone());
+        w.s.refresh_kernel_views();
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r"), ItemStatus::Applied);
+        assert!(
+            w.k.routes_in(&named("n1")).contains(&by_hand),
+            "not ours to touch"
+        );
+    }
+
+    #[test]
+    fn a_route_waits_until_its_source_is_an_address_of_the_namespace() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        let mut r = route("r", "10.8.0.0/16", Some("10.0.0.2"), "a", named("n1"));
+        r.src = Some("10.0.0.5".parse().unwrap());
+        w.put_route(r);
+        w.converge();
+        let pending = w.l3_status(ItemKind::Route, "r");
+        assert_eq!(
+            pending,
+            ItemStatus::Pending {
+                reason: "source address 10.0.0.5 is not an address of any link in the named namespace n1".into()
+            }
+        );
+        w.pair("10.0.0.5/24");
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r"), ItemStatus::Applied);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].source,
+            Some("10.0.0.5".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_route_via_a_link_local_gateway_needs_only_its_interface_up() {
+        let mut w = World::new();
+        let mut a = veth("a", "b", named("n1"));
+        a.ip_addresses = vec!["2001:db8::1/64".parse().unwrap()];
+        w.put(a.clone());
+        w.put(veth("b", "a", named("n2")));
+        w.put_route(route(
+            "ll",
+            "2001:db8:9::/48",
+            Some("fe80::1"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "ll"), ItemStatus::Applied);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].gateway,
+            Some("fe80::1".parse().unwrap())
+        );
+        a.enabled = false;
+        w.put(a);
+        w.converge();
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "ll"), ItemStatus::Pending { reason } if reason.contains("down"))
+        );
+    }
+
+    #[test]
     fn ipv6_default_route_and_aging_neighbours_cause_no_churn() {
         let mut w = World::new();
         let mut a = veth("a", "b", named("n1"));
