@@ -163,9 +163,9 @@ fn main() {
     let config = AgentConfig {
         etcd_endpoints: vec![etcd.endpoint()],
         label: label.clone(),
-        link_group: group,
+        link_group: Some(group),
         namespace_check_interval: Duration::from_millis(250),
-        route_protocol: nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL,
+        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
         docker_host: None,
     };

@@ -7,8 +7,6 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::keys::KeyTree;
-
 /// Default etcd endpoint.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
 /// Default microservice label.
@@ -36,14 +34,17 @@ pub struct Cli {
     /// TOML configuration file (see config/nsagent.toml); flags and environment win over it
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Link group that marks links created by this agent [default: derived from the label]
+    /// Link group that marks links created by this agent [default: derived from the label,
+    /// recorded in etcd at /vnf-agent/<label>/linux/owned/v1/marks]
     #[arg(long)]
     pub link_group: Option<u32>,
     /// Milliseconds between checks for namespaces that went away (process exits and deleted
     /// namespace files are noticed at once anyway) [default: 250]
     #[arg(long)]
     pub namespace_check_interval_ms: Option<u64>,
-    /// Routing-protocol number marking the agent's routes and neighbour entries [default: 196]
+    /// Routing-protocol number marking the agent's routes and neighbour entries [default: chosen
+    /// per label from 100-254 away from other labels' numbers, recorded in etcd at
+    /// /vnf-agent/<label>/linux/owned/v1/marks]
     #[arg(long)]
     pub route_protocol: Option<u8>,
     /// Seconds between full re-reads of the kernel state the agent manages (repairs changes
@@ -92,12 +93,14 @@ pub struct AgentConfig {
     pub etcd_endpoints: Vec<String>,
     /// Microservice label.
     pub label: String,
-    /// Ownership link group (never 0).
-    pub link_group: u32,
+    /// Ownership link group (never 0) given by flag or file; `None` = the label's recorded
+    /// or derived one (see [`crate::owned::marks`]).
+    pub link_group: Option<u32>,
     /// Interval of the check for namespaces that went away.
     pub namespace_check_interval: Duration,
-    /// `rtm_protocol` / `NDA_PROTOCOL` marking the agent's routes and neighbour entries.
-    pub route_protocol: u8,
+    /// `rtm_protocol` / `NDA_PROTOCOL` marking the agent's routes and neighbour entries,
+    /// given by flag or file; `None` = the label's recorded or chosen one.
+    pub route_protocol: Option<u8>,
     /// Interval of full re-reads of the managed kernel state (`None` = never).
     pub kernel_resync_interval: Option<Duration>,
     /// Docker Engine API socket (`None` = the local default).
@@ -130,12 +133,9 @@ impl AgentConfig {
             !label.is_empty() && !label.contains('/'),
             "invalid label {label:?}: it must be non-empty and contain no '/'"
         );
-        let link_group = cli
-            .link_group
-            .or(file.link_group)
-            .unwrap_or_else(|| KeyTree::new(&label).default_link_group());
+        let link_group = cli.link_group.or(file.link_group);
         anyhow::ensure!(
-            link_group != 0,
+            link_group != Some(0),
             "link group 0 is the kernel's default group; choose another"
         );
         let ms = cli
@@ -143,13 +143,11 @@ impl AgentConfig {
             .or(file.namespace_check_interval_ms)
             .unwrap_or(DEFAULT_NS_CHECK_MS)
             .max(10);
-        let route_protocol = cli
-            .route_protocol
-            .or(file.route_protocol)
-            .unwrap_or(crate::scheduler::DEFAULT_ROUTE_PROTOCOL);
+        let route_protocol = cli.route_protocol.or(file.route_protocol);
         anyhow::ensure!(
-            !matches!(route_protocol, 0..=4),
-            "route protocol {route_protocol} is reserved by the kernel (0-4: unspec, redirect, kernel, boot, static); choose another"
+            !matches!(route_protocol, Some(0..=4)),
+            "route protocol {} is reserved by the kernel (0-4: unspec, redirect, kernel, boot, static); choose another",
+            route_protocol.unwrap_or_default()
         );
         let resync_s = cli
             .kernel_resync_interval_s
@@ -184,11 +182,12 @@ mod tests {
         let c = AgentConfig::merge(cli(&["--label", "flag"]), file).unwrap();
         assert_eq!(c.label, "flag");
         assert_eq!(c.etcd_endpoints, vec!["10.0.0.1:2379"]);
-        assert_eq!(c.link_group, 7);
+        assert_eq!(c.link_group, Some(7));
         let d = AgentConfig::merge(cli(&[]), FileConfig::default()).unwrap();
         assert_eq!(d.etcd_endpoints, vec![DEFAULT_ENDPOINT]);
         assert_eq!(d.label, DEFAULT_LABEL);
-        assert_eq!(d.link_group, KeyTree::new("vpp1").default_link_group());
+        assert_eq!(d.link_group, None, "chosen per label at start");
+        assert_eq!(d.route_protocol, None, "chosen per label at start");
     }
 
     #[test]

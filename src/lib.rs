@@ -14,6 +14,7 @@ pub mod microservice;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod owned;
 pub mod scheduler;
 pub mod status;
 pub mod store;

@@ -115,6 +115,14 @@ pub fn decode_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigIte
     }
 }
 
+/// Decodes a value holding one namespace reference, `{"namespace": {...}}` (as the agent
+/// records where it has put things), with the rules of an item's `namespace` field.
+pub fn decode_namespace(key: &str, value: &[u8]) -> Result<NamespaceRef, ModelError> {
+    let json = parse(key, value)?;
+    let obj = Object::new(key, "", &json, &["namespace"])?;
+    namespace(&obj)
+}
+
 /// Parses a whole value; a syntax error names no field.
 pub(super) fn parse(key: &str, value: &[u8]) -> Result<Json, ModelError> {
     Json::parse(value).map_err(|e| ModelError {

@@ -21,7 +21,7 @@ mod tests_route;
 mod validate;
 
 pub use arp::decode_arp;
-pub use decode::{decode_interface, decode_value};
+pub use decode::{decode_interface, decode_namespace, decode_value};
 pub use route::decode_route;
 pub use validate::host_name_conflict;
 

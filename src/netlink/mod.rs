@@ -80,6 +80,11 @@ impl Executor {
         })
     }
 
+    /// Marks the links it creates with `group` from now on (and owns the links in it).
+    pub fn set_link_group(&mut self, group: u32) {
+        self.owner.group = group;
+    }
+
     /// Runs a batch of independent operations concurrently; outcome `i` belongs to `ops[i]`.
     pub async fn execute(&mut self, ops: Vec<Op>) -> Vec<OpOutcome> {
         let this = &*self;

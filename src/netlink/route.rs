@@ -160,7 +160,7 @@ pub(crate) async fn write_route(conn: &NsConn, route: &KernelRoute, replace: boo
             kind: FailureKind::Other,
             error: format!(
                 "route {} exists in {} (a route with the same table, destination and metric)",
-                describe(route),
+                route,
                 conn.label()
             ),
         },
@@ -172,7 +172,7 @@ pub(crate) async fn write_route(conn: &NsConn, route: &KernelRoute, replace: boo
             },
             error: format!(
                 "cannot {verb} route {} in {}: {e}{}",
-                describe(route),
+                route,
                 conn.label(),
                 hint(route, &e)
             ),
@@ -188,11 +188,7 @@ pub(crate) async fn delete_route(conn: &NsConn, route: &KernelRoute) -> L3Outcom
     };
     let failed = |e: NlError| L3Outcome::Failed {
         kind: FailureKind::Other,
-        error: format!(
-            "cannot delete route {} in {}: {e}",
-            describe(route),
-            conn.label()
-        ),
+        error: format!("cannot delete route {} in {}: {e}", route, conn.label()),
     };
     if route.dst.addr().is_ipv6() && route.metric == 0 {
         // The kernel stores it as 1024, and IPv6 deletes match the metric only when set.
@@ -292,11 +288,7 @@ fn route_message(route: &KernelRoute) -> Result<RouteMessage, String> {
 fn invalid(conn: &NsConn, verb: &str, route: &KernelRoute, why: String) -> L3Outcome {
     L3Outcome::Failed {
         kind: FailureKind::Other,
-        error: format!(
-            "cannot {verb} route {} in {}: {why}",
-            describe(route),
-            conn.label()
-        ),
+        error: format!("cannot {verb} route {} in {}: {why}", route, conn.label()),
     }
 }
 
@@ -323,26 +315,4 @@ fn hint(route: &KernelRoute, e: &NlError) -> String {
     } else {
         String::new()
     }
-}
-
-/// `dst via gw src s dev index N table T metric M scope S proto P`, for messages.
-pub(crate) fn describe(route: &KernelRoute) -> String {
-    let mut s = route.dst.to_string();
-    if let Some(gw) = route.gateway {
-        s += &format!(" via {gw}");
-    }
-    if let Some(src) = route.source {
-        s += &format!(" src {src}");
-    }
-    if route.oif != 0 {
-        s += &format!(" dev index {}", route.oif);
-    }
-    s += &format!(
-        " table {} metric {} scope {} proto {}",
-        table_id(route.table),
-        route.metric,
-        route.scope,
-        route.protocol
-    );
-    s
 }

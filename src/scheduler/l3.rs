@@ -60,7 +60,7 @@ pub(crate) type L3Writes = HashMap<L3Target, (ItemKind, String)>;
 /// Identity of a route in the kernel (its FIB key): table, destination, metric.
 pub(crate) type RouteKey = (u32, IpNet, u32);
 
-fn route_key(r: &KernelRoute) -> RouteKey {
+pub(super) fn route_key(r: &KernelRoute) -> RouteKey {
     (r.table, r.dst, r.metric)
 }
 

@@ -223,6 +223,14 @@ pub mod l3 {
     }
 
     impl L3Op {
+        /// True for the operations that put something into the kernel.
+        pub fn writes(&self) -> bool {
+            matches!(
+                self,
+                L3Op::AddRoute { .. } | L3Op::ReplaceRoute { .. } | L3Op::SetNeighbour { .. }
+            )
+        }
+
         /// The namespace the operation acts in.
         pub fn ns(&self) -> NsId {
             match self {

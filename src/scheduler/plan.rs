@@ -161,7 +161,7 @@ impl Scheduler {
         } = self.plan_with(now, &mut book, scope);
         self.link_writes = link_writes;
         for r in stale_refs {
-            self.refs.remove(&r);
+            self.unreference(r);
         }
         match l3 {
             Some(l3) => {
@@ -229,6 +229,7 @@ impl Scheduler {
         let mut scan: HashSet<&NamespaceRef> = HashSet::default();
         scan.insert(&NamespaceRef::Default);
         scan.extend(self.l3_namespaces());
+        scan.extend(self.recorded.iter().filter(|_| !scoped));
         let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
             scan.insert(&i.namespace);
