@@ -78,7 +78,7 @@ impl Agent {
         scheduler.set_route_protocol(config.route_protocol);
         Ok(Agent {
             scheduler,
-            status: StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone()),
+            status: StatusPublisher::spawn(config.etcd.clone(), keys.clone()),
             keys,
             executor,
             started: Instant::now(),
@@ -99,10 +99,13 @@ impl Agent {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        // Whether the etcd watch is established (for readiness and metrics).
+        let etcd_connected = tokio::sync::watch::Sender::new(false);
         let watcher = tokio::spawn(store::watch(
-            config.etcd_endpoints.clone(),
+            config.etcd.clone(),
             self.keys.config_prefix(),
             tx,
+            etcd_connected.clone(),
         ));
         let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
         let docker_host = config.docker_host.clone();
@@ -128,7 +131,7 @@ impl Agent {
         let mut synced = false;
         tracing::info!(
             label = self.keys.label(),
-            endpoints = ?config.etcd_endpoints,
+            endpoints = config.etcd.endpoint_list(),
             link_group = config.link_group,
             "nsagent started; watching {}",
             self.keys.config_prefix()

@@ -8,7 +8,8 @@
 
 use crate::keys::{ItemKind, KeyTree};
 use crate::scheduler::ItemStatus;
-use etcd_client::{Client, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp};
+use crate::store::EtcdSettings;
+use etcd_client::{Client, DeleteOptions, GetOptions, Txn, TxnOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -55,10 +56,11 @@ pub struct StatusPublisher {
 }
 
 impl StatusPublisher {
-    /// Starts the writer task for the agent of `keys`.
-    pub fn spawn(endpoints: Vec<String>, keys: KeyTree) -> Self {
+    /// Starts the writer task for the agent of `keys`. It connects with
+    /// [`crate::store::connect`], so it fails over to another member like the watcher.
+    pub fn spawn(etcd: EtcdSettings, keys: KeyTree) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(endpoints, keys, rx));
+        tokio::spawn(writer(etcd, keys, rx));
         StatusPublisher { tx }
     }
 
@@ -73,7 +75,7 @@ impl StatusPublisher {
     }
 }
 
-async fn writer(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut client: Option<Client> = None;
     let mut pending: BTreeMap<(ItemKind, String), Option<ItemStatus>> = BTreeMap::new();
     let mut retain: Vec<(ItemKind, BTreeSet<String>)> = Vec::new();
@@ -89,14 +91,14 @@ async fn writer(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedRe
             fold(m, &mut pending, &mut retain);
         }
         if client.is_none() {
-            let options = ConnectOptions::new()
-                .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(Duration::from_secs(5));
-            client = Client::connect(&endpoints, Some(options)).await.ok();
+            match crate::store::connect(&etcd).await {
+                Ok(c) => client = Some(c.client),
+                Err(e) => tracing::debug!("status not published yet: {e:#}"),
+            }
         }
         let result = match client.as_mut() {
             Some(c) => flush(c, &keys, &mut pending, &mut retain).await,
-            None => Err(anyhow::anyhow!("cannot connect to etcd")),
+            None => Err(anyhow::anyhow!("not connected to etcd")),
         };
         match result {
             Ok(()) => delay = Duration::from_millis(100),
