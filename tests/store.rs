@@ -1,5 +1,6 @@
 //! The etcd northbound against a real etcd: snapshot then changes in order, nothing missed
-//! or seen twice, fresh snapshots after outages and compactions.
+//! or seen twice; after an outage the watch resumes where it stopped, with a fresh snapshot
+//! only after a compaction or when another etcd answers.
 
 mod common;
 
@@ -15,10 +16,30 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
 type Rx = UnboundedReceiver<StoreEvent>;
 
-fn start_watch(endpoint: String, prefix: &str) -> (Rx, JoinHandle<()>) {
-    let (tx, rx) = unbounded_channel();
-    let task = tokio::spawn(store::watch(vec![endpoint], prefix.to_string(), tx));
+fn start_watch(endpoints: String, prefix: &str) -> (Rx, JoinHandle<()>) {
+    let (rx, task, _connected) = start_observed_watch(&endpoints, prefix);
     (rx, task)
+}
+
+/// Starts the watcher; also returns its connection state.
+fn start_observed_watch(
+    endpoints: &str,
+    prefix: &str,
+) -> (Rx, JoinHandle<()>, tokio::sync::watch::Receiver<bool>) {
+    let (tx, rx) = unbounded_channel();
+    let settings = store::EtcdSettings::with_endpoints(endpoints).unwrap();
+    let connected = tokio::sync::watch::Sender::new(false);
+    let observer = connected.subscribe();
+    let task = tokio::spawn(store::watch(settings, prefix.to_string(), tx, connected));
+    (rx, task, observer)
+}
+
+/// Waits until the watcher's connection state is `want`.
+async fn wait_connected(observer: &mut tokio::sync::watch::Receiver<bool>, want: bool) {
+    tokio::time::timeout(EVENT_TIMEOUT, observer.wait_for(|c| *c == want))
+        .await
+        .unwrap_or_else(|_| panic!("connection state never became {want}"))
+        .expect("watcher ended");
 }
 
 async fn next(rx: &mut Rx) -> StoreEvent {
@@ -141,22 +162,68 @@ async fn nothing_missed_or_repeated_while_starting() {
 }
 
 #[tokio::test]
-async fn etcd_restart_gives_fresh_snapshot() {
+async fn etcd_restart_resumes_the_watch_without_a_snapshot() {
     let Some(mut etcd) = require_etcd() else {
         return;
     };
     let ra = etcd.put("/p/a", "1").await;
-    let (mut rx, _task) = start_watch(etcd.endpoint(), "/p/");
-    next_snapshot(&mut rx).await;
+    let (mut rx, _task, mut connected) = start_observed_watch(&etcd.endpoint(), "/p/");
+    assert_eq!(next_snapshot(&mut rx).await.1, vec![kv("/p/a", "1", ra)]);
+    wait_connected(&mut connected, true).await;
 
     etcd.stop();
+    wait_connected(&mut connected, false).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     etcd.start();
-    let (_, kvs) = next_snapshot(&mut rx).await;
-    assert_eq!(kvs, vec![kv("/p/a", "1", ra)]);
-
+    wait_connected(&mut connected, true).await;
     let rb = etcd.put("/p/b", "2").await;
     assert_eq!(next(&mut rx).await, StoreEvent::Put(kv("/p/b", "2", rb)));
+}
+
+#[tokio::test]
+async fn changes_during_an_outage_arrive_in_order_after_it() {
+    let Some(etcd) = require_etcd() else { return };
+    let proxy = TcpProxy::new(&etcd.endpoint());
+    etcd.put("/p/a", "1").await;
+    let (mut rx, _task) = start_watch(proxy.endpoint(), "/p/");
+    assert_eq!(keys(&next_snapshot(&mut rx).await.1), ["/p/a"]);
+
+    proxy.cut();
+    let rd = etcd.del("/p/a").await;
+    assert_eq!(rd, 1);
+    let rc = etcd.put("/p/c", "3").await;
+    let rc2 = etcd.put("/p/c", "33").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.try_recv().is_err(), "events while cut off");
+    proxy.restore();
+
+    assert_eq!(
+        next(&mut rx).await,
+        StoreEvent::Delete {
+            key: "/p/a".into(),
+            revision: rc - 1
+        }
+    );
+    assert_eq!(next(&mut rx).await, StoreEvent::Put(kv("/p/c", "3", rc)));
+    assert_eq!(next(&mut rx).await, StoreEvent::Put(kv("/p/c", "33", rc2)));
+}
+
+#[tokio::test]
+async fn another_cluster_behind_the_endpoints_gives_a_fresh_snapshot() {
+    let Some(mut first) = require_etcd() else {
+        return;
+    };
+    let second = Etcd::start_new();
+    first.put("/p/a", "1").await;
+    let rb = second.put("/p/b", "2").await;
+    let endpoints = format!("{},{}", first.endpoint(), second.endpoint());
+    let (mut rx, _task) = start_watch(endpoints, "/p/");
+    assert_eq!(keys(&next_snapshot(&mut rx).await.1), ["/p/a"]);
+
+    // The watcher moves to the second endpoint: another history, so it starts over.
+    first.stop();
+    let (_, kvs) = next_snapshot(&mut rx).await;
+    assert_eq!(kvs, vec![kv("/p/b", "2", rb)]);
 }
 
 #[tokio::test]
