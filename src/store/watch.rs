@@ -4,7 +4,7 @@
 use super::{connect, Connection, EtcdSettings, KeyValue, StoreEvent, MAX_MESSAGE_BYTES};
 use anyhow::anyhow;
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -67,12 +67,16 @@ pub async fn watch(
 ) {
     let mut retry = Retry::new();
     let mut mirror: Option<Mirror> = None;
+    // When a watch that was established broke, the first reconnection is tried at once:
+    // another member is probably up. At most once per BACKOFF_MAX, so that a member that
+    // accepts watches and drops them is not hammered.
+    let mut last_immediate: Option<Instant> = None;
     loop {
         let end = tokio::select! {
             _ = tx.closed() => End::Closed,
             end = session(&settings, &prefix, &tx, &connected, &mut mirror, &mut retry) => end,
         };
-        connected.send_replace(false);
+        let was_established = connected.send_replace(false);
         match end {
             End::Closed => return,
             End::Compacted(at) => {
@@ -86,6 +90,11 @@ pub async fn watch(
             End::Lost(e) if !retry.outage => {
                 warn!("etcd connection lost or unavailable, reconnecting: {e:#}");
                 retry.outage = true;
+                let now = Instant::now();
+                if was_established && last_immediate.is_none_or(|t| now - t >= BACKOFF_MAX) {
+                    last_immediate = Some(now);
+                    continue;
+                }
             }
             End::Lost(e) => debug!(
                 "etcd still unreachable, next try in {:?}: {e:#}",
