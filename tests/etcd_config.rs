@@ -164,3 +164,60 @@ async fn with_allow_delayed_start_the_agent_waits_for_etcd() {
     wait_for("the pair after etcd came up", || link(Some(&nsx), &h2)).await;
     env.wait_status("interface", "e1", "applied", "").await;
 }
+
+#[test]
+fn insecure_skip_tls_verify_accepts_a_server_certificate_of_an_unknown_ca() {
+    let pki = Arc::new(Pki::generate("nsagent test CA"));
+    let Some(etcd) = require_etcd_with(EtcdSetup {
+        tls: Some(pki.clone()),
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |skip: bool| {
+        format!(
+            "endpoints: [\"{}\"]\ncert-file: {}\nkey-file: {}\ninsecure-skip-tls-verify: {skip}\n",
+            etcd.url(),
+            pki.client_cert().display(),
+            pki.client_key().display()
+        )
+    };
+    // No CA file: the system's roots (if the machine has any) do not know the test CA...
+    let file = etcd_file(&dir, &settings(false));
+    let file = file.display().to_string();
+    let out = run_ctl(&["--etcd-config", &file, "list"], &[]);
+    let line = assert_one_line_failure(&out, &[&etcd.url()]);
+    assert!(
+        line.contains("not trusted") || line.contains("no system trust roots"),
+        "{line}"
+    );
+    // ...unless verification is skipped.
+    let file = etcd_file(&dir, &settings(true));
+    let file = file.display().to_string();
+    let out = run_ctl(&["--etcd-config", &file, "list"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn insecure_transport_ignores_the_tls_files() {
+    let Some(etcd) = require_etcd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = etcd_file(
+        &dir,
+        &format!(
+            "endpoints: [\"{}\"]\nca-file: /nonexistent/ca.pem\ninsecure-transport: true\n",
+            etcd.endpoint()
+        ),
+    );
+    let file = file.display().to_string();
+    let out = run_ctl(&["--etcd-config", &file, "list"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -183,6 +183,8 @@ fn explain(cause: String, settings: &EtcdSettings) -> String {
         .any(|alert| cause.contains(&format!("fatal alert: {alert}")))
     {
         format!("etcd refused the client certificate or its absence ({cause})")
+    } else if cause.contains("no native certs found") {
+        "no CA file given (--etcd-cacert, ca-file) and no system trust roots found".to_string()
     } else if without_identity && cause.contains("connection closed") {
         format!("{cause} (does etcd require a client certificate? --etcd-cert, --etcd-key)")
     } else {
