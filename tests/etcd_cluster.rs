@@ -148,6 +148,7 @@ async fn killing_the_watched_member_during_a_stream_of_puts_loses_nothing() {
         last_put - killed_at,
         all_in
     );
+    eprintln!("{lost}\n{resumed}");
 
     // The status publisher moved to a live member too.
     let mut reader = cluster.member(1).client().await;

@@ -202,8 +202,13 @@ fn describe_etcd(error: &etcd_client::Error) -> String {
     }
 }
 
+/// An etcd-client error as an error whose message is [`describe_etcd`]'s few words.
+pub(super) fn etcd_error(error: etcd_client::Error) -> anyhow::Error {
+    anyhow!(describe_etcd(&error))
+}
+
 /// A gRPC status: etcd's own message, or the transport error behind an unavailable member.
-pub(super) fn describe_status(status: &tonic::Status) -> String {
+fn describe_status(status: &tonic::Status) -> String {
     use std::error::Error;
     if let Some(source) = status.source() {
         return describe(source);
@@ -216,7 +221,7 @@ pub(super) fn describe_status(status: &tonic::Status) -> String {
 
 /// An error and its sources joined by ": ", leaving out empty and generic links
 /// ("transport error") and messages already contained in the previous one.
-pub(super) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(e) = next {

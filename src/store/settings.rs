@@ -191,7 +191,7 @@ impl EtcdOptions {
     }
 
     /// Checks the settings and fills in defaults: endpoints of one scheme, certificate and key
-    /// given together, a password for the user, non-zero timeouts.
+    /// given together, a password for the user. A zero timeout means the default, as in Go.
     pub fn resolve(self) -> anyhow::Result<EtcdSettings> {
         let listed = self
             .endpoints
@@ -204,41 +204,14 @@ impl EtcdOptions {
             !parsed.is_empty(),
             "no etcd endpoint given (expected HOST:PORT[,HOST:PORT...])"
         );
-        let scheme = common_scheme(&listed, &parsed)?;
-        let identity = match (self.cert_file, self.key_file) {
-            (Some(cert), Some(key)) => Some((cert, key)),
-            (None, None) => None,
-            (Some(cert), None) => bail!(
-                "etcd client certificate {} given without its key (--etcd-key, key-file)",
-                cert.display()
-            ),
-            (None, Some(key)) => bail!(
-                "etcd client key {} given without its certificate (--etcd-cert, cert-file)",
-                key.display()
-            ),
-        };
-        let insecure_transport = self.insecure_transport.unwrap_or(false);
+        let identity = client_identity(self.cert_file, self.key_file)?;
         let files_given = self.ca_file.is_some() || identity.is_some();
-        let use_tls = match scheme {
-            Some(Scheme::Https) => {
-                ensure!(
-                    !insecure_transport,
-                    "etcd endpoints {} are https:// but insecure-transport is set",
-                    listed.join(",")
-                );
-                true
-            }
-            Some(Scheme::Http) => {
-                ensure!(
-                    !files_given || insecure_transport,
-                    "etcd endpoints {} are plain http:// but TLS files are given: use https:// \
-                     or HOST:PORT",
-                    listed.join(",")
-                );
-                false
-            }
-            None => files_given && !insecure_transport,
-        };
+        let use_tls = tls_wanted(
+            common_scheme(&listed, &parsed)?,
+            files_given,
+            self.insecure_transport.unwrap_or(false),
+            &listed,
+        )?;
         let prefix = if use_tls { "https" } else { "http" };
         let endpoints = parsed
             .into_iter()
@@ -249,35 +222,86 @@ impl EtcdOptions {
             identity,
             skip_verify: self.insecure_skip_tls_verify.unwrap_or(false),
         });
-        let user = match (self.username, self.password) {
-            (Some(name), Some(password)) => {
-                ensure!(!name.is_empty(), "empty etcd user name");
-                Some((name, password))
-            }
-            (Some(name), None) => bail!(
-                "no password for etcd user {name} (--etcd-user NAME:PASSWORD, --etcd-password, \
-                 ETCD_PASSWORD or password in the etcd config file)"
-            ),
-            (None, Some(_)) => {
-                bail!("an etcd password is given without a user (--etcd-user, ETCD_USER, username)")
-            }
-            (None, None) => None,
-        };
-        let dial_timeout = self.dial_timeout.unwrap_or(DEFAULT_DIAL_TIMEOUT);
-        let operation_timeout = self.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT);
-        ensure!(!dial_timeout.is_zero(), "etcd dial timeout must not be 0");
-        ensure!(
-            !operation_timeout.is_zero(),
-            "etcd operation timeout must not be 0"
-        );
+        let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         Ok(EtcdSettings {
             endpoints,
             tls,
-            user,
-            dial_timeout,
-            operation_timeout,
+            user: credentials(self.username, self.password)?,
+            dial_timeout: nonzero(self.dial_timeout).unwrap_or(DEFAULT_DIAL_TIMEOUT),
+            operation_timeout: nonzero(self.operation_timeout).unwrap_or(DEFAULT_OPERATION_TIMEOUT),
             allow_delayed_start: self.allow_delayed_start.unwrap_or(false),
         })
+    }
+}
+
+/// The client certificate and key, which go together.
+fn client_identity(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        (Some(cert), None) => bail!(
+            "etcd client certificate {} given without its key (--etcd-key, key-file)",
+            cert.display()
+        ),
+        (None, Some(key)) => bail!(
+            "etcd client key {} given without its certificate (--etcd-cert, cert-file)",
+            key.display()
+        ),
+    }
+}
+
+/// Whether to use TLS: `https://` endpoints always do, `http://` ones never (TLS files with
+/// them are a mistake), `HOST:PORT` ones when TLS files are given, unless
+/// `insecure-transport` is set (which contradicts `https://`).
+fn tls_wanted(
+    scheme: Option<Scheme>,
+    files_given: bool,
+    insecure_transport: bool,
+    listed: &[String],
+) -> anyhow::Result<bool> {
+    match scheme {
+        Some(Scheme::Https) => {
+            ensure!(
+                !insecure_transport,
+                "etcd endpoints {} are https:// but insecure-transport is set",
+                listed.join(",")
+            );
+            Ok(true)
+        }
+        Some(Scheme::Http) => {
+            ensure!(
+                !files_given || insecure_transport,
+                "etcd endpoints {} are plain http:// but TLS files are given: use https:// or \
+                 HOST:PORT",
+                listed.join(",")
+            );
+            Ok(false)
+        }
+        None => Ok(files_given && !insecure_transport),
+    }
+}
+
+/// The user and its password, which go together.
+fn credentials(
+    username: Option<String>,
+    password: Option<String>,
+) -> anyhow::Result<Option<(String, String)>> {
+    match (username, password) {
+        (Some(name), Some(password)) => {
+            ensure!(!name.is_empty(), "empty etcd user name");
+            Ok(Some((name, password)))
+        }
+        (Some(name), None) => bail!(
+            "no password for etcd user {name} (--etcd-user NAME:PASSWORD, --etcd-password, \
+             ETCD_PASSWORD or password in the etcd config file)"
+        ),
+        (None, Some(_)) => {
+            bail!("an etcd password is given without a user (--etcd-user, ETCD_USER, username)")
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -482,6 +506,12 @@ mod tests {
         assert_eq!(s.user, Some(("file".into(), "flag".into())));
         assert_eq!(s.dial_timeout, Duration::from_millis(300));
         assert_eq!(s.operation_timeout, DEFAULT_OPERATION_TIMEOUT);
+
+        let zero = EtcdOptions {
+            dial_timeout: Some(Duration::ZERO),
+            ..EtcdOptions::default()
+        };
+        assert_eq!(zero.resolve().unwrap().dial_timeout, DEFAULT_DIAL_TIMEOUT);
     }
 
     #[test]

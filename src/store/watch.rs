@@ -1,6 +1,7 @@
 //! The watch loop: snapshot, follow, and after a broken connection resume on any member from
 //! the last revision delivered.
 
+use super::connect::etcd_error;
 use super::{connect, Connection, EtcdSettings, KeyValue, StoreEvent, MAX_MESSAGE_BYTES};
 use anyhow::anyhow;
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
@@ -172,7 +173,8 @@ async fn check_history(
             prefix,
             Some(GetOptions::new().with_prefix().with_count_only()),
         )
-        .await?;
+        .await
+        .map_err(etcd_error)?;
     let header = resp
         .header()
         .ok_or_else(|| anyhow!("etcd range response without header"))?;
@@ -200,7 +202,8 @@ async fn snapshot(
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut resp = kv
         .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await?;
+        .await
+        .map_err(etcd_error)?;
     let header = resp
         .header()
         .ok_or_else(|| anyhow!("etcd range response without header"))?;
@@ -245,13 +248,13 @@ pub(super) async fn follow(
         .await
     {
         Ok(stream) => stream,
-        Err(e) => return End::Lost(e.into()),
+        Err(e) => return End::Lost(etcd_error(e)),
     };
     loop {
         let resp = match stream.message().await {
             Ok(Some(resp)) => resp,
             Ok(None) => return End::Lost(anyhow!("etcd closed the watch stream")),
-            Err(e) => return End::Lost(e.into()),
+            Err(e) => return End::Lost(etcd_error(e)),
         };
         if resp.canceled() {
             return match resp.compact_revision() {
