@@ -44,7 +44,8 @@ pub struct KernelLink {
     pub mac: Option<MacAddr>,
     /// Admin state (`IFF_UP`).
     pub up: bool,
-    /// Addresses, without the kernel's own IPv6 link-local ones, sorted.
+    /// Addresses, without those the kernel makes itself (IPv6 link-local, from router
+    /// advertisements), sorted.
     pub addresses: Vec<IpNet>,
 }
 
@@ -96,6 +97,9 @@ pub struct LinkPresence {
     pub name: String,
     /// Admin state (`IFF_UP`).
     pub up: bool,
-    /// Addresses (for gateway reachability), without IPv6 link-local ones.
+    /// Addresses (for gateway reachability), without those the kernel makes itself.
     pub addresses: Vec<IpNet>,
+    /// Destinations of the direct routes through this link that are not the agent's (a
+    /// link-scope route added by hand also makes a gateway reachable), sorted.
+    pub direct_routes: Vec<IpNet>,
 }

@@ -222,16 +222,27 @@ impl Executor {
         match op {
             L3Op::Dump { protocol, .. } => {
                 let read = futures::try_join!(
-                    route::owned_routes(&conn, protocol),
+                    route::read_routes(&conn, protocol),
                     neigh::owned_neighbours(&conn, protocol),
                     dump::link_presence(&conn)
                 );
                 match read {
-                    Ok((routes, neighbours, links)) => L3Outcome::Dumped {
-                        routes,
-                        neighbours,
-                        links,
-                    },
+                    Ok((routes, neighbours, mut links)) => {
+                        for (oif, dst) in routes.direct {
+                            if let Some(l) = links.iter_mut().find(|l| l.ifindex == oif) {
+                                l.direct_routes.push(dst);
+                            }
+                        }
+                        for l in &mut links {
+                            l.direct_routes.sort();
+                            l.direct_routes.dedup();
+                        }
+                        L3Outcome::Dumped {
+                            routes: routes.owned,
+                            neighbours,
+                            links,
+                        }
+                    }
                     Err(e) => L3Outcome::Failed {
                         kind: FailureKind::Other,
                         error: format!(
