@@ -185,7 +185,11 @@ fn explain(cause: String, settings: &EtcdSettings) -> String {
         format!("etcd refused the client certificate or its absence ({cause})")
     } else if cause.contains("no native certs found") {
         "no CA file given (--etcd-cacert, ca-file) and no system trust roots found".to_string()
-    } else if without_identity && cause.contains("connection closed") {
+    } else if without_identity
+        && ["connection closed", "broken pipe", "reset by peer"]
+            .iter()
+            .any(|ended| cause.contains(ended))
+    {
         format!("{cause} (does etcd require a client certificate? --etcd-cert, --etcd-key)")
     } else {
         cause
