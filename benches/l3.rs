@@ -91,7 +91,7 @@ fn main() {
         });
     }
     let agent = AgentThread::start(AgentConfig {
-        etcd_endpoints: vec![etcd.endpoint()],
+        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
         label: label.clone(),
         link_group: Some(keys.default_link_group()),
         namespace_check_interval: Duration::from_millis(250),

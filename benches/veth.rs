@@ -161,7 +161,7 @@ fn main() {
 
     // ---- the agent ------------------------------------------------------------------------
     let config = AgentConfig {
-        etcd_endpoints: vec![etcd.endpoint()],
+        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
         label: label.clone(),
         link_group: Some(group),
         namespace_check_interval: Duration::from_millis(250),

@@ -13,7 +13,7 @@ use crate::owned::places::Places;
 use crate::scheduler::ops::OpOutcome;
 use crate::scheduler::{Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
-use crate::store::{self, KeyValue, StoreEvent};
+use crate::store::{self, EtcdSettings, KeyValue, StoreEvent};
 use journal::Journal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -53,7 +53,7 @@ pub struct Agent {
     /// The marks and the namespace record have been read (at the first snapshot).
     owning: bool,
     requested: Requested,
-    endpoints: Vec<String>,
+    etcd: EtcdSettings,
     started: Instant,
 }
 
@@ -71,15 +71,15 @@ impl Agent {
             .link_group
             .unwrap_or_else(|| keys.default_link_group());
         let executor = Executor::new(keys.clone(), group).await?;
-        let status = StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone());
+        let status = StatusPublisher::spawn(config.etcd.clone(), keys.clone());
         Ok(Agent {
             scheduler: Scheduler::new(keys.clone()),
             journal: Journal::new(keys.clone(), status),
-            places: Places::spawn(config.etcd_endpoints.clone(), keys.clone()),
+            places: Places::spawn(config.etcd.clone(), keys.clone()),
             recorded: BTreeSet::new(),
             owning: false,
             requested,
-            endpoints: config.etcd_endpoints.clone(),
+            etcd: config.etcd.clone(),
             keys,
             executor,
             started: Instant::now(),
@@ -98,10 +98,13 @@ impl Agent {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        // Whether the etcd watch is established (for readiness and metrics).
+        let etcd_connected = tokio::sync::watch::Sender::new(false);
         let watcher = tokio::spawn(store::watch(
-            config.etcd_endpoints.clone(),
+            config.etcd.clone(),
             self.keys.config_prefix(),
             tx,
+            etcd_connected.clone(),
         ));
         let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
         let docker_host = config.docker_host.clone();
@@ -127,7 +130,7 @@ impl Agent {
         let mut synced = false;
         tracing::info!(
             label = self.keys.label(),
-            endpoints = ?config.etcd_endpoints,
+            endpoints = config.etcd.endpoint_list(),
             "nsagent started; watching {}",
             self.keys.config_prefix()
         );
@@ -224,7 +227,7 @@ impl Agent {
     /// etcd) and reads back the namespaces it put things into earlier, before anything is
     /// planned.
     async fn take_ownership(&mut self) -> anyhow::Result<()> {
-        let mut client = store::connect(&self.endpoints).await?;
+        let mut client = store::connect(&self.etcd).await?.client;
         let marks = marks::resolve(&mut client, &self.keys, self.requested).await?;
         self.executor.set_link_group(marks.link_group);
         self.scheduler.set_route_protocol(marks.route_protocol);

@@ -1,5 +1,7 @@
 //! Agent configuration: command-line flags and environment (clap) over a TOML file
-//! (`--config`, documented in `config/nsagent.toml`) over defaults.
+//! (`--config`, documented in `config/nsagent.toml`) over defaults. The etcd settings have
+//! one more layer between the two: the Go agent's etcd YAML file (`--etcd-config`, see
+//! [`crate::store::EtcdArgs`]).
 
 use anyhow::Context;
 use clap::Parser;
@@ -7,8 +9,9 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Default etcd endpoint.
-pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:2379";
+use crate::store::{EtcdArgs, EtcdOptions, EtcdSettings};
+
+pub use crate::store::DEFAULT_ENDPOINT;
 /// Default microservice label.
 pub const DEFAULT_LABEL: &str = "vpp1";
 /// Default interval of the check for namespaces that went away.
@@ -25,9 +28,9 @@ pub const DEFAULT_KERNEL_RESYNC_S: u64 = 60;
     about = "Applies VETH configuration from etcd to Linux network namespaces"
 )]
 pub struct Cli {
-    /// etcd endpoints, HOST:PORT[,HOST:PORT...] [default: 127.0.0.1:2379]
-    #[arg(long, env = "ETCD_ENDPOINTS")]
-    pub etcd_endpoints: Option<String>,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// The agent's microservice label: it watches /vnf-agent/<label>/linux/config/v1/ [default: vpp1]
     #[arg(long, env = "MICROSERVICE_LABEL")]
     pub label: Option<String>,
@@ -63,6 +66,30 @@ pub struct Cli {
 pub struct FileConfig {
     /// etcd endpoints.
     pub etcd_endpoints: Option<Vec<String>>,
+    /// etcd CA certificate file.
+    pub etcd_cacert: Option<PathBuf>,
+    /// etcd client certificate file.
+    pub etcd_cert: Option<PathBuf>,
+    /// Key file of the etcd client certificate.
+    pub etcd_key: Option<PathBuf>,
+    /// etcd user, `NAME[:PASSWORD]`.
+    pub etcd_user: Option<String>,
+    /// Password of the etcd user.
+    pub etcd_password: Option<String>,
+    /// The Go agent's etcd YAML file.
+    pub etcd_config: Option<PathBuf>,
+    /// Timeout for connecting to one etcd endpoint.
+    #[serde(default, deserialize_with = "crate::store::deserialize_duration")]
+    pub etcd_dial_timeout: Option<Duration>,
+    /// Timeout for one etcd request.
+    #[serde(default, deserialize_with = "crate::store::deserialize_duration")]
+    pub etcd_operation_timeout: Option<Duration>,
+    /// Plain HTTP to etcd even with TLS files.
+    pub etcd_insecure_transport: Option<bool>,
+    /// Accept any etcd server certificate.
+    pub etcd_insecure_skip_tls_verify: Option<bool>,
+    /// Keep retrying an unreachable etcd at start instead of exiting.
+    pub etcd_allow_delayed_start: Option<bool>,
     /// Microservice label.
     pub label: Option<String>,
     /// Ownership link group.
@@ -78,19 +105,54 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    /// Reads and parses a TOML file.
+    /// Reads and parses a TOML file; a parse error is one line naming the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].lines().count().max(1));
+            let at = line.map(|l| format!(" line {l}:")).unwrap_or_default();
+            anyhow::anyhow!(
+                "invalid config file {}:{at} {}",
+                path.display(),
+                e.message().trim()
+            )
+        })
+    }
+
+    /// The etcd settings of the file (the etcd YAML file it names is read later, by
+    /// [`EtcdArgs::resolve`]).
+    pub fn etcd_options(&self) -> EtcdOptions {
+        let (username, inline_password) = match &self.etcd_user {
+            Some(user) => {
+                let (name, password) = crate::store::split_user(user);
+                (Some(name), password)
+            }
+            None => (None, None),
+        };
+        EtcdOptions {
+            endpoints: self.etcd_endpoints.clone(),
+            ca_file: self.etcd_cacert.clone(),
+            cert_file: self.etcd_cert.clone(),
+            key_file: self.etcd_key.clone(),
+            username,
+            password: self.etcd_password.clone().or(inline_password),
+            dial_timeout: self.etcd_dial_timeout,
+            operation_timeout: self.etcd_operation_timeout,
+            insecure_transport: self.etcd_insecure_transport,
+            insecure_skip_tls_verify: self.etcd_insecure_skip_tls_verify,
+            allow_delayed_start: self.etcd_allow_delayed_start,
+        }
     }
 }
 
 /// The effective configuration of the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// etcd endpoints (`host:port`).
-    pub etcd_endpoints: Vec<String>,
+    /// How to reach etcd.
+    pub etcd: EtcdSettings,
     /// Microservice label.
     pub label: String,
     /// Ownership link group (never 0) given by flag or file; `None` = the label's recorded
@@ -118,13 +180,12 @@ impl AgentConfig {
     }
 
     fn merge(cli: Cli, file: FileConfig) -> anyhow::Result<Self> {
-        let etcd_endpoints = match cli.etcd_endpoints {
-            Some(s) => crate::store::parse_endpoints(&s)?,
-            None => file
-                .etcd_endpoints
-                .unwrap_or_else(|| vec![DEFAULT_ENDPOINT.to_string()]),
-        };
-        anyhow::ensure!(!etcd_endpoints.is_empty(), "no etcd endpoint given");
+        let etcd = cli
+            .etcd
+            .resolve(file.etcd_config.clone(), file.etcd_options())?;
+        if let Some(warning) = etcd.warning {
+            tracing::warn!("{warning}");
+        }
         let label = cli
             .label
             .or(file.label)
@@ -154,7 +215,7 @@ impl AgentConfig {
             .or(file.kernel_resync_interval_s)
             .unwrap_or(DEFAULT_KERNEL_RESYNC_S);
         Ok(AgentConfig {
-            etcd_endpoints,
+            etcd: etcd.settings,
             label,
             link_group,
             namespace_check_interval: Duration::from_millis(ms),
@@ -181,10 +242,10 @@ mod tests {
         .unwrap();
         let c = AgentConfig::merge(cli(&["--label", "flag"]), file).unwrap();
         assert_eq!(c.label, "flag");
-        assert_eq!(c.etcd_endpoints, vec!["10.0.0.1:2379"]);
+        assert_eq!(c.etcd.endpoints, vec!["http://10.0.0.1:2379"]);
         assert_eq!(c.link_group, Some(7));
         let d = AgentConfig::merge(cli(&[]), FileConfig::default()).unwrap();
-        assert_eq!(d.etcd_endpoints, vec![DEFAULT_ENDPOINT]);
+        assert_eq!(d.etcd.endpoints, vec![format!("http://{DEFAULT_ENDPOINT}")]);
         assert_eq!(d.label, DEFAULT_LABEL);
         assert_eq!(d.link_group, None, "chosen per label at start");
         assert_eq!(d.route_protocol, None, "chosen per label at start");
@@ -202,6 +263,46 @@ mod tests {
         );
         assert!(AgentConfig::merge(cli(&["--label", "a/b"]), FileConfig::default()).is_err());
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn the_toml_file_takes_the_etcd_settings_below_flags_and_the_etcd_file() {
+        let file: FileConfig = toml::from_str(
+            "etcd-endpoints = [\"a:1\", \"b:2\"]\n\
+             etcd-cacert = \"/ca.pem\"\netcd-cert = \"/c.pem\"\netcd-key = \"/k.pem\"\n\
+             etcd-user = \"agent:pw\"\n\
+             etcd-dial-timeout = \"300ms\"\netcd-operation-timeout = 2000000000\n\
+             etcd-insecure-skip-tls-verify = true\netcd-allow-delayed-start = true\n",
+        )
+        .unwrap();
+        let c = AgentConfig::merge(cli(&[]), file).unwrap().etcd;
+        assert_eq!(c.endpoints, ["https://a:1", "https://b:2"]);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca_file, Some("/ca.pem".into()));
+        assert_eq!(tls.identity, Some(("/c.pem".into(), "/k.pem".into())));
+        assert!(tls.skip_verify);
+        assert_eq!(c.user, Some(("agent".into(), "pw".into())));
+        assert_eq!(c.dial_timeout, Duration::from_millis(300));
+        assert_eq!(c.operation_timeout, Duration::from_secs(2));
+        assert!(c.allow_delayed_start);
+
+        let file: FileConfig =
+            toml::from_str("etcd-endpoints = [\"a:1\"]\netcd-insecure-transport = true\n").unwrap();
+        let c = AgentConfig::merge(cli(&["--etcd-endpoints", "z:9"]), file).unwrap();
+        assert_eq!(c.etcd.endpoints, ["http://z:9"]);
+    }
+
+    #[test]
+    fn a_bad_toml_file_is_one_line_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nsagent.toml");
+        std::fs::write(&path, "label = \"x\"\netcd-dial-timeout = \"soon\"\n").unwrap();
+        let e = format!("{:#}", FileConfig::load(&path).unwrap_err());
+        assert!(
+            e.starts_with(&format!("invalid config file {}: line 2:", path.display())),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]

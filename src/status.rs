@@ -16,6 +16,7 @@
 
 use crate::keys::{ItemKind, KeyTree};
 use crate::scheduler::ItemStatus;
+use crate::store::EtcdSettings;
 use etcd_client::{
     Client, DeleteOptions, GetOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
 };
@@ -124,10 +125,11 @@ pub struct StatusPublisher {
 
 impl StatusPublisher {
     /// Starts the writer task for the agent of `keys`; the liveness record is published as
-    /// soon as etcd answers.
-    pub fn spawn(endpoints: Vec<String>, keys: KeyTree) -> Self {
+    /// soon as etcd answers. It connects with [`crate::store::connect`], so it fails over to
+    /// another member like the watcher.
+    pub fn spawn(etcd: EtcdSettings, keys: KeyTree) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(endpoints, keys, rx));
+        tokio::spawn(writer(etcd, keys, rx));
         StatusPublisher { tx }
     }
 
@@ -175,7 +177,7 @@ struct State {
     liveness_dirty: bool,
 }
 
-async fn writer(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut state = State::new(keys);
     let mut session: Option<Session> = None;
     let mut delay = Duration::from_millis(100);
@@ -183,7 +185,7 @@ async fn writer(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedRe
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if session.is_none() {
-            match open(&endpoints, &mut state).await {
+            match open(&etcd, &mut state).await {
                 Ok(s) => {
                     session = Some(s);
                     delay = Duration::from_millis(100);
@@ -250,8 +252,8 @@ async fn writer(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedRe
 }
 
 /// Connects, grants a lease and publishes everything under it.
-async fn open(endpoints: &[String], state: &mut State) -> anyhow::Result<Session> {
-    let mut client = crate::store::connect(endpoints).await?;
+async fn open(etcd: &EtcdSettings, state: &mut State) -> anyhow::Result<Session> {
+    let mut client = crate::store::connect(etcd).await?.client;
     let ttl = LEASE_TTL.as_secs() as i64;
     let lease = timed(client.lease_grant(ttl, None)).await?.id();
     let (keeper, answers) = timed(client.lease_keep_alive(lease)).await?;

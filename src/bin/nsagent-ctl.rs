@@ -36,14 +36,9 @@ include!(concat!(env!("OUT_DIR"), "/examples.rs"));
     about = "Reads and writes nsagent configuration in etcd"
 )]
 struct Cli {
-    /// etcd endpoints, HOST:PORT[,HOST:PORT...].
-    #[arg(
-        long,
-        env = "ETCD_ENDPOINTS",
-        default_value = "127.0.0.1:2379",
-        global = true
-    )]
-    etcd_endpoints: String,
+    /// How to reach etcd.
+    #[command(flatten)]
+    etcd: store::EtcdArgs,
     /// Microservice label of the agent; short keys are taken relative to its config prefix.
     #[arg(
         long,
@@ -132,19 +127,23 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let tree = KeyTree::new(&cli.label);
-    let endpoints = store::parse_endpoints(&cli.etcd_endpoints)?;
+    let etcd = cli.etcd.resolve(None, store::EtcdOptions::default())?;
+    if let Some(warning) = &etcd.warning {
+        eprintln!("nsagent-ctl: warning: {warning}");
+    }
+    let settings = etcd.settings;
     match cli.command {
         Command::Put { key, file, force } => {
             let key = full_key(&tree, &key)?;
             let value = read_input(&file)?;
             check_value(&tree, &key, &value, force)?;
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             timed(etcd.put(key, value, None)).await?;
             println!("OK");
         }
         Command::Get { key } => {
             let key = full_key(&tree, &key)?;
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             let resp = timed(etcd.get(key.as_str(), None)).await?;
             let kv = resp
                 .kvs()
@@ -155,7 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Del { key, prefix } => {
             let key = full_key(&tree, &key)?;
             let options = prefix.then(|| DeleteOptions::new().with_prefix());
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             let resp = timed(etcd.delete(key, options)).await?;
             println!("deleted {}", resp.deleted());
         }
@@ -170,7 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 options.with_keys_only()
             };
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             let resp = timed(etcd.get(prefix, Some(options))).await?;
             for kv in resp.kvs() {
                 println!("{}", String::from_utf8_lossy(kv.key()));
@@ -182,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { name } => {
             let prefix = nsagent::status::status_prefix(&tree);
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             let resp =
                 timed(etcd.get(prefix.as_str(), Some(GetOptions::new().with_prefix()))).await?;
             let mut shown = 0;
@@ -239,7 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|(key, value)| TxnOp::put(key.as_str(), *value, None))
                 .collect();
-            let mut etcd = store::connect(&endpoints).await?;
+            let mut etcd = store::connect(&settings).await?.client;
             timed(etcd.txn(Txn::new().and_then(ops))).await?;
             for (key, _) in &items {
                 println!("{key}");

@@ -9,6 +9,7 @@
 use super::owned_prefix;
 use crate::keys::KeyTree;
 use crate::model::{decode_namespace, NamespaceRef};
+use crate::store::EtcdSettings;
 use anyhow::Context;
 use etcd_client::{Client, DeleteOptions, GetOptions, Txn, TxnOp};
 use std::collections::BTreeMap;
@@ -60,9 +61,9 @@ pub struct Places {
 
 impl Places {
     /// Starts the task for the agent of `keys`.
-    pub fn spawn(endpoints: Vec<String>, keys: KeyTree) -> Self {
+    pub fn spawn(etcd: EtcdSettings, keys: KeyTree) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(keeper(endpoints, keys, rx));
+        tokio::spawn(keeper(etcd, keys, rx));
         Places { tx }
     }
 
@@ -92,7 +93,7 @@ impl Places {
     }
 }
 
-async fn keeper(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn keeper(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut client: Option<Client> = None;
     // Writes not yet in etcd: reference -> recorded (true) or removed (false).
     let mut pending: BTreeMap<NamespaceRef, bool> = BTreeMap::new();
@@ -110,7 +111,7 @@ async fn keeper(endpoints: Vec<String>, keys: KeyTree, mut rx: mpsc::UnboundedRe
             fold(m, &mut pending, &mut waiting, &mut loads);
         }
         if client.is_none() {
-            client = crate::store::connect(&endpoints).await.ok();
+            client = crate::store::connect(&etcd).await.ok().map(|c| c.client);
         }
         let result = match client.as_mut() {
             Some(c) => serve(c, &keys, &mut pending, &mut loads).await,
