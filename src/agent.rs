@@ -312,7 +312,7 @@ impl Agent {
             return None;
         };
         let (key, revision) = (kv.key.clone(), kv.mod_revision);
-        Some(match model::decode_value(kind, &kv.key, &kv.value) {
+        Some(match model::accept_value(kind, &kv.key, &kv.value) {
             Ok(ConfigItem::Interface(i)) => Decoded::Interface(Item {
                 key,
                 revision,
