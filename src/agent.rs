@@ -6,10 +6,10 @@ use crate::keys::{ItemKind, KeyTree};
 use crate::microservice::{self, Change, Registry, TrackerEvent};
 use crate::model::{self, ArpEntry, ConfigItem, NamespaceRef, Route};
 use crate::netlink::Executor;
-use crate::scheduler::ops::{Op, OpOutcome};
 use crate::scheduler::{Item, ItemStatus, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, KeyValue, StoreEvent};
+use crate::tally::Tally;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -23,25 +23,6 @@ const LINK_WAIT_CHECK: Duration = Duration::from_secs(1);
 const MAX_ROUNDS: usize = 64;
 /// Events folded into the scheduler before it plans again.
 const MAX_DRAIN: usize = 100_000;
-
-/// Counts of the operations that succeeded since the last report.
-#[derive(Debug, Default)]
-struct Tally {
-    created: usize,
-    updated: usize,
-    deleted: usize,
-}
-
-impl Tally {
-    fn count(&mut self, op: &Op) {
-        match op {
-            Op::CreatePair { .. } => self.created += 1,
-            Op::UpdateLink { .. } => self.updated += 1,
-            Op::DeleteLink { .. } => self.deleted += 1,
-            _ => {}
-        }
-    }
-}
 
 /// The names of some items.
 fn names<T>(items: &[Item<T>]) -> std::collections::BTreeSet<String> {
@@ -66,7 +47,11 @@ pub struct Agent {
     logged: BTreeMap<(ItemKind, String), ItemStatus>,
     /// Set by a snapshot; cleared by the report once the kernel matches it.
     resync_revision: Option<i64>,
+    /// Counts of the operations that succeeded since the last report.
     tally: Tally,
+    /// The HTTP API's view of the loop.
+    api: crate::api::AgentHooks,
+    _api_server: Option<crate::api::Server>,
 }
 
 impl Agent {
@@ -76,6 +61,7 @@ impl Agent {
         let executor = Executor::new(keys.clone(), config.link_group).await?;
         let mut scheduler = Scheduler::new(keys.clone());
         scheduler.set_route_protocol(config.route_protocol);
+        let (api, _api_server) = crate::api::start(config.http_listen, &keys).await?;
         Ok(Agent {
             scheduler,
             status: StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone()),
@@ -85,6 +71,8 @@ impl Agent {
             logged: BTreeMap::new(),
             resync_revision: None,
             tally: Tally::default(),
+            api,
+            _api_server,
         })
     }
 
@@ -106,8 +94,9 @@ impl Agent {
         ));
         let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
         let docker_host = config.docker_host.clone();
+        let docker_up = self.api.docker_connection();
         let tracker = tokio::spawn(async move {
-            if let Err(e) = microservice::track(docker_host, docker_tx).await {
+            if let Err(e) = microservice::track_reporting(docker_host, docker_tx, docker_up).await {
                 tracing::error!("microservice references cannot work: {e}");
             }
         });
@@ -117,6 +106,8 @@ impl Agent {
         let mut refs_seen = u64::MAX;
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commands = self.api.take_commands();
+        // Also turns an idle loop every second, which keeps the liveness heartbeat fresh.
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
         link_waits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let resync_every = config
@@ -134,6 +125,7 @@ impl Agent {
             self.keys.config_prefix()
         );
         loop {
+            self.api.turned();
             let deadline = self
                 .scheduler
                 .next_deadline(self.now())
@@ -178,8 +170,10 @@ impl Agent {
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
                     tracing::debug!("re-reading the managed kernel state");
+                    self.api.kernel_resync();
                     self.scheduler.refresh_kernel_views();
                 }
+                Some(command) = commands.recv() => self.api.answer(command, &mut self.scheduler),
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             if !synced {
@@ -206,11 +200,13 @@ impl Agent {
 
     /// One plan-and-execute round; false when there was nothing to do.
     async fn round(&mut self) -> bool {
+        self.api.turned();
         let started = Instant::now();
         let plan = self.scheduler.plan(self.now());
         tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
         self.log_status();
         if plan.is_empty() {
+            self.api.settled(&self.scheduler);
             self.report_resync();
             return false;
         }
@@ -221,9 +217,8 @@ impl Agent {
             tracing::debug!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
             let now = self.now();
             for (op, outcome) in phase.iter().zip(outcomes) {
-                if !matches!(outcome, OpOutcome::Failed { .. }) {
-                    self.tally.count(op);
-                }
+                self.tally.count(op, &outcome);
+                self.api.operation_done(op, &outcome);
                 tracing::debug!(?op, ?outcome, "done");
                 self.scheduler.complete(op, outcome, now);
             }
@@ -276,6 +271,10 @@ impl Agent {
                     arps = arps.len(),
                     "resync from etcd snapshot"
                 );
+                self.api.etcd_snapshot();
+                self.api.retain(ItemKind::Interface, &names(&interfaces));
+                self.api.retain(ItemKind::Route, &names(&routes));
+                self.api.retain(ItemKind::Arp, &names(&arps));
                 self.status.retain(ItemKind::Interface, names(&interfaces));
                 self.status.retain(ItemKind::Route, names(&routes));
                 self.status.retain(ItemKind::Arp, names(&arps));
@@ -284,16 +283,20 @@ impl Agent {
                 self.resync_revision = Some(revision);
                 self.tally = Tally::default();
             }
-            StoreEvent::Put(kv) => match self.decode(&kv) {
-                Some(Decoded::Interface(i)) => self.scheduler.put(i),
-                Some(Decoded::Route(r)) => self.scheduler.put_route(r),
-                Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
-                None => {}
-            },
+            StoreEvent::Put(kv) => {
+                self.api.received(&kv.key);
+                match self.decode(&kv) {
+                    Some(Decoded::Interface(i)) => self.scheduler.put(i),
+                    Some(Decoded::Route(r)) => self.scheduler.put_route(r),
+                    Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
+                    None => {}
+                }
+            }
             StoreEvent::Delete { key, .. } => {
                 if let Some((kind, name)) = self.keys.parse(&key) {
                     self.scheduler.delete_l3(kind, &name);
                     self.status.set(kind, &name, None);
+                    self.api.removed(kind, &name);
                     if self.logged.remove(&(kind, name)).is_some() {
                         tracing::info!(key, "removed");
                     }
@@ -371,6 +374,7 @@ impl Agent {
                 ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
             }
             self.status.set(id.0, &id.1, Some(status.clone()));
+            self.api.status_changed(id.0, &id.1, status);
             self.logged.insert(id, status.clone());
         }
     }

@@ -7,7 +7,9 @@
 //! [`agent`] wires the pieces together.
 
 pub mod agent;
+pub mod api;
 pub mod config;
+pub mod graph;
 pub mod kernel;
 pub mod keys;
 pub mod microservice;
@@ -17,3 +19,4 @@ pub mod netns;
 pub mod scheduler;
 pub mod status;
 pub mod store;
+pub mod tally;

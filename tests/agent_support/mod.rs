@@ -16,7 +16,8 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments
-    /// (namespaces are polled every 100 ms unless `extra` says otherwise).
+    /// (namespaces are polled every 100 ms and the HTTP API is off unless `extra` says
+    /// otherwise: agents of concurrent tests would share its default port).
     pub fn start(endpoint: &str, label: &str, extra: &[&str]) -> AgentProcess {
         let mut args = vec![
             "--etcd-endpoints".to_string(),
@@ -27,6 +28,9 @@ impl AgentProcess {
         let poll = "--namespace-check-interval-ms";
         if !extra.contains(&poll) {
             args.extend([poll.to_string(), "100".to_string()]);
+        }
+        if !extra.contains(&"--http-listen") {
+            args.extend(["--http-listen".to_string(), "off".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = AgentProcess {
