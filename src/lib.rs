@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod api;
 pub mod config;
+pub mod ctl;
 pub mod graph;
 pub mod kernel;
 pub mod keys;

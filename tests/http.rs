@@ -3,6 +3,7 @@
 
 mod agent_support;
 mod common;
+mod docker_support;
 
 use agent_support::*;
 use common::*;
@@ -530,4 +531,32 @@ async fn off_disables_the_server_and_the_environment_enables_it() {
     let _ = on.kill();
     let _ = on.wait();
     assert_eq!(answer.json()["status"], "ok");
+}
+
+/// `nsagent_docker_connected` follows the Docker tracker: 1 once it has a session with the
+/// engine named by `DOCKER_HOST`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_connected_follows_a_real_engine() {
+    let Some(docker) = docker_support::require_docker() else {
+        return;
+    };
+    let Some(etcd) = require_etcd() else { return };
+    let api = Api::new();
+    let label = format!("test-{}", unique_prefix("d"));
+    let _agent = AgentProcess::start(
+        &etcd.endpoint(),
+        &label,
+        &[
+            "--http-listen",
+            api.listen(),
+            "--docker-host",
+            docker.host(),
+        ],
+    );
+    let up = api
+        .wait("/metrics", |a| {
+            a.code == 200 && Metrics::parse(&a.body).get("nsagent_docker_connected") == 1.0
+        })
+        .await;
+    assert!(up.body.contains("nsagent_docker_connected 1"));
 }

@@ -65,6 +65,8 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// Arguments after the harness's own (a repeated flag's last value wins).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -72,6 +74,12 @@ impl Etcd {
     /// Starts etcd on free ports (retrying with other ports if they were taken meanwhile).
     /// Panics with etcd's log when it does not come up; prefer [`require_etcd`] in tests.
     pub fn start_new() -> Etcd {
+        Etcd::start_new_with(&[])
+    }
+
+    /// Like [`Etcd::start_new`], with `extra_args` after the harness's own (such as
+    /// `--max-txn-ops=128` for etcd's default limit).
+    pub fn start_new_with(extra_args: &[&str]) -> Etcd {
         let binary = etcd_binary().expect("etcd not installed");
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -80,6 +88,7 @@ impl Etcd {
                 dir: tempfile::tempdir().expect("cannot create a temporary directory for etcd"),
                 client_port: free_port(),
                 peer_port: free_port(),
+                extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
                 child: None,
             };
             match etcd.spawn() {
@@ -197,6 +206,7 @@ impl Etcd {
             // Whole configurations go in one transaction (benchmarks: thousands of keys).
             .arg("--max-txn-ops=100000")
             .arg("--max-request-bytes=33554432")
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
