@@ -690,16 +690,7 @@ async fn graph_prints_dot_and_svg() {
     ] {
         assert!(dot.contains(line), "no {line} in\n{dot}");
     }
-    let has_dot = Command::new("dot")
-        .arg("-V")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        has_dot || !common::in_ci(),
-        "Graphviz is not installed (CI=true)"
-    );
-    if has_dot {
+    if common::graphviz_installed() {
         let svg = ctl_ok(&etcd, &["graph", "--svg"], "");
         assert!(
             svg.contains("<svg") && svg.contains("interface/g1"),

@@ -385,19 +385,6 @@ async fn every_endpoint_over_real_http() {
     assert_eq!(api.get("/resync").await.code, 405);
 }
 
-fn graphviz_installed() -> bool {
-    let found = Command::new("dot")
-        .arg("-V")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found || !in_ci(),
-        "Graphviz is not installed (CI=true): scripts/install-deps.sh installs it"
-    );
-    found
-}
-
 /// `GET /graph?format=svg` without Graphviz on the agent's PATH says so (501, JSON).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn svg_without_graphviz_says_it_is_not_installed() {

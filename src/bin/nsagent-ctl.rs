@@ -309,10 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .collect();
                 let timeout = Duration::from_secs(timeout);
                 let mut progress = Progress::new();
-                let waited =
-                    wait_applied(&mut etcd, &tree, &names, timeout, Some(&mut progress)).await;
-                progress.finish();
-                waited?;
+                wait_applied(&mut etcd, &tree, &names, timeout, Some(&mut progress)).await?;
             }
         }
         Command::Graph { svg } => {
@@ -404,8 +401,8 @@ fn status(view: &AgentView, name: Option<&str>, json: bool) -> anyhow::Result<()
 }
 
 /// Waits until the items `names` mean (every configured item when empty) are applied by a
-/// running agent, showing `progress` if given; at `timeout`, prints those that are not and
-/// fails.
+/// running agent, showing `progress` if given (and finishing it); at `timeout`, prints those
+/// that are not and fails.
 async fn wait_applied(
     etcd: &mut Client,
     tree: &KeyTree,
@@ -431,6 +428,9 @@ async fn wait_applied(
             Ok(followed) => followed.map(|()| true)?,
             Err(_) => false,
         };
+    if let Some(p) = progress {
+        p.finish();
+    }
     let (not, total) = view.not_applied(names);
     if done {
         outln!("applied: {total} item{}", if total == 1 { "" } else { "s" });

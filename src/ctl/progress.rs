@@ -20,6 +20,7 @@ impl Progress {
                     .expect("valid template")
                     .progress_chars("=> "),
             );
+            bar.enable_steady_tick(std::time::Duration::from_millis(500));
             bar
         });
         Progress { bar, shown: None }

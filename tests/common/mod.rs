@@ -58,6 +58,24 @@ pub fn require_root() -> bool {
     false
 }
 
+/// True when Graphviz's `dot` runs. Otherwise prints "skipping: ..." and returns false, or
+/// panics when `CI=true` (scripts/install-deps.sh installs it).
+pub fn graphviz_installed() -> bool {
+    let found = Command::new("dot")
+        .arg("-V")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || !in_ci(),
+        "Graphviz is not installed (CI=true): scripts/install-deps.sh installs it"
+    );
+    if !found {
+        eprintln!("skipping the SVG check: Graphviz is not installed");
+    }
+    found
+}
+
 /// A real single-member etcd on free loopback ports with its data in a temporary directory.
 /// Killed on drop.
 pub struct Etcd {
