@@ -31,6 +31,9 @@ pub struct FakeKernel {
     pub writes: usize,
     /// One-shot faults: the next operation of this kind fails.
     pub fail_next: BTreeSet<&'static str>,
+    /// Lasting faults: creating a link with one of these names fails (after creating it, as
+    /// when the kernel refuses the alias of a new pair).
+    pub fail_names: BTreeSet<String>,
     /// Routes of every namespace (any protocol).
     pub routes: BTreeMap<NsId, Vec<KernelRoute>>,
     /// Neighbour entries of every namespace (any protocol).
@@ -50,6 +53,7 @@ impl FakeKernel {
             next_index: 10,
             writes: 0,
             fail_next: BTreeSet::new(),
+            fail_names: BTreeSet::new(),
             routes: BTreeMap::new(),
             neighbours: BTreeMap::new(),
             l3_writes: 0,
@@ -393,7 +397,12 @@ impl FakeKernel {
                     up: s.up,
                     addresses: s.addresses.clone(),
                 };
-                let (la, lb) = (mk(a, ia), mk(b, ib));
+                let (mut la, mut lb) = (mk(a, ia), mk(b, ib));
+                for l in [&mut la, &mut lb] {
+                    if self.fail_names.contains(&l.name) {
+                        l.alias = None;
+                    }
+                }
                 self.links.get_mut(&a.ns).unwrap().insert(
                     ia,
                     FakeLink {
@@ -408,6 +417,16 @@ impl FakeKernel {
                         peer: (a.ns, ia),
                     },
                 );
+                if let Some(name) = [a, b]
+                    .into_iter()
+                    .map(|s| &s.name)
+                    .find(|n| self.fail_names.contains(*n))
+                {
+                    return OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("veth {name} created, but cannot set its alias"),
+                    };
+                }
                 OpOutcome::PairCreated { a: la, b: lb }
             }
             Op::UpdateLink {
@@ -435,6 +454,12 @@ impl FakeKernel {
                         error: "no such link".into(),
                     };
                 };
+                if changes.alias.is_some() && self.fail_names.contains(&l.link.name) {
+                    return OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("cannot set the alias of {}", l.link.name),
+                    };
+                }
                 let l = &mut l.link;
                 if let Some(n) = &changes.rename {
                     l.name = n.clone();

@@ -142,6 +142,8 @@ pub struct Scheduler {
     neighbours_written: FxHashMap<(NsId, u32, std::net::IpAddr), u16>,
     /// Which item each route/neighbour write of the last plan was for.
     l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
+    /// Which item each link update of the last plan was for.
+    link_writes: LinkWrites,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
     protocol: u8,
     /// Namespaces to read again while planning with what is known of them meanwhile.
@@ -185,6 +187,7 @@ impl Scheduler {
             l3_view_backoff: BTreeMap::new(),
             l3_backoff: FxHashMap::default(),
             l3_writes: FxHashMap::default(),
+            link_writes: FxHashMap::default(),
             neighbours_written: FxHashMap::default(),
             protocol: DEFAULT_ROUTE_PROTOCOL,
             refresh: BTreeSet::new(),
@@ -256,7 +259,18 @@ impl Scheduler {
     /// One value was written.
     pub fn put(&mut self, item: Item) {
         let name = item.name().to_string();
+        // A new value of either end is a new configuration of the pair: try it at once (a
+        // failed creation holds both ends back).
         self.item_backoff.remove(&name);
+        let peers = [&item]
+            .into_iter()
+            .chain(self.items.get(&name))
+            .filter_map(|i| i.config.as_ref().ok())
+            .map(|i| i.veth_peer.clone())
+            .collect::<Vec<_>>();
+        for peer in peers {
+            self.item_backoff.remove(&peer);
+        }
         if let Ok(interface) = &item.config {
             self.allow_namespace_again(&interface.namespace.clone());
         }
@@ -506,7 +520,9 @@ impl Scheduler {
                         self.item_backoff.insert(name, b);
                     }
                     if kind != FailureKind::Conflict {
-                        self.forget_view(spec.ns);
+                        // The pair may exist half-made: read the namespace again, but keep
+                        // deciding the other items there with what is known of them.
+                        self.reread_view(spec.ns);
                     }
                 }
             }
@@ -518,13 +534,16 @@ impl Scheduler {
             }
             (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Failed { kind, error }) => {
                 if kind == FailureKind::Other || kind == FailureKind::Conflict {
-                    if let Some(name) = self.link_item(*ns, *ifindex) {
+                    if let Some(name) = self.link_writes.get(&(*ns, *ifindex)).cloned() {
                         let prev = self.item_backoff.get(&name);
                         let b = Backoff::after_failure(prev, error, now);
                         self.item_backoff.insert(name, b);
                     }
                 }
-                self.forget_view(*ns);
+                if kind == FailureKind::LinkGone {
+                    self.forget_deleted_link(*ns, *ifindex);
+                }
+                self.reread_view(*ns);
             }
             (Op::DeleteLink { ns, ifindex, .. }, OpOutcome::Deleted) => {
                 self.link_backoff.remove(&(*ns, *ifindex));
@@ -546,7 +565,7 @@ impl Scheduler {
                 if let Some(ends) = ends {
                     self.link_backoff_ends.insert((*ns, *ifindex), ends);
                 }
-                self.forget_view(*ns);
+                self.reread_view(*ns);
             }
             (Op::ReleaseNs { ns }, _) => {
                 // The executor forgets every reference to it as well.
@@ -610,10 +629,12 @@ impl Scheduler {
         }
     }
 
-    /// Marks a namespace's view as unknown so that it is read again before the next write.
-    fn forget_view(&mut self, ns: NsId) {
-        if let Some(view) = self.views.get_mut(&ns) {
-            *view = View::Unknown;
+    /// Reads a namespace again after a failed operation there, while the items in it keep
+    /// being decided with what is known (so that one failing item does not send every other
+    /// item of its namespace back to pending).
+    fn reread_view(&mut self, ns: NsId) {
+        if self.views.contains_key(&ns) {
+            self.refresh.insert(ns);
         }
     }
 
@@ -674,17 +695,10 @@ impl Scheduler {
     fn alias_item(&self, alias: &str) -> Option<String> {
         self.keys.parse_link_alias(alias).map(|(name, _)| name)
     }
-
-    fn link_item(&self, ns: NsId, ifindex: u32) -> Option<String> {
-        match self.views.get(&ns) {
-            Some(View::Known(links)) => links
-                .get(&ifindex)
-                .and_then(|l| l.alias.as_deref())
-                .and_then(|a| self.alias_item(a)),
-            _ => None,
-        }
-    }
 }
+
+/// The item (by name) each link update of a plan is for, by namespace and link index.
+type LinkWrites = FxHashMap<(NsId, u32), String>;
 
 /// The item with its addresses sorted and deduplicated, the order the planner compares in.
 fn normalized(mut item: Item) -> Item {

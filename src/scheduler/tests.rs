@@ -411,6 +411,113 @@ fn failures_are_retried_with_backoff() {
 }
 
 #[test]
+fn a_failing_pair_disturbs_no_other_item_and_stays_failed_between_attempts() {
+    let mut w = World::new();
+    w.put(veth("ok1", "ok2", named("n1")));
+    w.put(veth("ok2", "ok1", named("n1")));
+    w.converge();
+    w.k.fail_names.insert("bad1".into());
+    w.put(veth("bad1", "bad2", named("n1")));
+    w.put(veth("bad2", "bad1", named("n1")));
+    w.converge();
+    let failed = |w: &World, n: &str| matches!(w.status(n), ItemStatus::Failed { .. });
+    assert!(
+        failed(&w, "bad1") && failed(&w, "bad2"),
+        "{:?}",
+        w.status("bad1")
+    );
+    w.s.take_changes();
+    let mut attempts = 0;
+    for _ in 0..6 {
+        let due = w.s.next_deadline(w.now).expect("a retry is scheduled");
+        w.now = due;
+        for round in 0.. {
+            assert!(round < 20, "no convergence");
+            let plan = w.s.plan(w.now);
+            let changed = w.s.take_changes();
+            assert!(
+                changed.iter().all(|(_, n)| n.starts_with("bad")),
+                "a retry of another pair changed {changed:?}"
+            );
+            for n in ["bad1", "bad2"] {
+                let s = w.status(n);
+                assert!(
+                    matches!(s, ItemStatus::Failed { .. } | ItemStatus::Applying),
+                    "between attempts {n} is {s:?}"
+                );
+            }
+            if plan.is_empty() {
+                break;
+            }
+            attempts += plan
+                .phases
+                .iter()
+                .flatten()
+                .filter(|op| matches!(op, Op::CreatePair { .. } | Op::UpdateLink { .. }))
+                .count();
+            w.k.run(&mut w.s, &plan, w.now);
+        }
+        assert_eq!(w.status("ok1"), ItemStatus::Applied);
+        assert!(failed(&w, "bad1"), "{:?}", w.status("bad1"));
+    }
+    assert!(
+        attempts >= 6,
+        "the failing pair was retried ({attempts} attempts)"
+    );
+    // Once the kernel takes it, the pair is applied.
+    w.k.fail_names.clear();
+    w.settle(2);
+    assert_eq!(w.status("bad1"), ItemStatus::Applied);
+    assert_eq!(w.status("ok1"), ItemStatus::Applied);
+}
+
+/// An end of a pair in namespace `n1` with host name `host`.
+fn end_named(name: &str, peer: &str, host: &str) -> Interface {
+    let mut i = veth(name, peer, named("n1"));
+    i.host_if_name = host.into();
+    i
+}
+
+#[test]
+fn host_names_swapped_or_passed_round_in_one_write_converge() {
+    let mut w = World::new();
+    for (n, p, h) in [
+        ("a", "b", "pa"),
+        ("b", "a", "pb"),
+        ("c", "d", "pc"),
+        ("d", "c", "pd"),
+    ] {
+        w.put(end_named(n, p, h));
+    }
+    w.converge();
+    let index = |w: &World, host: &str| w.links(&named("n1"))[host].ifindex;
+    let (ia, ib, ic) = (index(&w, "pa"), index(&w, "pb"), index(&w, "pc"));
+    // A swap (a <-> b) and a cycle (a -> c's name, c -> d's, d -> a's) in one write each.
+    for hosts in [
+        [("a", "b", "pb"), ("b", "a", "pa")],
+        [("a", "b", "pc"), ("c", "d", "pd")],
+    ] {
+        for (n, p, h) in hosts {
+            w.put(end_named(n, p, h));
+        }
+        if hosts[1].0 == "c" {
+            w.put(end_named("d", "c", "pb"));
+        }
+        let rounds = w.converge();
+        assert!(rounds <= 3, "{rounds} rounds");
+        for n in ["a", "b", "c", "d"] {
+            assert_eq!(w.status(n), ItemStatus::Applied, "{n}");
+        }
+    }
+    // Renamed in place: the same links, now a=pc, b=pa, c=pd, d=pb.
+    assert_eq!(index(&w, "pc"), ia);
+    assert_eq!(index(&w, "pa"), ib);
+    assert_eq!(index(&w, "pd"), ic);
+    let names: Vec<String> = w.links(&named("n1")).into_keys().collect();
+    assert_eq!(names, ["pa", "pb", "pc", "pd"]);
+}
+
+#[test]
 fn every_kind_of_fault_converges() {
     for fault in ["resolve", "dump", "create", "update", "delete"] {
         let mut w = World::new();
