@@ -443,16 +443,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Writes the liveness record that says an agent with the test's label runs. The agent
-/// writes it itself once its liveness record (`/vnf-agent/<label>/check/status/v1/agent`)
-/// exists; until then the tests that run the real agent write it for it.
-async fn mark_agent_running(env: &TestEnv) {
-    let key = format!("/vnf-agent/{}/check/status/v1/agent", env.label);
-    if env.etcd.get(&key).await.is_none() {
-        env.etcd.put(&key, r#"{"state": "OK"}"#).await;
-    }
-}
-
 fn veth(name: &str, host: &str, peer: &str, ns: &str, address: &str) -> String {
     agent_support::veth_json(
         name,
@@ -479,7 +469,7 @@ async fn status_and_wait_follow_the_real_agent() {
     );
 
     let _agent = env.agent_with(&[]);
-    mark_agent_running(&env).await;
+    env.mark_agent_running().await;
     let (nsx, nsy) = (env.ns("x"), env.ns("y"));
     env.put(
         "interface",
@@ -561,7 +551,7 @@ async fn status_and_wait_follow_the_real_agent() {
 async fn apply_validates_everything_then_writes_and_waits() {
     let Some(env) = TestEnv::new("p") else { return };
     let _agent = env.agent_with(&[]);
-    mark_agent_running(&env).await;
+    env.mark_agent_running().await;
     let nsx = env.ns("x");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("interface")).unwrap();
@@ -762,7 +752,7 @@ async fn every_example_offered_is_accepted_and_applied() {
         env.put(kind, name, v.to_string()).await;
     }
     let _agent = env.agent_with(&[]);
-    mark_agent_running(&env).await;
+    env.mark_agent_running().await;
     let out = ctl_as(&env, &["wait", "--timeout", "30"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), format!("applied: {} items\n", written.len()));

@@ -403,6 +403,17 @@ impl TestEnv {
         }
     }
 
+    /// Writes the liveness record that says an agent with this label runs, unless there is
+    /// one. The agent writes `/vnf-agent/<label>/check/status/v1/agent` itself once its
+    /// liveness record exists; until then tests that run `nsagent-ctl status` or `wait`
+    /// against the real agent write it for it.
+    pub async fn mark_agent_running(&self) {
+        let key = format!("/vnf-agent/{}/check/status/v1/agent", self.label);
+        if self.etcd.get(&key).await.is_none() {
+            self.etcd.put(&key, r#"{"state": "OK"}"#).await;
+        }
+    }
+
     /// Waits until an item has no status any more (its key was deleted).
     pub async fn wait_status_gone(&self, kind: &str, name: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
