@@ -72,6 +72,12 @@ impl AgentHooks {
         self.observer.set_etcd_connected(up);
     }
 
+    /// Follows etcd's connection state from the watcher's channel from now on (then the
+    /// snapshots no longer set it).
+    pub fn follow_etcd(&self, connected: watch::Receiver<bool>) {
+        self.observer.follow_etcd(connected);
+    }
+
     /// The main loop turned (liveness).
     pub fn turned(&self) {
         self.observer.turned();

@@ -105,9 +105,12 @@ impl Observer {
         self.snapshot_applied.store(true, Ordering::Relaxed);
     }
 
-    /// Sets whether etcd is connected.
+    /// Sets whether etcd is connected (ignored once [`Self::follow_etcd`] was called).
     pub fn set_etcd_connected(&self, up: bool) {
-        *self.etcd.lock().unwrap() = Connection::Set(up);
+        let mut etcd = self.etcd.lock().unwrap();
+        if matches!(*etcd, Connection::Set(_)) {
+            *etcd = Connection::Set(up);
+        }
     }
 
     /// Follows etcd's connection state from a watch channel from now on.
@@ -278,5 +281,7 @@ mod tests {
         assert!(o.readiness().is_ok());
         tx.send_replace(false);
         assert!(o.readiness().is_err());
+        o.set_etcd_connected(true);
+        assert!(o.readiness().is_err(), "the watch channel wins");
     }
 }
