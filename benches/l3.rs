@@ -98,6 +98,7 @@ fn main() {
         route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
         docker_host: None,
+        http_listen: None,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -73,6 +73,7 @@ fn main() {
         route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
         docker_host: Some(host.clone()),
+        http_listen: None,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -168,6 +168,7 @@ fn main() {
         route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
         docker_host: None,
+        http_listen: None,
     };
     let agent = AgentThread::start(config);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that nsagent's tests and quickstart need (etcd, iproute2,
-# protoc with the well-known types (libprotobuf-dev), ping, busybox, and docker.io for the private dockerd of the microservice tests).
+# protoc with the well-known types (libprotobuf-dev), ping, busybox, docker.io for the private dockerd of the microservice tests,
+# and graphviz, whose `dot` renders GET /graph?format=svg and `nsagent-ctl graph --svg`).
 # Does nothing when they are all installed already.
 set -euo pipefail
 
-packages=(etcd-server etcd-client iproute2 protobuf-compiler libprotobuf-dev iputils-ping busybox-static docker.io)
+packages=(etcd-server etcd-client iproute2 protobuf-compiler libprotobuf-dev iputils-ping busybox-static docker.io graphviz)
 
 missing=()
 for p in "${packages[@]}"; do

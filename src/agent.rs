@@ -55,6 +55,9 @@ pub struct Agent {
     requested: Requested,
     etcd: EtcdSettings,
     started: Instant,
+    /// The HTTP API's view of the loop.
+    api: crate::api::AgentHooks,
+    api_server: Option<crate::api::Server>,
 }
 
 impl Agent {
@@ -72,6 +75,7 @@ impl Agent {
             .unwrap_or_else(|| keys.default_link_group());
         let executor = Executor::new(keys.clone(), group).await?;
         let status = StatusPublisher::spawn(config.etcd.clone(), keys.clone());
+        let (api, api_server) = crate::api::start(config.http_listen, &keys).await?;
         Ok(Agent {
             scheduler: Scheduler::new(keys.clone()),
             journal: Journal::new(keys.clone(), status),
@@ -83,6 +87,8 @@ impl Agent {
             keys,
             executor,
             started: Instant::now(),
+            api,
+            api_server,
         })
     }
 
@@ -106,10 +112,12 @@ impl Agent {
             tx,
             etcd_connected.clone(),
         ));
+        self.api.follow_etcd(etcd_connected.subscribe());
         let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
         let docker_host = config.docker_host.clone();
+        let docker_up = self.api.docker_connection();
         let tracker = tokio::spawn(async move {
-            if let Err(e) = microservice::track(docker_host, docker_tx).await {
+            if let Err(e) = microservice::track_reporting(docker_host, docker_tx, docker_up).await {
                 tracing::error!("microservice references cannot work: {e}");
             }
         });
@@ -119,6 +127,8 @@ impl Agent {
         let mut refs_seen = u64::MAX;
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commands = self.api.take_commands();
+        // Also turns an idle loop every second, which keeps the liveness heartbeat fresh.
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
         link_waits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let resync_every = config
@@ -131,10 +141,15 @@ impl Agent {
         tracing::info!(
             label = self.keys.label(),
             endpoints = config.etcd.endpoint_list(),
+            http = self
+                .api_server
+                .as_ref()
+                .map(|s| format!("http://{}/", s.address())),
             "nsagent started; watching {}",
             self.keys.config_prefix()
         );
         let result = loop {
+            self.api.turned();
             let deadline = self
                 .scheduler
                 .next_deadline(self.now())
@@ -182,7 +197,12 @@ impl Agent {
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
                     tracing::debug!("re-reading the managed kernel state");
+                    self.api.kernel_resync();
                     self.scheduler.refresh_kernel_views();
+                    true
+                }
+                Some(command) = commands.recv() => {
+                    self.api.answer(command, &mut self.scheduler);
                     true
                 }
                 _ = tokio::time::sleep_until(deadline) => true,
@@ -246,11 +266,15 @@ impl Agent {
 
     /// One plan-and-execute round; false when there was nothing to do.
     async fn round(&mut self) -> bool {
+        self.api.turned();
         let started = Instant::now();
         let plan = self.scheduler.plan(self.now());
         self.forget_released();
         if plan.is_empty() {
-            self.journal.settled(&mut self.scheduler);
+            for (id, status) in self.journal.settled(&mut self.scheduler) {
+                self.api.status_changed(id.0, &id.1, &status);
+            }
+            self.api.settled(&self.scheduler);
             return false;
         }
         tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
@@ -268,8 +292,11 @@ impl Agent {
                         | OpOutcome::L3(crate::scheduler::ops::l3::L3Outcome::Failed { .. })
                 );
                 if let (false, Some(report)) = (failed, &report) {
-                    self.journal.done(report);
+                    if let Some(kind) = self.journal.done(report) {
+                        self.api.kernel_repair(kind);
+                    }
                 }
+                self.api.operation_done(op, &outcome, report.as_ref());
                 tracing::trace!(?op, ?outcome, "done");
                 self.scheduler.complete(op, outcome, now);
             }
@@ -366,6 +393,10 @@ impl Agent {
                     (ItemKind::Route, names(&routes)),
                     (ItemKind::Arp, names(&arps)),
                 ]);
+                self.api.etcd_snapshot();
+                for (kind, set) in &names {
+                    self.api.retain(*kind, set);
+                }
                 self.journal.resync(revision, &names);
                 self.scheduler.resync(interfaces);
                 self.scheduler.resync_l3(routes, arps);
@@ -374,6 +405,7 @@ impl Agent {
                 if let Some((kind, name)) = self.keys.parse(&kv.key) {
                     self.journal.put(kind, &name);
                 }
+                self.api.received(&kv.key);
                 match self.decode(&kv) {
                     Some(Decoded::Interface(i)) => self.scheduler.put(i),
                     Some(Decoded::Route(r)) => self.scheduler.put_route(r),
@@ -385,6 +417,7 @@ impl Agent {
                 if let Some((kind, name)) = self.keys.parse(&key) {
                     self.scheduler.delete_l3(kind, &name);
                     self.journal.delete(kind, &name);
+                    self.api.removed(kind, &name);
                 }
             }
         }

@@ -6,6 +6,7 @@
 use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +59,10 @@ pub struct Cli {
     /// [default: unix:///var/run/docker.sock]
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// Address of the HTTP API (health, status, graph, metrics, resync): IP:PORT, or off
+    /// [default: 127.0.0.1:9191]
+    #[arg(long, env = "NSAGENT_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
 }
 
 /// The TOML file. Every field is optional.
@@ -102,6 +107,8 @@ pub struct FileConfig {
     pub kernel_resync_interval_s: Option<u64>,
     /// Docker Engine API socket.
     pub docker_host: Option<String>,
+    /// Address of the HTTP API, or `off`.
+    pub http_listen: Option<String>,
 }
 
 impl FileConfig {
@@ -167,6 +174,8 @@ pub struct AgentConfig {
     pub kernel_resync_interval: Option<Duration>,
     /// Docker Engine API socket (`None` = the local default).
     pub docker_host: Option<String>,
+    /// Address of the HTTP API (`None` = off).
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl AgentConfig {
@@ -222,6 +231,12 @@ impl AgentConfig {
             route_protocol,
             kernel_resync_interval: (resync_s > 0).then(|| Duration::from_secs(resync_s)),
             docker_host: cli.docker_host.or(file.docker_host),
+            http_listen: crate::api::parse_listen(
+                cli.http_listen
+                    .as_deref()
+                    .or(file.http_listen.as_deref())
+                    .unwrap_or(crate::api::DEFAULT_LISTEN),
+            )?,
         })
     }
 }
@@ -249,6 +264,12 @@ mod tests {
         assert_eq!(d.label, DEFAULT_LABEL);
         assert_eq!(d.link_group, None, "chosen per label at start");
         assert_eq!(d.route_protocol, None, "chosen per label at start");
+        assert_eq!(
+            d.http_listen,
+            Some(crate::api::DEFAULT_LISTEN.parse().unwrap())
+        );
+        let off = AgentConfig::merge(cli(&["--http-listen", "off"]), FileConfig::default());
+        assert_eq!(off.unwrap().http_listen, None);
     }
 
     #[test]
@@ -262,6 +283,9 @@ mod tests {
             AgentConfig::merge(cli(&["--route-protocol", "3"]), FileConfig::default()).is_err()
         );
         assert!(AgentConfig::merge(cli(&["--label", "a/b"]), FileConfig::default()).is_err());
+        assert!(
+            AgentConfig::merge(cli(&["--http-listen", "nohost"]), FileConfig::default()).is_err()
+        );
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 

@@ -7,7 +7,10 @@
 //! [`agent`] wires the pieces together.
 
 pub mod agent;
+pub mod api;
 pub mod config;
+pub mod ctl;
+pub mod graph;
 pub mod kernel;
 pub mod keys;
 pub mod microservice;
@@ -18,3 +21,4 @@ pub mod owned;
 pub mod scheduler;
 pub mod status;
 pub mod store;
+pub mod tally;

@@ -70,7 +70,10 @@ async fn a_user_limited_to_the_agents_prefix_applies_a_pair_and_publishes_status
         String::from_utf8_lossy(&out.stderr)
     );
     // ...and nothing else is: the role really limits the user.
-    let out = run_ctl(&["get", "/vnf-agent/someone-else/x"], &user_env);
+    let out = run_ctl(
+        &["get", "--any-key", "/vnf-agent/someone-else/x"],
+        &user_env,
+    );
     assert_one_line_failure(&out, &["permission denied"]);
 }
 
@@ -89,7 +92,7 @@ async fn a_wrong_password_fails_at_start_in_one_line() {
     eprintln!("{line}");
 
     let mut ctl = flags.to_vec();
-    ctl.extend(["get", "/vnf-agent/auth-wrong/x"]);
+    ctl.extend(["--label", "auth-wrong", "get", "/vnf-agent/auth-wrong/x"]);
     let out = run_ctl(&ctl, &[("ETCD_PASSWORD", "nope")]);
     let line = assert_one_line_failure(&out, &[&url, "authentication failed"]);
     eprintln!("{line}");

@@ -25,6 +25,7 @@ async fn the_agent_and_ctl_connect_with_tls_settings_from_the_etcd_file() {
     let pki = Arc::new(Pki::generate("nsagent test CA"));
     let setup = EtcdSetup {
         tls: Some(pki.clone()),
+        ..EtcdSetup::default()
     };
     let Some(env) = TestEnv::with_setup("f", setup) else {
         return;
@@ -100,7 +101,7 @@ fn an_unknown_key_in_the_etcd_file_fails_at_start_in_one_line() {
     let needles = [file.as_str(), "dial-timeuot", "unknown key"];
     let out = run_agent_to_exit(&["--etcd-config", &file], &[]);
     eprintln!("{}", assert_one_line_failure(&out, &needles));
-    let out = run_ctl(&["get", "/k"], &[("ETCD_CONFIG", &file)]);
+    let out = run_ctl(&["get", "--any-key", "/k"], &[("ETCD_CONFIG", &file)]);
     eprintln!("{}", assert_one_line_failure(&out, &needles));
 }
 
@@ -170,6 +171,7 @@ fn insecure_skip_tls_verify_accepts_a_server_certificate_of_an_unknown_ca() {
     let pki = Arc::new(Pki::generate("nsagent test CA"));
     let Some(etcd) = require_etcd_with(EtcdSetup {
         tls: Some(pki.clone()),
+        ..EtcdSetup::default()
     }) else {
         return;
     };

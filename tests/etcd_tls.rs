@@ -31,6 +31,7 @@ fn tls_etcd() -> Option<(Etcd, Arc<Pki>)> {
     let pki = Arc::new(Pki::generate("nsagent test CA"));
     let etcd = require_etcd_with(EtcdSetup {
         tls: Some(pki.clone()),
+        ..EtcdSetup::default()
     })?;
     Some((etcd, pki))
 }
@@ -40,6 +41,7 @@ async fn the_agent_applies_a_pair_and_publishes_status_over_tls() {
     let pki = Arc::new(Pki::generate("nsagent test CA"));
     let setup = EtcdSetup {
         tls: Some(pki.clone()),
+        ..EtcdSetup::default()
     };
     let Some(env) = TestEnv::with_setup("t", setup) else {
         return;
@@ -88,7 +90,12 @@ fn ctl_puts_and_gets_over_tls_with_flags_or_environment() {
     let url = etcd.url();
     let mut put = vec!["--etcd-endpoints".to_string(), url.clone()];
     put.extend(tls_flags(&pki));
-    put.extend(["put".into(), "/tls/key".into(), path(value.path())]);
+    put.extend([
+        "put".into(),
+        "--any-key".into(),
+        "/tls/key".into(),
+        path(value.path()),
+    ]);
     let put: Vec<&str> = put.iter().map(String::as_str).collect();
     let out = run_ctl(&put, &[]);
     assert!(
@@ -111,7 +118,7 @@ fn ctl_puts_and_gets_over_tls_with_flags_or_environment() {
         ("ETCD_KEY", key),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = run_ctl(&["get", "/tls/key"], &env);
+    let out = run_ctl(&["get", "--any-key", "/tls/key"], &env);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "over tls\n",
@@ -133,6 +140,7 @@ fn a_client_without_certificate_is_refused() {
             "--etcd-cacert",
             &ca,
             "get",
+            "--any-key",
             "/k",
         ],
         &[],
@@ -165,7 +173,7 @@ fn an_untrusted_server_certificate_fails_at_start_in_one_line() {
     let line = assert_one_line_failure(&out, &[&etcd.url(), "server certificate is not trusted"]);
     eprintln!("{line}");
     let mut ctl = flags.clone();
-    ctl.extend(["get", "/k"]);
+    ctl.extend(["get", "--any-key", "/k"]);
     let line = assert_one_line_failure(
         &run_ctl(&ctl, &[]),
         &[&etcd.url(), "server certificate is not trusted"],
@@ -196,7 +204,7 @@ fn a_missing_key_file_fails_at_start_in_one_line() {
     let line = assert_one_line_failure(&out, &[&etcd.url(), &missing, "No such file"]);
     eprintln!("{line}");
     let mut ctl = flags.clone();
-    ctl.extend(["get", "/k"]);
+    ctl.extend(["get", "--any-key", "/k"]);
     let line = assert_one_line_failure(&run_ctl(&ctl, &[]), &[&etcd.url(), &missing]);
     eprintln!("{line}");
 }

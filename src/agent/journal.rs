@@ -7,49 +7,11 @@
 //! a start or resync finds already in place are logged at debug level only.
 
 use crate::keys::{ItemKind, KeyTree};
-use crate::scheduler::report::{Change, Object, OpReport};
+use crate::scheduler::report::{Change, OpReport};
 use crate::scheduler::{ItemStatus, Scheduler};
 use crate::status::StatusPublisher;
+use crate::tally::Tally;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Counts of the kernel objects written since the last resync summary.
-#[derive(Debug, Default)]
-struct Tally {
-    /// Per object kind: (created, updated, deleted).
-    counts: BTreeMap<&'static str, [usize; 3]>,
-}
-
-impl Tally {
-    fn count(&mut self, report: &OpReport) {
-        let object = match report.object {
-            Object::Link => "links",
-            Object::Route => "routes",
-            Object::Neighbour => "neighbours",
-        };
-        let slot = match report.change {
-            Change::Create => 0,
-            Change::Update => 1,
-            Change::Delete => 2,
-        };
-        self.counts.entry(object).or_default()[slot] += 1;
-    }
-
-    fn total(&self, slot: usize) -> usize {
-        self.counts.values().map(|c| c[slot]).sum()
-    }
-
-    /// `links 1/0/2, routes 3/0/0` (created/updated/deleted).
-    fn detail(&self) -> String {
-        ["links", "routes", "neighbours"]
-            .iter()
-            .map(|k| {
-                let c = self.counts.get(k).copied().unwrap_or_default();
-                format!("{k} {}/{}/{}", c[0], c[1], c[2])
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// What the journal remembers between rounds.
 pub(super) struct Journal {
@@ -111,8 +73,9 @@ impl Journal {
     }
 
     /// One operation succeeded: logs what it did when that is news to the operator (a
-    /// repair, an in-place change, the removal of something nothing configures).
-    pub(super) fn done(&mut self, report: &OpReport) {
+    /// repair, an in-place change, the removal of something nothing configures). Returns the
+    /// kind of the item it repaired, if it was a repair.
+    pub(super) fn done(&mut self, report: &OpReport) -> Option<ItemKind> {
         self.tally.count(report);
         self.touched.extend(report.items.iter().cloned());
         let repaired = report.items.iter().find(|id| self.settled.contains(id));
@@ -123,7 +86,7 @@ impl Journal {
                 "repaired: {} (changed behind the agent's back)",
                 report.what
             );
-            return;
+            return Some(*kind);
         }
         match (report.change, report.items.first()) {
             (Change::Update, Some((kind, name))) => {
@@ -134,11 +97,16 @@ impl Journal {
             }
             _ => tracing::debug!("{}", report.what),
         }
+        None
     }
 
     /// The agent has nothing left to do: logs and publishes every status that changed, and
-    /// the resync summary when one was pending.
-    pub(super) fn settled(&mut self, scheduler: &mut Scheduler) {
+    /// the resync summary when one was pending. Returns the statuses published.
+    pub(super) fn settled(
+        &mut self,
+        scheduler: &mut Scheduler,
+    ) -> Vec<((ItemKind, String), ItemStatus)> {
+        let mut published = Vec::new();
         for id in scheduler.take_changes() {
             let Some(status) = scheduler.status().get(&id) else {
                 continue;
@@ -153,7 +121,8 @@ impl Journal {
                 self.settled.remove(&id);
             }
             self.status.set(id.0, &id.1, Some(status.clone()));
-            self.logged.insert(id, status.clone());
+            self.logged.insert(id.clone(), status.clone());
+            published.push((id, status.clone()));
         }
         self.touched.clear();
         self.report_resync();
@@ -161,6 +130,7 @@ impl Journal {
             self.ready = true;
             self.status.ready();
         }
+        published
     }
 
     fn log(&self, id: &(ItemKind, String), status: &ItemStatus, known: bool) {
@@ -183,9 +153,9 @@ impl Journal {
             let t = std::mem::take(&mut self.tally);
             tracing::info!(
                 revision,
-                created = t.total(0),
-                updated = t.total(1),
-                deleted = t.total(2),
+                created = t.created,
+                updated = t.updated,
+                deleted = t.deleted,
                 "in sync with etcd snapshot ({} created/updated/deleted)",
                 t.detail()
             );

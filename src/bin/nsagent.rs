@@ -35,6 +35,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Local resources first (the HTTP port, the netlink socket): their errors need no
+        // etcd to be reported.
+        let agent = Agent::new(&config).await?;
         let prefix = KeyTree::new(&config.label).config_prefix();
         match store::check(&config.etcd, &prefix).await {
             Ok(endpoint) => tracing::debug!("etcd at {endpoint} answers"),
@@ -51,7 +54,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT received"),
             }
         };
-        let agent = Agent::new(&config).await?;
         agent.run(config, shutdown).await
     })
 }

@@ -10,7 +10,7 @@ use super::quiet::{Quiet, Scope};
 use super::{Item, ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
-use crate::model::{Interface, InterfaceType, NamespaceRef};
+use crate::model::{Interface, NamespaceRef};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
@@ -564,13 +564,6 @@ impl Scheduler {
                         error: e.to_string(),
                     },
                 ),
-                Ok(i) if i.if_type == InterfaceType::AutoTap => {
-                    let error = format!(
-                        "{}: field `type`: AUTO_TAP interfaces are not supported yet",
-                        item.key
-                    );
-                    book.set(name, ItemStatus::Invalid { error });
-                }
                 Ok(i) => {
                     valid.insert(*name, i);
                 }

@@ -311,9 +311,15 @@ fn invalid_values_are_reported_and_others_still_apply() {
     w.s.put(bad("x", 2));
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", named("n2")));
-    let mut tap = veth("t", "", NamespaceRef::Default);
-    tap.if_type = InterfaceType::AutoTap;
-    w.put(tap);
+    // What the agent cannot apply yet arrives refused by `model::accept_value`.
+    let key = keys().key(ItemKind::Interface, "t");
+    let tap = br#"{"name": "t", "type": "AUTO_TAP"}"#;
+    let error = crate::model::accept_value(ItemKind::Interface, &key, tap).unwrap_err();
+    w.s.put(Item {
+        key,
+        revision: 99,
+        config: Err(error),
+    });
     w.converge();
     assert!(
         matches!(w.status("x"), ItemStatus::Invalid { error } if error.contains("field `mtu`"))

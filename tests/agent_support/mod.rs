@@ -87,7 +87,8 @@ pub struct AgentProcess {
 
 impl AgentProcess {
     /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments
-    /// (namespaces are polled every 100 ms unless `extra` says otherwise).
+    /// (namespaces are polled every 100 ms and the HTTP API is off unless `extra` says
+    /// otherwise: agents of concurrent tests would share its default port).
     pub fn start(endpoint: &str, label: &str, extra: &[&str]) -> AgentProcess {
         let mut args = vec!["--etcd-endpoints", endpoint];
         args.extend(extra);
@@ -101,6 +102,9 @@ impl AgentProcess {
         let poll = "--namespace-check-interval-ms";
         if !extra.contains(&poll) {
             args.extend([poll.to_string(), "100".to_string()]);
+        }
+        if !extra.contains(&"--http-listen") {
+            args.extend(["--http-listen".to_string(), "off".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = AgentProcess {
@@ -482,6 +486,20 @@ impl TestEnv {
         match self.etcd.get(&key).await {
             Some(v) => serde_json::from_slice(&v).expect("status json"),
             None => serde_json::Value::Null,
+        }
+    }
+
+    /// Waits until the agent with this label has published its liveness record
+    /// (`/vnf-agent/<label>/check/status/v1/agent`, bound to its lease); returns it.
+    pub async fn wait_agent_running(&self) -> serde_json::Value {
+        let key = format!("/vnf-agent/{}/check/status/v1/agent", self.label);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = self.etcd.get(&key).await {
+                return serde_json::from_slice(&v).expect("liveness json");
+            }
+            assert!(Instant::now() < deadline, "no liveness record at {key}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -76,6 +76,24 @@ pub fn require_root() -> bool {
     false
 }
 
+/// True when Graphviz's `dot` runs. Otherwise prints "skipping: ..." and returns false, or
+/// panics when `CI=true` (scripts/install-deps.sh installs it).
+pub fn graphviz_installed() -> bool {
+    let found = Command::new("dot")
+        .arg("-V")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || !in_ci(),
+        "Graphviz is not installed (CI=true): scripts/install-deps.sh installs it"
+    );
+    if !found {
+        eprintln!("skipping the SVG check: Graphviz is not installed");
+    }
+    found
+}
+
 /// How a test etcd serves its clients.
 #[derive(Clone, Default)]
 pub struct EtcdSetup {
@@ -83,6 +101,8 @@ pub struct EtcdSetup {
     /// these certificates signed (`--client-cert-auth`). The harness's own client uses the
     /// client certificate.
     pub tls: Option<Arc<pki::Pki>>,
+    /// Arguments after the harness's own (a repeated flag's last value wins).
+    pub extra_args: Vec<String>,
 }
 
 /// A real etcd member on free loopback ports with its data in a temporary directory: a
@@ -112,6 +132,15 @@ impl Etcd {
     /// in tests.
     pub fn start_new() -> Etcd {
         Etcd::start_with(EtcdSetup::default())
+    }
+
+    /// Like [`Etcd::start_new`], with `extra_args` after the harness's own (such as
+    /// `--max-txn-ops=128` for etcd's default limit).
+    pub fn start_new_with(extra_args: &[&str]) -> Etcd {
+        Etcd::start_with(EtcdSetup {
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            ..EtcdSetup::default()
+        })
     }
 
     /// Starts a single-member etcd set up as `setup` says.
@@ -319,6 +348,7 @@ impl Etcd {
                 .arg(format!("--trusted-ca-file={}", pki.ca().display()))
                 .arg("--client-cert-auth");
         }
+        command.args(&self.setup.extra_args);
         let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
