@@ -13,7 +13,7 @@ use crate::owned::places::Places;
 use crate::scheduler::ops::OpOutcome;
 use crate::scheduler::{Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
-use crate::store::{self, EtcdSettings, KeyValue, StoreEvent};
+use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
 use journal::Journal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -158,18 +158,14 @@ impl Agent {
             // Whether anything happened that planning could act on.
             let work = tokio::select! {
                 _ = &mut shutdown => break Ok(()),
-                event = rx.recv() => {
-                    let Some(event) = event else {
+                events = rx.recv() => {
+                    let Some(events) = events else {
                         break Err(anyhow::anyhow!("the etcd watcher stopped"));
                     };
-                    synced |= matches!(event, StoreEvent::Snapshot { .. });
-                    self.on_store_event(event);
+                    synced |= self.on_store_events(events);
                     for _ in 0..MAX_DRAIN {
                         match rx.try_recv() {
-                            Ok(event) => {
-                                synced |= matches!(event, StoreEvent::Snapshot { .. });
-                                self.on_store_event(event);
-                            }
+                            Ok(events) => synced |= self.on_store_events(events),
                             Err(_) => break,
                         }
                     }
@@ -196,7 +192,7 @@ impl Agent {
                 _ = vanish.changed() => self.check_namespaces(),
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
-                    tracing::debug!("re-reading the managed kernel state");
+                    tracing::trace!("re-reading the managed kernel state");
                     self.api.kernel_resync();
                     self.scheduler.refresh_kernel_views();
                     true
@@ -226,8 +222,8 @@ impl Agent {
                     break;
                 }
                 // Fold in what arrived meanwhile before planning again.
-                while let Ok(event) = rx.try_recv() {
-                    self.on_store_event(event);
+                while let Ok(events) = rx.try_recv() {
+                    synced |= self.on_store_events(events);
                 }
             }
             if let Some(sources) = self.executor.vanish_sources(&mut refs_seen) {
@@ -277,13 +273,19 @@ impl Agent {
             self.api.settled(&self.scheduler);
             return false;
         }
-        tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
+        // Plans that only read (the periodic re-read) are not worth a debug line each.
+        let writes = plan.phases.iter().flatten().any(|op| op.writes());
+        if writes {
+            tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
+        } else {
+            tracing::trace!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
+        }
         self.record_places(&plan).await;
         for phase in plan.phases {
             let started = Instant::now();
             let reports: Vec<_> = phase.iter().map(|op| self.scheduler.report(op)).collect();
             let outcomes = self.executor.execute(phase.clone()).await;
-            tracing::debug!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
+            tracing::trace!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
             let now = self.now();
             for ((op, outcome), report) in phase.iter().zip(outcomes).zip(reports) {
                 let failed = matches!(
@@ -367,6 +369,16 @@ impl Agent {
             self.scheduler.namespace_vanished(reference, self.now());
         }
         !vanished.is_empty()
+    }
+
+    /// Folds in what the watcher sent together; true when it held a snapshot.
+    fn on_store_events(&mut self, events: StoreEvents) -> bool {
+        let mut snapshot = false;
+        for event in events {
+            snapshot |= matches!(event, StoreEvent::Snapshot { .. });
+            self.on_store_event(event);
+        }
+        snapshot
     }
 
     fn on_store_event(&mut self, event: StoreEvent) {

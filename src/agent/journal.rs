@@ -22,6 +22,8 @@ pub(super) struct Journal {
     /// Applied items whose value has not been written since: a write for one of them is a
     /// repair.
     settled: BTreeSet<(ItemKind, String)>,
+    /// Items whose value was written since the agent last settled.
+    written: BTreeSet<(ItemKind, String)>,
     /// Items an operation wrote since the statuses were last logged.
     touched: BTreeSet<(ItemKind, String)>,
     /// Set by a snapshot; cleared by the summary once the kernel matches it.
@@ -38,6 +40,7 @@ impl Journal {
             status,
             logged: BTreeMap::new(),
             settled: BTreeSet::new(),
+            written: BTreeSet::new(),
             touched: BTreeSet::new(),
             resync_revision: None,
             tally: Tally::default(),
@@ -53,13 +56,19 @@ impl Journal {
         self.logged
             .retain(|(kind, name), _| names.get(kind).is_some_and(|s| s.contains(name)));
         self.settled.clear();
+        self.written = names
+            .iter()
+            .flat_map(|(kind, set)| set.iter().map(|n| (*kind, n.clone())))
+            .collect();
         self.resync_revision = Some(revision);
         self.tally = Tally::default();
     }
 
     /// An item's value was written.
     pub(super) fn put(&mut self, kind: ItemKind, name: &str) {
-        self.settled.remove(&(kind, name.to_string()));
+        let id = (kind, name.to_string());
+        self.settled.remove(&id);
+        self.written.insert(id);
     }
 
     /// An item's key was deleted.
@@ -123,6 +132,12 @@ impl Journal {
             self.status.set(id.0, &id.1, Some(status.clone()));
             self.logged.insert(id.clone(), status.clone());
             published.push((id, status.clone()));
+        }
+        // A new value that left its item applied changes no status: it is settled now too.
+        for id in std::mem::take(&mut self.written) {
+            if scheduler.status().get(&id) == Some(&ItemStatus::Applied) {
+                self.settled.insert(id);
+            }
         }
         self.touched.clear();
         self.report_resync();

@@ -429,7 +429,7 @@ impl Scheduler {
             .flat_map(|op| match op {
                 Op::CreatePair { a, b } => vec![a.ns, b.ns],
                 Op::UpdateLink { ns, .. } => vec![*ns],
-                Op::L3(op) if op.writes() => vec![op.ns()],
+                Op::L3(op) if op.puts() => vec![op.ns()],
                 _ => Vec::new(),
             })
             .collect();

@@ -518,6 +518,25 @@ fn host_names_swapped_or_passed_round_in_one_write_converge() {
 }
 
 #[test]
+fn a_new_value_of_either_end_retries_a_failed_pair_at_once() {
+    let mut w = World::new();
+    w.k.fail_next.insert("create");
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    assert!(matches!(w.status("a"), ItemStatus::Failed { .. }));
+    assert!(matches!(w.status("b"), ItemStatus::Failed { .. }));
+    // The value of the other end is fixed: tried now, not after a's backoff.
+    let mut b = veth("b", "a", named("n2"));
+    b.mtu = 1400;
+    w.put(b);
+    w.converge();
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    assert_eq!(w.status("b"), ItemStatus::Applied);
+    assert_eq!(w.links(&named("n2"))["b"].mtu, 1400);
+}
+
+#[test]
 fn every_kind_of_fault_converges() {
     for fault in ["resolve", "dump", "create", "update", "delete"] {
         let mut w = World::new();

@@ -41,6 +41,11 @@ pub struct KeyValue {
     pub mod_revision: i64,
 }
 
+/// What the watcher sends at once: a snapshot, or the events of one watch response (one
+/// etcd transaction or more), which the receiver applies together, so that it never acts
+/// on half a transaction.
+pub type StoreEvents = Vec<StoreEvent>;
+
 /// What the watcher reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreEvent {

@@ -2,7 +2,9 @@
 //! the last revision delivered.
 
 use super::connect::etcd_error;
-use super::{connect, Connection, EtcdSettings, KeyValue, StoreEvent, MAX_MESSAGE_BYTES};
+use super::{
+    connect, Connection, EtcdSettings, KeyValue, StoreEvent, StoreEvents, MAX_MESSAGE_BYTES,
+};
 use anyhow::anyhow;
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
 use std::time::{Duration, Instant};
@@ -63,7 +65,7 @@ impl Retry {
 pub async fn watch(
     settings: EtcdSettings,
     prefix: String,
-    tx: UnboundedSender<StoreEvent>,
+    tx: UnboundedSender<StoreEvents>,
     connected: watch::Sender<bool>,
 ) {
     let mut retry = Retry::new();
@@ -115,7 +117,7 @@ pub async fn watch(
 async fn session(
     settings: &EtcdSettings,
     prefix: &str,
-    tx: &UnboundedSender<StoreEvent>,
+    tx: &UnboundedSender<StoreEvents>,
     connected: &watch::Sender<bool>,
     mirror: &mut Option<Mirror>,
     retry: &mut Retry,
@@ -140,7 +142,7 @@ async fn session(
                     revision: m.revision,
                     kvs,
                 };
-                if tx.send(event).is_err() {
+                if tx.send(vec![event]).is_err() {
                     return End::Closed;
                 }
                 *mirror = Some(m);
@@ -231,7 +233,7 @@ pub(super) async fn follow(
     connection: &mut Connection,
     prefix: &str,
     revision: &mut i64,
-    tx: &UnboundedSender<StoreEvent>,
+    tx: &UnboundedSender<StoreEvents>,
     connected: &watch::Sender<bool>,
     retry: &mut Retry,
 ) -> End {
@@ -270,6 +272,7 @@ pub(super) async fn follow(
                 *revision = (*revision).max(header.revision());
             }
         }
+        let mut events = Vec::with_capacity(resp.events().len());
         for event in resp.events() {
             let Some(kv) = event.kv() else { continue };
             let key = String::from_utf8_lossy(kv.key()).into_owned();
@@ -285,9 +288,11 @@ pub(super) async fn follow(
                     revision: kv.mod_revision(),
                 },
             };
-            if tx.send(event).is_err() {
-                return End::Closed;
-            }
+            events.push(event);
+        }
+        // One watch response at once: the agent never plans with half a transaction.
+        if !events.is_empty() && tx.send(events).is_err() {
+            return End::Closed;
         }
     }
 }

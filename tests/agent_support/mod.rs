@@ -174,6 +174,11 @@ impl AgentProcess {
         false
     }
 
+    /// The process id of the current run (0 when not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// True while the process runs.
     pub fn running(&mut self) -> bool {
         self.child
