@@ -9,6 +9,8 @@
 #                                         lines (use: eval "$(docker-test-env.sh start)")
 #   docker-test-env.sh stop-daemon [DIR]  stop that dockerd but keep DIR (its containers and
 #                                         images) for a later `start DIR`
+#   docker-test-env.sh kill-daemon [DIR]  the same with SIGKILL, as a crash (with
+#                                         --live-restore its containers keep running)
 #   docker-test-env.sh stop [DIR]         stop that dockerd, kill what is left of its
 #                                         containers, and remove DIR
 #
@@ -202,6 +204,26 @@ stop_daemon() {
     rm -f "$pidfile"
 }
 
+kill_daemon() {
+    local pid cpid cpidfile=$dir/exec/containerd/containerd.pid
+    if pid=$(our_dockerd); then
+        say "killing dockerd (pid $pid)"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || die "dockerd (pid $pid) is still there after SIGKILL"
+    fi
+    rm -f "$pidfile"
+    # The containerd that dockerd runs goes with it (the shims and containers stay). The next
+    # dockerd would take its pid file, even while it is a zombie, for a containerd that still
+    # runs and wait for it in vain.
+    [ -f "$cpidfile" ] || return 0
+    cpid=$(cat "$cpidfile")
+    if [ -n "$cpid" ] && tr '\0' ' ' <"/proc/$cpid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+        kill -KILL "$cpid" 2>/dev/null || true
+        wait_gone "$cpid" 5 || die "containerd (pid $cpid) is still there after SIGKILL"
+    fi
+    rm -f "$cpidfile"
+}
+
 # Mounts under DIR (data root, overlays, shm, netns) that dockerd left behind (it keeps them
 # with --live-restore or when killed), deepest first.
 unmount_all() {
@@ -250,9 +272,10 @@ stop() {
 case "$cmd" in
 start) start ;;
 stop-daemon) stop_daemon ;;
+kill-daemon) kill_daemon ;;
 stop) stop ;;
 *)
-    echo "usage: $0 start|stop-daemon|stop [DIR]" >&2
+    echo "usage: $0 start|stop-daemon|kill-daemon|stop [DIR]" >&2
     exit 2
     ;;
 esac

@@ -25,14 +25,18 @@ const EVENT_RCVBUF: usize = 8 << 20;
 /// `RTNLGRP_*` groups: link, neighbour, IPv4 address, IPv4 route, IPv6 address, IPv6 route.
 const GROUPS: [u32; 6] = [1, 3, 5, 7, 9, 11];
 
-/// A subscription; dropping it closes the socket.
+/// A subscription; dropping it closes the socket (which would otherwise keep a namespace
+/// that went away alive).
 pub(crate) struct Subscription {
-    task: AbortHandle,
+    /// The task that drives the socket, and the one that forwards its messages.
+    tasks: [AbortHandle; 2],
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -69,14 +73,11 @@ pub(crate) async fn subscribe(
     .map_err(|e| format!("namespace thread failed: {e}"))?
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("cannot subscribe to kernel events: {e}"))?;
-    let task = rt
-        .spawn(async move {
-            let driver = tokio::spawn(conn);
-            forward(id, messages, tx).await;
-            driver.abort();
-        })
-        .abort_handle();
-    Ok(Subscription { task })
+    let driver = rt.spawn(conn).abort_handle();
+    let forwarder = rt.spawn(forward(id, messages, tx)).abort_handle();
+    Ok(Subscription {
+        tasks: [driver, forwarder],
+    })
 }
 
 /// Forwards every message, a batch of those already queued at a time.

@@ -272,21 +272,34 @@ fn vanished_namespace_withdraws_and_returning_namespace_restores() {
 }
 
 #[test]
-fn vanished_named_namespace_is_not_recreated_until_configured_again() {
+fn a_vanished_named_namespace_is_created_again_and_its_items_reapplied() {
     let mut w = World::new();
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", NamespaceRef::Default));
     w.converge();
+    let before = w.k.world[&named("n1")];
     w.k.remove_namespace(&named("n1"));
     w.s.namespace_vanished(&named("n1"), w.now);
     w.converge();
-    w.advance(Duration::from_secs(10));
-    w.converge();
-    assert!(!w.k.world.contains_key(&named("n1")));
-    assert!(w.links(&NamespaceRef::Default).is_empty());
-    w.put(veth("a", "b", named("n1")));
-    w.converge();
+    assert_ne!(
+        w.k.world[&named("n1")],
+        before,
+        "a new namespace of that name"
+    );
     assert!(w.links(&named("n1")).contains_key("a"));
+    assert!(w.links(&NamespaceRef::Default).contains_key("b"));
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    // A process's namespace is not made again: its items wait.
+    let mut w = World::new();
+    w.k.add_namespace(NamespaceRef::Pid(7));
+    w.put(veth("a", "b", NamespaceRef::Pid(7)));
+    w.put(veth("b", "a", NamespaceRef::Default));
+    w.converge();
+    w.k.remove_namespace(&NamespaceRef::Pid(7));
+    w.s.namespace_vanished(&NamespaceRef::Pid(7), w.now);
+    w.converge();
+    assert!(matches!(w.status("a"), ItemStatus::Pending { .. }));
+    assert!(w.links(&NamespaceRef::Default).is_empty());
 }
 
 #[test]
