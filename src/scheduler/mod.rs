@@ -293,7 +293,7 @@ impl Scheduler {
             .into_iter()
             .chain(self.items.get(&name))
             .filter_map(|i| i.config.as_ref().ok())
-            .map(|i| i.veth_peer.clone())
+            .map(|i| i.veth_peer().to_string())
             .collect::<Vec<_>>();
         for peer in peers {
             self.item_backoff.remove(&peer);

@@ -28,7 +28,7 @@ struct DesiredEnd<'a> {
 
 impl DesiredEnd<'_> {
     fn peer(&self) -> &str {
-        &self.item.veth_peer
+        self.item.veth_peer()
     }
 
     fn spec(&self, keys: &KeyTree) -> EndSpec {
@@ -36,7 +36,7 @@ impl DesiredEnd<'_> {
         EndSpec {
             ns: self.ns,
             name: i.host_if_name.clone(),
-            alias: keys.link_alias(&i.name, &i.veth_peer),
+            alias: keys.link_alias(&i.name, i.veth_peer()),
             mtu: i.mtu,
             mac: i.phys_address,
             up: i.enabled,
@@ -234,8 +234,8 @@ impl Scheduler {
         for i in valid.values() {
             scan.insert(&i.namespace);
             if valid
-                .get(i.veth_peer.as_str())
-                .is_some_and(|p| p.veth_peer == i.name)
+                .get(i.veth_peer())
+                .is_some_and(|p| p.veth_peer() == i.name)
             {
                 apply.insert(&i.namespace);
             }
@@ -607,7 +607,7 @@ impl Scheduler {
         valid: &HashMap<&str, &'a Interface>,
         now: Duration,
     ) -> Decision<'a> {
-        let peer_name = i.veth_peer.as_str();
+        let peer_name = i.veth_peer();
         let Some(peer) = valid.get(peer_name) else {
             return pending(if self.items.contains_key(peer_name) {
                 format!("peer interface `{peer_name}` is not valid")
@@ -615,10 +615,10 @@ impl Scheduler {
                 format!("peer interface `{peer_name}` is not configured")
             });
         };
-        if peer.veth_peer != i.name {
+        if peer.veth_peer() != i.name {
             return pending(format!(
                 "peer interface `{peer_name}` names `{}` as its peer",
-                peer.veth_peer
+                peer.veth_peer()
             ));
         }
         let mut own_ns = None;
@@ -822,7 +822,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     let alias_ok = k
         .alias
         .as_deref()
-        .is_some_and(|a| keys.is_link_alias(a, &i.name, &i.veth_peer));
+        .is_some_and(|a| keys.is_link_alias(a, &i.name, i.veth_peer()));
     let mac = i.phys_address.filter(|m| k.mac != Some(*m));
     if k.name == i.host_if_name
         && alias_ok
@@ -836,7 +836,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     let (add, del) = sorted_difference(&i.ip_addresses, &k.addresses);
     Some(LinkChanges {
         rename: (k.name != i.host_if_name).then(|| i.host_if_name.clone()),
-        alias: (!alias_ok).then(|| keys.link_alias(&i.name, &i.veth_peer)),
+        alias: (!alias_ok).then(|| keys.link_alias(&i.name, i.veth_peer())),
         mtu: (k.mtu != want_mtu).then_some(want_mtu),
         mac,
         up: (k.up != i.enabled).then_some(i.enabled),
