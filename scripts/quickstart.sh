@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Quickstart on a Debian machine, as root:
-#   scripts/quickstart.sh        install packages, build, start etcd (unless one already
-#                                listens on 127.0.0.1:2379) and the agent, put the
-#                                named-pair example and show the result
+# Quickstart on a Debian machine with Rust (rustup), as root, e.g. `sudo scripts/quickstart.sh`:
+#   scripts/quickstart.sh        install the Debian packages it needs, build the release
+#                                binaries with the Rust of the user who ran sudo, start etcd
+#                                (unless one already listens on 127.0.0.1:2379) and the
+#                                agent, put the named-pair example and show the result
 #   scripts/quickstart.sh stop   stop the processes started here (pid files in $STATE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,65 @@ running() {
     [ -f "$1" ] && grep -qa -- "$2" "/proc/$(cat "$1")/cmdline" 2>/dev/null
 }
 
+# Makes cargo findable in the environment it runs in: the PATH, else ~/.cargo/env (what
+# rustup's installer adds to ~/.profile). Used inside `bash -c` strings too.
+# shellcheck disable=SC2016 # expanded by the shell that runs it
+LOAD_CARGO='command -v cargo >/dev/null || { [ ! -f "$HOME/.cargo/env" ] || . "$HOME/.cargo/env"; }'
+
+# Runs the bash command $2 in the project directory as user $1, in that user's login
+# environment (rustup's installer puts ~/.cargo/bin on the PATH there), not root's.
+as_user() {
+    local user=$1 home
+    home=$(getent passwd "$user" | cut -d: -f6)
+    runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" \
+        PATH=/usr/local/bin:/usr/bin:/bin TERM="${TERM:-dumb}" \
+        ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
+        ${no_proxy:+no_proxy="$no_proxy"} \
+        bash -lc "$LOAD_CARGO; cd $(printf %q "$PWD") && $2"
+}
+
+# True when user $1 owns the project and whatever target/ holds, so that a build as
+# them leaves no root-owned files in their tree.
+owns_tree() {
+    [ "$(stat -c %U .)" = "$1" ] || return 1
+    [ ! -e target ] || [ -z "$(find target -maxdepth 3 ! -user "$1" -print -quit)" ]
+}
+
+no_rust() {
+    echo "quickstart: cargo not found for $1 (neither on the PATH of a login shell nor in ~/.cargo/bin)." >&2
+    echo "Install Rust as $1 with rustup (https://rustup.rs), then run sudo scripts/quickstart.sh again." >&2
+    exit 1
+}
+
+# Builds the release binaries with the Rust of the user who ran sudo: as that user when
+# the checkout is theirs (their rustup toolchain and cargo cache; target/ stays theirs),
+# else as root, with root's cargo or, failing that, that user's toolchain.
+build() {
+    local user=${SUDO_USER:-}
+    if [ -z "$user" ] || [ "$user" = root ] || ! getent passwd "$user" >/dev/null; then
+        user=""
+    fi
+    if [ -n "$user" ] && owns_tree "$user"; then
+        echo "quickstart: building as $user (cargo build --release --locked)"
+        as_user "$user" 'command -v cargo >/dev/null' || no_rust "$user"
+        as_user "$user" 'cargo build --release --locked'
+        return
+    fi
+    eval "$LOAD_CARGO"
+    if ! command -v cargo >/dev/null && [ -n "$user" ]; then
+        # The checkout is not theirs: build as root with their toolchain.
+        local found
+        # shellcheck disable=SC2016 # expanded in the user's shell
+        found=$(as_user "$user" 'command -v cargo && echo "${RUSTUP_HOME:-$HOME/.rustup}"') || no_rust "$user"
+        PATH="$(dirname "$(sed -n 1p <<<"$found")"):$PATH"
+        RUSTUP_HOME=$(sed -n 2p <<<"$found")
+        export PATH RUSTUP_HOME
+    fi
+    command -v cargo >/dev/null || no_rust "${user:-root}"
+    echo "quickstart: building as root (cargo build --release --locked)"
+    cargo build --release --locked
+}
+
 stop() {
     for name in nsagent etcd; do
         pidfile="$STATE/$name.pid"
@@ -34,12 +94,8 @@ stop() {
 
 start() {
     [ "$(id -u)" -eq 0 ] || { echo "quickstart: run as root (the agent creates namespaces and links)" >&2; exit 1; }
-    scripts/install-deps.sh
-    if [ -f "$HOME/.cargo/env" ]; then
-        # shellcheck disable=SC1091
-        . "$HOME/.cargo/env"
-    fi
-    cargo build --release --locked
+    scripts/install-deps.sh quickstart
+    build
     mkdir -p "$STATE"
 
     if etcd_listening; then

@@ -24,7 +24,7 @@ pub const DEFAULT_KERNEL_RESYNC_S: u64 = 60;
 #[command(
     name = "nsagent",
     version,
-    about = "Applies VETH configuration from etcd to Linux network namespaces"
+    about = "Keeps VETH pairs and TAPs, their addresses, routes and ARP entries in network namespaces and containers as configured in etcd"
 )]
 pub struct Cli {
     /// etcd endpoints, HOST:PORT[,HOST:PORT...] [default: 127.0.0.1:2379]
