@@ -42,10 +42,13 @@ work=$(mktemp -d /tmp/nsa-fresh.XXXXXX)
 root=$work/root
 netns=$work/netns
 slirp_pid=""
+inner_pid=""
 started=$SECONDS
 
 cleanup() {
     local status=$?
+    # unshare --kill-child takes the whole PID namespace (quickstart, etcd, agent) with it.
+    [ -z "$inner_pid" ] || kill "$inner_pid" 2>/dev/null || true
     [ -z "$slirp_pid" ] || kill "$slirp_pid" 2>/dev/null || true
     umount "$netns" 2>/dev/null || true
     # Every other mount lived in the check's own mount namespace and is gone with it;
@@ -142,8 +145,14 @@ done
 out=${NSAGENT_FRESH_BIN_DIR:-}
 [ -z "$out" ] || mkdir -p "$out"
 phase "running the quickstart as dev (log: $work/quickstart.log)"
-if ! nsenter --net="$netns" unshare --mount --pid --fork --kill-child -- \
-    bash -c "$inside" inside "$root" "$rustup_home" "$cargo_bin" "$out" >"$work/quickstart.log" 2>&1; then
+# In the background, so that a signal to this script is handled at once (by cleanup).
+nsenter --net="$netns" unshare --mount --pid --fork --kill-child -- \
+    bash -c "$inside" inside "$root" "$rustup_home" "$cargo_bin" "$out" >"$work/quickstart.log" 2>&1 &
+inner_pid=$!
+status=0
+wait "$inner_pid" || status=$?
+inner_pid=""
+if [ "$status" -ne 0 ]; then
     tail -n 60 "$work/quickstart.log" >&2
     die "FAILED after $((SECONDS - started)) s (NSAGENT_FRESH_KEEP=1 keeps the root and $work/quickstart.log)"
 fi
