@@ -91,6 +91,9 @@ echo '. "$HOME/.cargo/env"' | tee -a "$home/.profile" >>"$home/.bashrc"
 git archive --prefix=nsagent/ HEAD | tar -x -C "$home"
 chroot "$root" chown -R dev:dev /home/dev
 echo "nameserver 10.0.2.3" >"$root/etc/resolv.conf" # slirp4netns's DNS forwarder
+# What the Debian installer (or a cloud image) writes and debootstrap leaves out.
+echo fresh-debian >"$root/etc/hostname"
+printf '%s\n' "127.0.0.1 localhost" "127.0.1.1 fresh-debian" "::1 localhost ip6-localhost ip6-loopback" >"$root/etc/hosts"
 
 phase "network namespace with slirp4netns"
 touch "$netns"
@@ -112,11 +115,11 @@ inside='
 set -euo pipefail
 root=$1 rustup_home=$2 cargo_bin=$3 out=$4
 mount --make-rprivate /
+hostname fresh-debian
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/run"
-mount -t tmpfs tmpfs "$root/tmp"
 mkdir -p "$root/run/lock"
 mount --bind -o ro "$rustup_home" "$root/home/dev/.rustup"
 mount --bind -o ro "$cargo_bin" "$root/home/dev/.cargo/bin"
@@ -146,7 +149,7 @@ out=${NSAGENT_FRESH_BIN_DIR:-}
 [ -z "$out" ] || mkdir -p "$out"
 phase "running the quickstart as dev (log: $work/quickstart.log)"
 # In the background, so that a signal to this script is handled at once (by cleanup).
-nsenter --net="$netns" unshare --mount --pid --fork --kill-child -- \
+nsenter --net="$netns" unshare --mount --pid --uts --fork --kill-child -- \
     bash -c "$inside" inside "$root" "$rustup_home" "$cargo_bin" "$out" >"$work/quickstart.log" 2>&1 &
 inner_pid=$!
 status=0

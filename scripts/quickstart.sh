@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 STATE=/tmp/nsagent-quickstart
 ENDPOINT=127.0.0.1:2379
+PEER=127.0.0.1:2380
 
 # True when something accepts connections on 127.0.0.1:2379.
 etcd_listening() {
@@ -101,12 +102,19 @@ start() {
     if etcd_listening; then
         echo "etcd: using the one already listening on $ENDPOINT"
     else
+        # Peer URLs on 127.0.0.1 too: etcd's default (localhost) needs name resolution.
         etcd --data-dir "$STATE/etcd-data" \
             --listen-client-urls "http://$ENDPOINT" --advertise-client-urls "http://$ENDPOINT" \
+            --listen-peer-urls "http://$PEER" --initial-advertise-peer-urls "http://$PEER" \
+            --initial-cluster "default=http://$PEER" \
             >"$STATE/etcd.log" 2>&1 &
         echo $! >"$STATE/etcd.pid"
         for _ in $(seq 50); do etcd_listening && break; sleep 0.2; done
-        etcd_listening || { echo "quickstart: etcd did not start, see $STATE/etcd.log" >&2; exit 1; }
+        etcd_listening || {
+            echo "quickstart: etcd did not start; $STATE/etcd.log:" >&2
+            tail -n 20 "$STATE/etcd.log" >&2
+            exit 1
+        }
         echo "etcd: started (log $STATE/etcd.log)"
     fi
 
