@@ -8,12 +8,12 @@
 #   install-deps.sh [all]        also what the tests and .ci/run use: docker.io and a static
 #                                busybox (private dockerd, test images), docker-compose (the
 #                                compose test), debootstrap and slirp4netns (the fresh-machine
-#                                check)
+#                                check), systemd-container (the systemd unit check)
 set -euo pipefail
 
 quickstart=(ca-certificates gcc libc6-dev protobuf-compiler libprotobuf-dev
     etcd-server etcd-client iproute2 iputils-ping)
-tests=(busybox-static docker.io docker-compose debootstrap slirp4netns)
+tests=(busybox-static docker.io docker-compose debootstrap slirp4netns systemd-container)
 
 case "${1:-all}" in
 quickstart) packages=("${quickstart[@]}") ;;
