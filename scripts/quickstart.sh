@@ -27,16 +27,16 @@ running() {
 # shellcheck disable=SC2016 # expanded by the shell that runs it
 LOAD_CARGO='command -v cargo >/dev/null || { [ ! -f "$HOME/.cargo/env" ] || . "$HOME/.cargo/env"; }'
 
-# Runs the bash command $2 in the project directory as user $1, in that user's login
-# environment (rustup's installer puts ~/.cargo/bin on the PATH there), not root's.
+# Runs the bash command $2 as user $1 in that user's login environment (rustup's installer
+# puts ~/.cargo/bin on the PATH there), not root's.
 as_user() {
     local user=$1 home
     home=$(getent passwd "$user" | cut -d: -f6)
-    runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" \
+    runuser -u "$user" -- env -i -C / HOME="$home" USER="$user" LOGNAME="$user" \
         PATH=/usr/local/bin:/usr/bin:/bin TERM="${TERM:-dumb}" \
         ${http_proxy:+http_proxy="$http_proxy"} ${https_proxy:+https_proxy="$https_proxy"} \
         ${no_proxy:+no_proxy="$no_proxy"} \
-        bash -lc "$LOAD_CARGO; cd $(printf %q "$PWD") && $2"
+        bash -lc "$LOAD_CARGO; $2"
 }
 
 # True when user $1 owns the project and whatever target/ holds, so that a build as
@@ -61,9 +61,9 @@ build() {
         user=""
     fi
     if [ -n "$user" ] && owns_tree "$user"; then
-        echo "quickstart: building as $user (cargo build --release --locked)"
         as_user "$user" 'command -v cargo >/dev/null' || no_rust "$user"
-        as_user "$user" 'cargo build --release --locked'
+        echo "quickstart: building as $user (cargo build --release --locked)"
+        as_user "$user" "cd $(printf %q "$PWD") && cargo build --release --locked"
         return
     fi
     eval "$LOAD_CARGO"
@@ -72,8 +72,9 @@ build() {
         local found
         # shellcheck disable=SC2016 # expanded in the user's shell
         found=$(as_user "$user" 'command -v cargo && echo "${RUSTUP_HOME:-$HOME/.rustup}"') || no_rust "$user"
-        PATH="$(dirname "$(sed -n 1p <<<"$found")"):$PATH"
-        RUSTUP_HOME=$(sed -n 2p <<<"$found")
+        # The last two lines: a chatty ~/.profile may print before them.
+        PATH="$(dirname "$(tail -n 2 <<<"$found" | head -n 1)"):$PATH"
+        RUSTUP_HOME=$(tail -n 1 <<<"$found")
         export PATH RUSTUP_HOME
     fi
     command -v cargo >/dev/null || no_rust "${user:-root}"
