@@ -116,6 +116,8 @@ set -euo pipefail
 root=$1 rustup_home=$2 cargo_bin=$3 out=$4
 mount --make-rprivate /
 hostname fresh-debian
+# The root a mount point of its own, as / is on a machine (ip netns exec remounts it).
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --rbind /dev "$root/dev"
