@@ -137,7 +137,7 @@ as_dev "sudo scripts/quickstart.sh"
 in_root ip -n ns1 -o addr show veth1 | grep -q "inet 192.168.22.1/24" || { echo "veth1 lacks 192.168.22.1/24 in ns1"; exit 1; }
 in_root ip -n ns2 -o addr show veth2 | grep -q "inet 192.168.22.2/24" || { echo "veth2 lacks 192.168.22.2/24 in ns2"; exit 1; }
 in_root ip netns exec ns1 ping -c 1 -W 5 192.168.22.2
-[ "$(stat -c %U "$root"/home/dev/nsagent/target/release/nsagent)" = dev ] || { echo "the build was not done as dev"; exit 1; }
+[ "$(in_root stat -c %U /home/dev/nsagent/target/release/nsagent)" = dev ] || { echo "the build was not done as dev"; exit 1; }
 [ -z "$out" ] || cp "$root"/home/dev/nsagent/target/release/nsagent "$root"/home/dev/nsagent/target/release/nsagent-ctl "$out"/
 echo "+ sudo scripts/quickstart.sh stop"
 as_dev "sudo scripts/quickstart.sh stop"
