@@ -135,7 +135,7 @@ container() { # service
 demo=$(container demo)
 [ -n "$demo" ] || die "no demo container"
 deadline=$((SECONDS + timeout_s))
-until docker exec "$demo" ip -o addr show eth0 2>/dev/null | grep -q 'inet 192.168.55.2/24'; do
+until docker exec "$demo" ip -o addr show eth0 2>/dev/null | grep 'inet 192.168.55.2/24' >/dev/null; do
     [ $SECONDS -lt $deadline ] || die "the demo container has no eth0 with 192.168.55.2/24 after ${timeout_s}s"
     sleep 0.5
 done

@@ -102,7 +102,7 @@ slirp4netns --configure --mtu=65520 --disable-host-loopback --netns-type=path "$
     >"$work/slirp4netns.log" 2>&1 &
 slirp_pid=$!
 for _ in $(seq 100); do
-    nsenter --net="$netns" ip -o addr show tap0 2>/dev/null | grep -q 'inet ' && break
+    nsenter --net="$netns" ip -o addr show tap0 2>/dev/null | grep 'inet ' >/dev/null && break
     kill -0 "$slirp_pid" 2>/dev/null || die "slirp4netns exited: $(cat "$work/slirp4netns.log")"
     sleep 0.1
 done
@@ -132,10 +132,11 @@ as_dev() { chroot "$root" runuser -l dev -c "cd ~/nsagent && $1"; }
 in_root() { chroot "$root" "$@"; }
 running() { grep -lx "$1" "$root"/proc/[0-9]*/comm 2>/dev/null || true; }
 
+# (grep without -q below: under pipefail, a grep that quits early can fail ip with SIGPIPE.)
 echo "+ sudo scripts/quickstart.sh"
 as_dev "sudo scripts/quickstart.sh"
-in_root ip -n ns1 -o addr show veth1 | grep -q "inet 192.168.22.1/24" || { echo "veth1 lacks 192.168.22.1/24 in ns1"; exit 1; }
-in_root ip -n ns2 -o addr show veth2 | grep -q "inet 192.168.22.2/24" || { echo "veth2 lacks 192.168.22.2/24 in ns2"; exit 1; }
+in_root ip -n ns1 -o addr show veth1 | grep "inet 192.168.22.1/24" >/dev/null || { echo "veth1 lacks 192.168.22.1/24 in ns1"; exit 1; }
+in_root ip -n ns2 -o addr show veth2 | grep "inet 192.168.22.2/24" >/dev/null || { echo "veth2 lacks 192.168.22.2/24 in ns2"; exit 1; }
 in_root ip netns exec ns1 ping -c 1 -W 5 192.168.22.2
 [ "$(in_root stat -c %U /home/dev/nsagent/target/release/nsagent)" = dev ] || { echo "the build was not done as dev"; exit 1; }
 [ -z "$out" ] || cp "$root"/home/dev/nsagent/target/release/nsagent "$root"/home/dev/nsagent/target/release/nsagent-ctl "$out"/

@@ -135,7 +135,7 @@ start() {
 
     target/release/nsagent-ctl --etcd-endpoints "$ENDPOINT" example named-pair --put
     for _ in $(seq 50); do
-        ip -n ns2 addr show 2>/dev/null | grep -q 192.168.22.2 && break
+        ip -n ns2 addr show 2>/dev/null | grep 192.168.22.2 >/dev/null && break
         sleep 0.2
     done
     echo; echo "\$ ip -n ns1 addr"; ip -n ns1 addr || true

@@ -115,7 +115,7 @@ systemd-nspawn -D "$root" -b --private-network --register=no --keep-unit -M "$ma
     </dev/null >"$work/console.log" 2>&1 &
 nspawn_pid=$!
 wait_until "the container's systemd" container_pid
-booted() { in_machine systemctl is-system-running --wait | grep -qE '^(running|degraded)$'; }
+booted() { in_machine systemctl is-system-running --wait | grep -E '^(running|degraded)$' >/dev/null; }
 wait_until "the end of the boot" booted
 wait_until "etcd" in_machine etcdctl endpoint health
 in_machine systemctl restart nsagent # started at boot, possibly before etcd listened
