@@ -66,13 +66,14 @@ fn main() {
     let _guard = common::NetnsGuard::new([nsx.clone()]);
     common::ip(&["netns", "add", &nsx]);
     let _agent = AgentThread::start(AgentConfig {
-        etcd_endpoints: vec![etcd.endpoint()],
+        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
         label: label.clone(),
-        link_group: keys.default_link_group(),
+        link_group: Some(keys.default_link_group()),
         namespace_check_interval: Duration::from_millis(250),
-        route_protocol: nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL,
+        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
         docker_host: Some(host.clone()),
+        http_listen: None,
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

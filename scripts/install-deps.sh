@@ -8,12 +8,14 @@
 #   install-deps.sh [all]        also what the tests and .ci/run use: docker.io and a static
 #                                busybox (private dockerd, test images), docker-compose (the
 #                                compose test), debootstrap and slirp4netns (the fresh-machine
-#                                check), systemd-container (the systemd unit check)
+#                                check), systemd-container (the systemd unit check), and
+#                                graphviz, whose `dot` renders GET /graph?format=svg and
+#                                `nsagent-ctl graph --svg` (install it by hand to use those)
 set -euo pipefail
 
 quickstart=(ca-certificates gcc libc6-dev protobuf-compiler libprotobuf-dev
     etcd-server etcd-client iproute2 iputils-ping)
-tests=(busybox-static docker.io docker-compose debootstrap slirp4netns systemd-container)
+tests=(busybox-static docker.io docker-compose debootstrap slirp4netns systemd-container graphviz)
 
 case "${1:-all}" in
 quickstart) packages=("${quickstart[@]}") ;;

@@ -143,6 +143,7 @@ start() {
     echo
     echo "Try: ip netns exec ns1 ping -c1 192.168.22.2"
     echo "     target/release/nsagent-ctl list --values"
+    echo "     curl -s localhost:9191/status; curl -s localhost:9191/metrics   (the HTTP API, see README)"
     echo "Stop: scripts/quickstart.sh stop"
 }
 

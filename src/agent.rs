@@ -1,16 +1,21 @@
 //! The agent main loop: feeds etcd events and namespace facts into the scheduler, runs its
-//! plans through the executor, and reports every item's status in the log.
+//! plans through the executor, and keeps the journal (log, published status).
+
+mod journal;
 
 use crate::config::AgentConfig;
 use crate::keys::{ItemKind, KeyTree};
 use crate::microservice::{self, Change, Registry, TrackerEvent};
 use crate::model::{self, ArpEntry, ConfigItem, NamespaceRef, Route};
 use crate::netlink::Executor;
-use crate::scheduler::ops::{Op, OpOutcome};
-use crate::scheduler::{Item, ItemStatus, Scheduler};
+use crate::owned::marks::{self, Requested};
+use crate::owned::places::Places;
+use crate::scheduler::ops::OpOutcome;
+use crate::scheduler::{Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
-use crate::store::{self, KeyValue, StoreEvent};
-use std::collections::BTreeMap;
+use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
+use journal::Journal;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -24,27 +29,8 @@ const MAX_ROUNDS: usize = 64;
 /// Events folded into the scheduler before it plans again.
 const MAX_DRAIN: usize = 100_000;
 
-/// Counts of the operations that succeeded since the last report.
-#[derive(Debug, Default)]
-struct Tally {
-    created: usize,
-    updated: usize,
-    deleted: usize,
-}
-
-impl Tally {
-    fn count(&mut self, op: &Op) {
-        match op {
-            Op::CreatePair { .. } => self.created += 1,
-            Op::UpdateLink { .. } => self.updated += 1,
-            Op::DeleteLink { .. } => self.deleted += 1,
-            _ => {}
-        }
-    }
-}
-
 /// The names of some items.
-fn names<T>(items: &[Item<T>]) -> std::collections::BTreeSet<String> {
+fn names<T>(items: &[Item<T>]) -> BTreeSet<String> {
     items.iter().map(|i| i.name().to_string()).collect()
 }
 
@@ -60,31 +46,49 @@ pub struct Agent {
     keys: KeyTree,
     scheduler: Scheduler,
     executor: Executor,
-    status: StatusPublisher,
+    journal: Journal,
+    places: Places,
+    /// The namespaces on record (a mirror of what `places` wrote).
+    recorded: BTreeSet<NamespaceRef>,
+    /// The marks and the namespace record have been read (at the first snapshot).
+    owning: bool,
+    requested: Requested,
+    etcd: EtcdSettings,
     started: Instant,
-    /// Status last written to the log, per item.
-    logged: BTreeMap<(ItemKind, String), ItemStatus>,
-    /// Set by a snapshot; cleared by the report once the kernel matches it.
-    resync_revision: Option<i64>,
-    tally: Tally,
+    /// The HTTP API's view of the loop.
+    api: crate::api::AgentHooks,
+    api_server: Option<crate::api::Server>,
 }
 
 impl Agent {
     /// Creates the agent (opens the executor's netlink socket of the default namespace).
     pub async fn new(config: &AgentConfig) -> anyhow::Result<Self> {
         let keys = KeyTree::new(&config.label);
-        let executor = Executor::new(keys.clone(), config.link_group).await?;
-        let mut scheduler = Scheduler::new(keys.clone());
-        scheduler.set_route_protocol(config.route_protocol);
+        let requested = Requested {
+            route_protocol: config.route_protocol,
+            link_group: config.link_group,
+        };
+        // The marks are settled at the first snapshot (see `take_ownership`); nothing is
+        // planned before.
+        let group = requested
+            .link_group
+            .unwrap_or_else(|| keys.default_link_group());
+        let executor = Executor::new(keys.clone(), group).await?;
+        let status = StatusPublisher::spawn(config.etcd.clone(), keys.clone());
+        let (api, api_server) = crate::api::start(config.http_listen, &keys).await?;
         Ok(Agent {
-            scheduler,
-            status: StatusPublisher::spawn(config.etcd_endpoints.clone(), keys.clone()),
+            scheduler: Scheduler::new(keys.clone()),
+            journal: Journal::new(keys.clone(), status),
+            places: Places::spawn(config.etcd.clone(), keys.clone()),
+            recorded: BTreeSet::new(),
+            owning: false,
+            requested,
+            etcd: config.etcd.clone(),
             keys,
             executor,
             started: Instant::now(),
-            logged: BTreeMap::new(),
-            resync_revision: None,
-            tally: Tally::default(),
+            api,
+            api_server,
         })
     }
 
@@ -92,22 +96,28 @@ impl Agent {
         self.started.elapsed()
     }
 
-    /// Runs until `shutdown` completes. The kernel is left as it is on exit.
+    /// Runs until `shutdown` completes. The kernel is left as it is on exit; the agent's
+    /// published statuses go with its lease.
     pub async fn run(
         mut self,
         config: AgentConfig,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        // Whether the etcd watch is established (for readiness and metrics).
+        let etcd_connected = tokio::sync::watch::Sender::new(false);
         let watcher = tokio::spawn(store::watch(
-            config.etcd_endpoints.clone(),
+            config.etcd.clone(),
             self.keys.config_prefix(),
             tx,
+            etcd_connected.clone(),
         ));
+        self.api.follow_etcd(etcd_connected.subscribe());
         let (docker_tx, mut docker_rx) = mpsc::unbounded_channel();
         let docker_host = config.docker_host.clone();
+        let docker_up = self.api.docker_connection();
         let tracker = tokio::spawn(async move {
-            if let Err(e) = microservice::track(docker_host, docker_tx).await {
+            if let Err(e) = microservice::track_reporting(docker_host, docker_tx, docker_up).await {
                 tracing::error!("microservice references cannot work: {e}");
             }
         });
@@ -117,6 +127,8 @@ impl Agent {
         let mut refs_seen = u64::MAX;
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut commands = self.api.take_commands();
+        // Also turns an idle loop every second, which keeps the liveness heartbeat fresh.
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
         link_waits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let resync_every = config
@@ -128,34 +140,36 @@ impl Agent {
         let mut synced = false;
         tracing::info!(
             label = self.keys.label(),
-            endpoints = ?config.etcd_endpoints,
-            link_group = config.link_group,
+            endpoints = config.etcd.endpoint_list(),
+            http = self
+                .api_server
+                .as_ref()
+                .map(|s| format!("http://{}/", s.address())),
             "nsagent started; watching {}",
             self.keys.config_prefix()
         );
-        loop {
+        let result = loop {
+            self.api.turned();
             let deadline = self
                 .scheduler
                 .next_deadline(self.now())
                 .map(|d| self.started + d)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            tokio::select! {
-                _ = &mut shutdown => break,
-                event = rx.recv() => {
-                    let Some(event) = event else {
-                        anyhow::bail!("the etcd watcher stopped");
+            // Whether anything happened that planning could act on.
+            let work = tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                events = rx.recv() => {
+                    let Some(events) = events else {
+                        break Err(anyhow::anyhow!("the etcd watcher stopped"));
                     };
-                    synced |= matches!(event, StoreEvent::Snapshot { .. });
-                    self.on_store_event(event);
+                    synced |= self.on_store_events(events);
                     for _ in 0..MAX_DRAIN {
                         match rx.try_recv() {
-                            Ok(event) => {
-                                synced |= matches!(event, StoreEvent::Snapshot { .. });
-                                self.on_store_event(event);
-                            }
+                            Ok(events) => synced |= self.on_store_events(events),
                             Err(_) => break,
                         }
                     }
+                    true
                 }
                 Some(event) = docker_rx.recv() => {
                     let mut events = vec![event];
@@ -172,63 +186,160 @@ impl Agent {
                     for change in changes {
                         self.on_microservice(change);
                     }
+                    true
                 }
                 _ = ns_check.tick() => self.check_namespaces(),
                 _ = vanish.changed() => self.check_namespaces(),
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
-                    tracing::debug!("re-reading the managed kernel state");
+                    tracing::trace!("re-reading the managed kernel state");
+                    self.api.kernel_resync();
                     self.scheduler.refresh_kernel_views();
+                    true
                 }
-                _ = tokio::time::sleep_until(deadline) => {}
-            }
-            if !synced {
+                Some(command) = commands.recv() => {
+                    self.api.answer(command, &mut self.scheduler);
+                    true
+                }
+                _ = tokio::time::sleep_until(deadline) => true,
+            };
+            if !synced || !work {
                 continue;
+            }
+            if !self.owning {
+                match self.take_ownership().await {
+                    Ok(()) => self.owning = true,
+                    Err(e) if e.is::<marks::Refused>() => break Err(e),
+                    Err(e) => {
+                        tracing::warn!("cannot read the agent's ownership records yet: {e:#}");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
             }
             for _ in 0..MAX_ROUNDS {
                 if !self.round().await {
                     break;
                 }
                 // Fold in what arrived meanwhile before planning again.
-                while let Ok(event) = rx.try_recv() {
-                    self.on_store_event(event);
+                while let Ok(events) = rx.try_recv() {
+                    synced |= self.on_store_events(events);
                 }
             }
             if let Some(sources) = self.executor.vanish_sources(&mut refs_seen) {
                 vanish.track(sources);
             }
-        }
+        };
         watcher.abort();
         tracker.abort();
-        tracing::info!("nsagent stopped; kernel state left as it is");
+        self.journal.shutdown().await;
+        if result.is_ok() {
+            tracing::info!("nsagent stopped; kernel state left as it is");
+        }
+        result
+    }
+
+    /// Settles the marks that tell the agent's objects from others' (recorded per label in
+    /// etcd) and reads back the namespaces it put things into earlier, before anything is
+    /// planned.
+    async fn take_ownership(&mut self) -> anyhow::Result<()> {
+        let mut client = store::connect(&self.etcd).await?.client;
+        let marks = marks::resolve(&mut client, &self.keys, self.requested).await?;
+        self.executor.set_link_group(marks.link_group);
+        self.scheduler.set_route_protocol(marks.route_protocol);
+        let recorded = self.places.load().await?;
+        tracing::info!(
+            route_protocol = marks.route_protocol,
+            link_group = marks.link_group,
+            recorded_namespaces = recorded.len(),
+            "ownership marks of label {}",
+            self.keys.label()
+        );
+        self.recorded.extend(recorded.iter().cloned());
+        self.scheduler.set_recorded_namespaces(recorded);
         Ok(())
     }
 
     /// One plan-and-execute round; false when there was nothing to do.
     async fn round(&mut self) -> bool {
+        self.api.turned();
         let started = Instant::now();
         let plan = self.scheduler.plan(self.now());
-        tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
-        self.log_status();
+        self.forget_released();
         if plan.is_empty() {
-            self.report_resync();
+            for (id, status) in self.journal.settled(&mut self.scheduler) {
+                self.api.status_changed(id.0, &id.1, &status);
+            }
+            self.api.settled(&self.scheduler);
             return false;
         }
-        tracing::debug!(ops = plan.len(), "applying");
+        // Plans that only read (the periodic re-read) are not worth a debug line each.
+        let writes = plan.phases.iter().flatten().any(|op| op.writes());
+        if writes {
+            tracing::debug!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
+        } else {
+            tracing::trace!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
+        }
+        self.record_places(&plan).await;
         for phase in plan.phases {
             let started = Instant::now();
+            let reports: Vec<_> = phase.iter().map(|op| self.scheduler.report(op)).collect();
             let outcomes = self.executor.execute(phase.clone()).await;
-            tracing::debug!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
+            tracing::trace!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
             let now = self.now();
-            for (op, outcome) in phase.iter().zip(outcomes) {
-                if !matches!(outcome, OpOutcome::Failed { .. }) {
-                    self.tally.count(op);
+            for ((op, outcome), report) in phase.iter().zip(outcomes).zip(reports) {
+                let failed = matches!(
+                    outcome,
+                    OpOutcome::Failed { .. }
+                        | OpOutcome::L3(crate::scheduler::ops::l3::L3Outcome::Failed { .. })
+                );
+                if let (false, Some(report)) = (failed, &report) {
+                    if let Some(kind) = self.journal.done(report) {
+                        self.api.kernel_repair(kind);
+                    }
                 }
-                tracing::debug!(?op, ?outcome, "done");
+                self.api.operation_done(op, &outcome, report.as_ref());
+                tracing::trace!(?op, ?outcome, "done");
                 self.scheduler.complete(op, outcome, now);
             }
         }
+        self.forget_released();
         true
+    }
+
+    /// Puts the namespaces `plan` writes into on record before it runs, so that a restart
+    /// finds them even if their configuration is gone by then.
+    async fn record_places(&mut self, plan: &Plan) {
+        let new: Vec<NamespaceRef> = self
+            .scheduler
+            .namespaces_written(plan)
+            .into_iter()
+            .filter(|r| !self.recorded.contains(r))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.recorded.extend(new.iter().cloned());
+        if !self.places.record(new.clone()).await {
+            tracing::warn!(
+                namespaces = ?new,
+                "etcd did not confirm the namespace record in time; writing anyway (it is recorded as soon as etcd answers)"
+            );
+        }
+    }
+
+    /// Removes from the record the namespaces that hold nothing of the agent's any more.
+    fn forget_released(&mut self) {
+        let released: Vec<NamespaceRef> = self
+            .scheduler
+            .take_released_namespaces()
+            .into_iter()
+            .filter(|r| self.recorded.remove(r))
+            .collect();
+        if !released.is_empty() {
+            tracing::debug!(namespaces = ?released, "nothing of ours left; off the record");
+            self.places.forget(released);
+        }
     }
 
     /// A microservice label got a new container, or lost its container.
@@ -250,11 +361,24 @@ impl Agent {
         }
     }
 
-    fn check_namespaces(&mut self) {
-        for reference in self.executor.vanished_namespaces() {
+    /// Withdraws the items of namespaces that went away; true when there were any.
+    fn check_namespaces(&mut self) -> bool {
+        let vanished = self.executor.vanished_namespaces();
+        for reference in &vanished {
             tracing::info!("{reference} disappeared; withdrawing its items");
-            self.scheduler.namespace_vanished(&reference, self.now());
+            self.scheduler.namespace_vanished(reference, self.now());
         }
+        !vanished.is_empty()
+    }
+
+    /// Folds in what the watcher sent together; true when it held a snapshot.
+    fn on_store_events(&mut self, events: StoreEvents) -> bool {
+        let mut snapshot = false;
+        for event in events {
+            snapshot |= matches!(event, StoreEvent::Snapshot { .. });
+            self.on_store_event(event);
+        }
+        snapshot
     }
 
     fn on_store_event(&mut self, event: StoreEvent) {
@@ -276,27 +400,36 @@ impl Agent {
                     arps = arps.len(),
                     "resync from etcd snapshot"
                 );
-                self.status.retain(ItemKind::Interface, names(&interfaces));
-                self.status.retain(ItemKind::Route, names(&routes));
-                self.status.retain(ItemKind::Arp, names(&arps));
+                let names = BTreeMap::from([
+                    (ItemKind::Interface, names(&interfaces)),
+                    (ItemKind::Route, names(&routes)),
+                    (ItemKind::Arp, names(&arps)),
+                ]);
+                self.api.etcd_snapshot();
+                for (kind, set) in &names {
+                    self.api.retain(*kind, set);
+                }
+                self.journal.resync(revision, &names);
                 self.scheduler.resync(interfaces);
                 self.scheduler.resync_l3(routes, arps);
-                self.resync_revision = Some(revision);
-                self.tally = Tally::default();
             }
-            StoreEvent::Put(kv) => match self.decode(&kv) {
-                Some(Decoded::Interface(i)) => self.scheduler.put(i),
-                Some(Decoded::Route(r)) => self.scheduler.put_route(r),
-                Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
-                None => {}
-            },
+            StoreEvent::Put(kv) => {
+                if let Some((kind, name)) = self.keys.parse(&kv.key) {
+                    self.journal.put(kind, &name);
+                }
+                self.api.received(&kv.key);
+                match self.decode(&kv) {
+                    Some(Decoded::Interface(i)) => self.scheduler.put(i),
+                    Some(Decoded::Route(r)) => self.scheduler.put_route(r),
+                    Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
+                    None => {}
+                }
+            }
             StoreEvent::Delete { key, .. } => {
                 if let Some((kind, name)) = self.keys.parse(&key) {
                     self.scheduler.delete_l3(kind, &name);
-                    self.status.set(kind, &name, None);
-                    if self.logged.remove(&(kind, name)).is_some() {
-                        tracing::info!(key, "removed");
-                    }
+                    self.journal.delete(kind, &name);
+                    self.api.removed(kind, &name);
                 }
             }
         }
@@ -312,79 +445,38 @@ impl Agent {
             return None;
         };
         let (key, revision) = (kv.key.clone(), kv.mod_revision);
-        Some(match model::decode_value(kind, &kv.key, &kv.value) {
-            Ok(ConfigItem::Interface(i)) => Decoded::Interface(Item {
+        let decoded = model::decode_value(kind, &kv.key, &kv.value);
+        Some(match (kind, decoded) {
+            (_, Ok(ConfigItem::Interface(i))) => Decoded::Interface(Item {
                 key,
                 revision,
                 config: Ok(i),
             }),
-            Ok(ConfigItem::Route(r)) => Decoded::Route(Item {
+            (_, Ok(ConfigItem::Route(r))) => Decoded::Route(Item {
                 key,
                 revision,
                 config: Ok(r),
             }),
-            Ok(ConfigItem::Arp(a)) => Decoded::Arp(Item {
+            (_, Ok(ConfigItem::Arp(a))) => Decoded::Arp(Item {
                 key,
                 revision,
                 config: Ok(a),
             }),
-            Err(e) => match kind {
-                ItemKind::Interface => Decoded::Interface(Item {
-                    key,
-                    revision,
-                    config: Err(e),
-                }),
-                ItemKind::Route => Decoded::Route(Item {
-                    key,
-                    revision,
-                    config: Err(e),
-                }),
-                ItemKind::Arp => Decoded::Arp(Item {
-                    key,
-                    revision,
-                    config: Err(e),
-                }),
-            },
-        })
-    }
-
-    /// Logs and publishes every status change once.
-    fn log_status(&mut self) {
-        for id in self.scheduler.take_changes() {
-            let Some(status) = self.scheduler.status().get(&id) else {
-                continue;
-            };
-            // `Applying` is transient: it is not remembered, so that a retry that fails the
-            // same way again is not logged again.
-            if self.logged.get(&id) == Some(status) || *status == ItemStatus::Applying {
-                if *status == ItemStatus::Applying {
-                    tracing::debug!(key = self.keys.key(id.0, &id.1), "applying");
-                }
-                continue;
-            }
-            let key = self.keys.key(id.0, &id.1);
-            match status {
-                ItemStatus::Applied => tracing::info!(key, "applied"),
-                ItemStatus::Applying => {}
-                ItemStatus::Pending { reason } => tracing::info!(key, "pending: {reason}"),
-                ItemStatus::Failed { error } => tracing::warn!(key, "failed, will retry: {error}"),
-                ItemStatus::Invalid { error } => tracing::error!(key, "invalid: {error}"),
-            }
-            self.status.set(id.0, &id.1, Some(status.clone()));
-            self.logged.insert(id, status.clone());
-        }
-    }
-
-    fn report_resync(&mut self) {
-        if let Some(revision) = self.resync_revision.take() {
-            let t = std::mem::take(&mut self.tally);
-            tracing::info!(
+            (ItemKind::Interface, Err(e)) => Decoded::Interface(Item {
+                key,
                 revision,
-                created = t.created,
-                updated = t.updated,
-                deleted = t.deleted,
-                "in sync with etcd snapshot"
-            );
-        }
+                config: Err(e),
+            }),
+            (ItemKind::Route, Err(e)) => Decoded::Route(Item {
+                key,
+                revision,
+                config: Err(e),
+            }),
+            (ItemKind::Arp, Err(e)) => Decoded::Arp(Item {
+                key,
+                revision,
+                config: Err(e),
+            }),
+        })
     }
 }

@@ -44,7 +44,8 @@ pub struct KernelLink {
     pub mac: Option<MacAddr>,
     /// Admin state (`IFF_UP`).
     pub up: bool,
-    /// Addresses, without the kernel's own IPv6 link-local ones, sorted.
+    /// Addresses, without those the kernel makes itself (IPv6 link-local, from router
+    /// advertisements), sorted.
     pub addresses: Vec<IpNet>,
 }
 
@@ -96,6 +97,64 @@ pub struct LinkPresence {
     pub name: String,
     /// Admin state (`IFF_UP`).
     pub up: bool,
-    /// Addresses (for gateway reachability), without IPv6 link-local ones.
+    /// Addresses (for gateway reachability), without those the kernel makes itself.
     pub addresses: Vec<IpNet>,
+    /// Destinations of the direct routes through this link that are not the agent's (a
+    /// link-scope route added by hand also makes a gateway reachable), sorted.
+    pub direct_routes: Vec<IpNet>,
+}
+
+/// The main routing table (also what table 0 means).
+const RT_TABLE_MAIN: u32 = 254;
+
+impl fmt::Display for KernelRoute {
+    /// `dst via gw src s dev index N table T metric M scope S proto P`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.dst)?;
+        if let Some(gw) = self.gateway {
+            write!(f, " via {gw}")?;
+        }
+        if let Some(src) = self.source {
+            write!(f, " src {src}")?;
+        }
+        if self.oif != 0 {
+            write!(f, " dev index {}", self.oif)?;
+        }
+        let table = if self.table == 0 {
+            RT_TABLE_MAIN
+        } else {
+            self.table
+        };
+        write!(
+            f,
+            " table {table} metric {} scope {} proto {}",
+            self.metric, self.scope, self.protocol
+        )
+    }
+}
+
+impl fmt::Display for KernelNeighbour {
+    /// `ip lladdr mac dev index N state S proto P`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.ip)?;
+        if let Some(mac) = self.mac {
+            write!(f, " lladdr {mac}")?;
+        }
+        write!(f, " dev index {} state ", self.ifindex)?;
+        match self.state {
+            0x01 => f.write_str("incomplete")?,
+            0x02 => f.write_str("reachable")?,
+            0x04 => f.write_str("stale")?,
+            0x08 => f.write_str("delay")?,
+            0x10 => f.write_str("probe")?,
+            0x20 => f.write_str("failed")?,
+            0x40 => f.write_str("noarp")?,
+            0x80 => f.write_str("permanent")?,
+            bits => write!(f, "{bits:#x}")?,
+        }
+        if let Some(p) = self.protocol {
+            write!(f, " proto {p}")?;
+        }
+        Ok(())
+    }
 }

@@ -5,6 +5,14 @@ use std::fmt;
 /// Root of every agent's keys.
 pub const ROOT: &str = "/vnf-agent/";
 
+/// `/vnf-agent/<label>/`, the start of a key of an agent's tree, if `key` is in one.
+pub fn agent_prefix_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(ROOT)?;
+    let label = rest.split('/').next().filter(|l| !l.is_empty())?;
+    key.get(..ROOT.len() + label.len() + 1)
+        .filter(|p| p.ends_with('/'))
+}
+
 /// The kinds of configuration an agent watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ItemKind {

@@ -7,13 +7,18 @@
 //! [`agent`] wires the pieces together.
 
 pub mod agent;
+pub mod api;
 pub mod config;
+pub mod ctl;
+pub mod graph;
 pub mod kernel;
 pub mod keys;
 pub mod microservice;
 pub mod model;
 pub mod netlink;
 pub mod netns;
+pub mod owned;
 pub mod scheduler;
 pub mod status;
 pub mod store;
+pub mod tally;

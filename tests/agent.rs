@@ -524,6 +524,7 @@ async fn bad_values_are_reported_once_and_good_values_still_apply() {
     // Its address is in the kernel before its status reaches etcd.
     env.wait_status("interface", "g1", "applied", "").await;
     // The control tool shows the same statuses.
+    env.wait_agent_running().await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsagent-ctl"))
         .args([
             "--etcd-endpoints",

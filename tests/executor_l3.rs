@@ -795,6 +795,16 @@ async fn dump_lists_every_link_with_its_addresses() {
         &["link", "add", &x, "type", "veth", "peer", "name", &y],
     );
     ip(Some(&name), &["addr", "add", "10.92.0.1/24", "dev", &x]);
+    // A link-local address someone configured (unlike the kernel's own) and a direct route
+    // added by hand (protocol boot).
+    ip(
+        Some(&name),
+        &["addr", "add", "fe80::81:5/64", "dev", &s.a.name],
+    );
+    ip(
+        Some(&name),
+        &["route", "add", "10.93.0.0/24", "dev", &s.a.name],
+    );
 
     let (routes, neighbours, links) = dump(&mut s.ex, s.ns).await;
     assert!(routes.is_empty() && neighbours.is_empty());
@@ -821,8 +831,16 @@ async fn dump_lists_every_link_with_its_addresses() {
     let veth = links.iter().find(|l| l.name == s.a.name).expect("veth");
     assert_eq!(veth.ifindex, s.a.ifindex);
     assert!(veth.up);
-    // Without the kernel's fe80:: address.
-    assert_eq!(veth.addresses, vec![net("10.81.0.1/24"), net("fd81::1/64")]);
+    // Without the kernel's fe80:: address, with the configured one.
+    assert_eq!(
+        veth.addresses,
+        vec![net("10.81.0.1/24"), net("fd81::1/64"), net("fe80::81:5/64")]
+    );
+    // Everyone else's direct routes through it: the kernel's connected ones and the one
+    // added by hand.
+    for d in ["10.81.0.0/24", "10.93.0.0/24", "fd81::/64"] {
+        assert!(veth.direct_routes.contains(&net(d)), "{d}: {veth:?}");
+    }
 
     let unowned = links.iter().find(|l| l.name == x).expect("unowned link");
     assert!(!unowned.up);

@@ -9,7 +9,9 @@ mod docker_support;
 use std::time::{Duration, Instant};
 
 use docker_support::{require_docker, unique_label, PrivateDockerd};
-use nsagent::microservice::{track, Change, Container, Registry, TrackerError, TrackerEvent};
+use nsagent::microservice::{
+    track, track_reporting, Change, Container, Registry, TrackerError, TrackerEvent,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::task::{block_in_place, JoinHandle};
 
@@ -19,21 +21,33 @@ const PROMPT: Duration = Duration::from_secs(15);
 /// Upper bound for slower steps (reconnecting after a dockerd restart).
 const SLOW: Duration = Duration::from_secs(30);
 
-/// A running [`track`] task, and a registry fed with everything it reports.
+/// A running [`track_reporting`] task, a registry fed with everything it reports, and the
+/// connection state it reports.
 struct Tracker {
     rx: UnboundedReceiver<TrackerEvent>,
     task: JoinHandle<Result<(), TrackerError>>,
     registry: Registry,
+    connected: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Tracker {
     fn start(host: &str) -> Tracker {
         let (tx, rx) = unbounded_channel();
+        let (connection, connected) = tokio::sync::watch::channel(false);
         Tracker {
             rx,
-            task: tokio::spawn(track(Some(host.to_string()), tx)),
+            task: tokio::spawn(track_reporting(Some(host.to_string()), tx, connection)),
             registry: Registry::new(),
+            connected,
         }
+    }
+
+    /// Waits until the reported connection state is `up`.
+    async fn wait_connected(&mut self, up: bool, timeout: Duration) {
+        tokio::time::timeout(timeout, self.connected.wait_for(|c| *c == up))
+            .await
+            .unwrap_or_else(|_| panic!("connection state not {up} within {timeout:?}"))
+            .expect("tracker stopped");
     }
 
     /// The next event (applied to the registry) with its changes; panics after `timeout`.
@@ -303,14 +317,17 @@ async fn tracker_survives_a_dockerd_restart() {
     let mut t = Tracker::start(docker.host());
     let (list, _) = t.snapshot(SLOW).await;
     assert_eq!(list.len(), 2, "{list:?}");
+    t.wait_connected(true, PROMPT).await;
 
     block_in_place(|| private.stop_daemon());
+    t.wait_connected(false, SLOW).await;
     // While dockerd is down, one container's process dies.
     let gone_proc = nix::unistd::Pid::from_raw(gone_pid as i32);
     nix::sys::signal::kill(gone_proc, nix::sys::signal::Signal::SIGKILL).unwrap();
     block_in_place(|| private.start_daemon());
 
     let (list, changes) = t.snapshot(SLOW).await;
+    t.wait_connected(true, PROMPT).await;
     assert!(
         list.iter().any(|c| c.id == keep && c.pid == keep_pid),
         "{list:?}"
@@ -343,4 +360,8 @@ async fn unreachable_docker_is_retried() {
     let got = tokio::time::timeout(Duration::from_millis(700), t.rx.recv()).await;
     assert!(got.is_err(), "unexpected {got:?}");
     assert!(!t.task.is_finished());
+    assert!(
+        !*t.connected.borrow(),
+        "reported connected without an engine"
+    );
 }

@@ -9,7 +9,7 @@ use agent_support::*;
 use common::*;
 use serde_json::{json, Value};
 
-/// The agent's default routing-protocol number.
+/// The routing-protocol number the agents of these tests are given (`--route-protocol`).
 const PROTO: &str = "196";
 
 impl TestEnv {
@@ -75,7 +75,11 @@ fn route_to<'a>(routes: &'a [Value], dst: &str) -> Option<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_and_entries_wait_for_their_interface_and_follow_it() {
     let Some(env) = TestEnv::new("r") else { return };
-    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let _agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     env.put_v(
         "route",
@@ -164,7 +168,11 @@ async fn routes_and_entries_wait_for_their_interface_and_follow_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn defaults_tables_states_gateways_and_metric_changes() {
     let Some(env) = TestEnv::new("s") else { return };
-    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let _agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24", "2001:db8:210::1/64"], true)
@@ -238,7 +246,11 @@ async fn defaults_tables_states_gateways_and_metric_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resync_removes_stale_owned_state_and_keeps_hand_made_routes() {
     let Some(env) = TestEnv::new("t") else { return };
-    let mut agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let mut agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24"], true).await;
@@ -308,7 +320,11 @@ async fn resync_removes_stale_owned_state_and_keeps_hand_made_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
     let Some(env) = TestEnv::new("u") else { return };
-    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let _agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24"], true).await;
@@ -400,7 +416,11 @@ async fn bad_route_and_arp_values_name_key_and_field_and_good_ones_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_on_a_host_link_waits_until_the_link_exists() {
     let Some(env) = TestEnv::new("v") else { return };
-    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let _agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     ip(&["netns", "add", &nsx]);
     let host = format!("{}h", env.p);
@@ -451,7 +471,11 @@ async fn a_route_on_a_host_link_waits_until_the_link_exists() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateways_pick_their_interface_and_entry_state_changes_apply() {
     let Some(env) = TestEnv::new("g") else { return };
-    let _agent = AgentProcess::start(&env.etcd.endpoint(), &env.label, &[]);
+    let _agent = AgentProcess::start(
+        &env.etcd.endpoint(),
+        &env.label,
+        &["--route-protocol", PROTO],
+    );
     let nsx = env.nsx();
     let ns = json!({"type": "NAMED_NS", "name": nsx});
     env.put_pair(&["10.210.0.1/24"], true).await;

@@ -277,8 +277,6 @@ fn the_interface_schema_and_the_decoder_accept_the_same_edge_cases() {
         json!({"name": "tap1", "type": "AUTO_TAP", "tap": {"temp_if_name": ""}, "veth": {}}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "namespace": {}}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "namespace": {"type": 0, "pid": 0}}),
-        json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "namespace": {"type": 2, "name": ""}}),
-        json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "namespace": {"type": 3, "filepath": ""}}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "namespace": {"pid": 1234}}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"},
             "namespace": {"type": "MICROSERVICE_REF_NS", "microservice": "web"}}),
@@ -289,7 +287,7 @@ fn the_interface_schema_and_the_decoder_accept_the_same_edge_cases() {
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "mtu": 68}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "mtu": 0}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"},
-            "ip_addresses": ["0.0.0.0/0", "::/0", "::ffff:10.0.0.1/128", "fe80::1/64"]}),
+            "ip_addresses": ["10.0.0.0/8", "::ffff:10.0.0.1/128", "fe80::1/64", "2001:db8::/64"]}),
         json!({"name": "a-long-logical-name", "host_if_name": "fifteen-bytes-x",
             "veth": {"peer_if_name": "veth2"}}),
     ];
@@ -350,6 +348,16 @@ fn invalid_interfaces_are_rejected_by_the_schema_and_the_decoder() {
         veth(json!({"namespace": {"type": 3, "filepath": "proc/1/ns/net"}})),
         veth(json!({"namespace": {"type": 2, "nmae": "ns1"}})),
         veth(json!({"namespace": {"pid": -1}})),
+        veth(json!({"namespace": {"type": 2, "name": ""}})),
+        veth(json!({"namespace": {"type": "NAMED_NS"}})),
+        veth(json!({"namespace": {"type": 3, "filepath": ""}})),
+        veth(json!({"ip_addresses": ["0.0.0.0/0"]})),
+        veth(json!({"ip_addresses": ["::/0"]})),
+        veth(json!({"ip_addresses": ["127.0.0.1/8"]})),
+        veth(json!({"ip_addresses": ["::1/128"]})),
+        veth(json!({"ip_addresses": ["224.0.0.1/24"]})),
+        veth(json!({"ip_addresses": ["ff02::1/64"]})),
+        veth(json!({"ip_addresses": ["255.255.255.255/32"]})),
     ];
     for value in invalid {
         assert_both_reject(ItemKind::Interface, &validator, &value);
@@ -418,7 +426,7 @@ fn the_route_schema_and_the_decoder_accept_the_same_edge_cases() {
         route(json!({"metric": 4_294_967_295_u32, "table": 254})),
         route(json!({"interface": "lo", "description": "any text"})),
         route(json!({"namespace": {"type": "NAMED_NS", "name": "ns1"}})),
-        route(json!({"namespace": {"type": 3, "filepath": ""}})),
+        route(json!({"namespace": {"type": 0, "pid": 0}})),
     ];
     for value in valid {
         assert_both_accept(ItemKind::Route, &validator, &value);
@@ -458,6 +466,9 @@ fn invalid_routes_are_rejected_by_the_schema_and_the_decoder() {
         route(json!({"metric": "100"})),
         route(json!({"namespace": {"type": 3, "name": "ns1"}})),
         route(json!({"namespace": {"type": 1}})),
+        route(json!({"table": 255})),
+        route(json!({"namespace": {"type": 3, "filepath": ""}})),
+        route(json!({"namespace": {"type": "NAMED_NS", "name": ""}})),
     ];
     for value in invalid {
         assert_both_reject(ItemKind::Route, &validator, &value);

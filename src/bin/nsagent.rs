@@ -1,12 +1,17 @@
 //! `nsagent`: the daemon. Watches `/vnf-agent/<label>/linux/config/v1/` in etcd and applies it.
+//! A start-up failure (bad flags or files, etcd unreachable or refusing) is one line on stderr
+//! and exit code 1.
 
 use clap::Parser;
 use nsagent::agent::Agent;
 use nsagent::config::{AgentConfig, Cli};
+use nsagent::keys::KeyTree;
+use nsagent::store;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -15,11 +20,32 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let config = AgentConfig::from_cli(Cli::parse())?;
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nsagent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = AgentConfig::from_cli(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Local resources first (the HTTP port, the netlink socket): their errors need no
+        // etcd to be reported.
+        let agent = Agent::new(&config).await?;
+        let prefix = KeyTree::new(&config.label).config_prefix();
+        match store::check(&config.etcd, &prefix).await {
+            Ok(endpoint) => tracing::debug!("etcd at {endpoint} answers"),
+            Err(e) if config.etcd.allow_delayed_start => {
+                tracing::warn!("{e:#}; retrying in the background (allow-delayed-start)")
+            }
+            Err(e) => return Err(e),
+        }
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let shutdown = async move {
@@ -28,7 +54,6 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => tracing::info!("SIGINT received"),
             }
         };
-        let agent = Agent::new(&config).await?;
         agent.run(config, shutdown).await
     })
 }

@@ -28,4 +28,6 @@ pub mod registry;
 pub mod tracker;
 
 pub use registry::{Change, Container, Registry, TrackerEvent};
-pub use tracker::{socket_path, track, TrackerError, DEFAULT_DOCKER_HOST, LABEL_ENV};
+pub use tracker::{
+    socket_path, track, track_reporting, TrackerError, DEFAULT_DOCKER_HOST, LABEL_ENV,
+};

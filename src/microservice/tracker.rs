@@ -26,6 +26,7 @@ use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures::StreamExt;
 use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::registry::{Container, TrackerEvent};
@@ -85,14 +86,25 @@ pub async fn track(
     docker_host: Option<String>,
     tx: UnboundedSender<TrackerEvent>,
 ) -> Result<(), TrackerError> {
+    track_reporting(docker_host, tx, watch::Sender::new(false)).await
+}
+
+/// Like [`track`], and sets `connection` to true while a session with Docker stands (from
+/// its snapshot on) and to false when it is lost.
+pub async fn track_reporting(
+    docker_host: Option<String>,
+    tx: UnboundedSender<TrackerEvent>,
+    connection: watch::Sender<bool>,
+) -> Result<(), TrackerError> {
     let socket = socket_path(docker_host.as_deref())?;
     let mut failures = 0u32;
     loop {
         let mut connected = false;
         let end = tokio::select! {
-            end = session(&socket, &tx, &mut connected) => end,
+            end = session(&socket, &tx, &mut connected, &connection) => end,
             () = tx.closed() => End::ReceiverGone,
         };
+        connection.send_replace(false);
         let End::Lost(why) = end else {
             return Ok(());
         };
@@ -146,8 +158,13 @@ impl Drop for AbortOnDrop {
 
 /// One connection to Docker; returns how it ended. Sets `connected` once the snapshot is
 /// sent.
-async fn session(socket: &Path, tx: &UnboundedSender<TrackerEvent>, connected: &mut bool) -> End {
-    match session_inner(socket, tx, connected).await {
+async fn session(
+    socket: &Path,
+    tx: &UnboundedSender<TrackerEvent>,
+    connected: &mut bool,
+    connection: &watch::Sender<bool>,
+) -> End {
+    match session_inner(socket, tx, connected, connection).await {
         Ok(never) => match never {},
         Err(end) => end,
     }
@@ -157,6 +174,7 @@ async fn session_inner(
     socket: &Path,
     tx: &UnboundedSender<TrackerEvent>,
     connected: &mut bool,
+    connection: &watch::Sender<bool>,
 ) -> Result<std::convert::Infallible, End> {
     let socket = socket
         .to_str()
@@ -198,6 +216,7 @@ async fn session_inner(
         info!(socket, "Docker connected, following container events");
     }
     *connected = true;
+    connection.send_replace(true);
 
     loop {
         let message: EventMessage = match events.recv().await {

@@ -77,7 +77,12 @@ pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError
 
     let (veth_peer, tap_temp_if_name) = match if_type {
         InterfaceType::Veth => (
-            check_veth(&obj, &name, veth_peer, &tap_temp)?,
+            check_alias_fits(
+                &obj,
+                key,
+                &name,
+                check_veth(&obj, &name, veth_peer, &tap_temp)?,
+            )?,
             String::new(),
         ),
         InterfaceType::AutoTap => (
@@ -108,6 +113,14 @@ pub fn decode_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigIte
         ItemKind::Route => decode_route(key, value).map(ConfigItem::Route),
         ItemKind::Arp => decode_arp(key, value).map(ConfigItem::Arp),
     }
+}
+
+/// Decodes a value holding one namespace reference, `{"namespace": {...}}` (as the agent
+/// records where it has put things), with the rules of an item's `namespace` field.
+pub fn decode_namespace(key: &str, value: &[u8]) -> Result<NamespaceRef, ModelError> {
+    let json = parse(key, value)?;
+    let obj = Object::new(key, "", &json, &["namespace"])?;
+    namespace(&obj)
 }
 
 /// Parses a whole value; a syntax error names no field.
@@ -147,6 +160,9 @@ fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
     for (i, text) in obj.strings("ip_addresses")?.iter().enumerate() {
         let field = format!("ip_addresses[{i}]");
         let net = ip_net(obj, &field, text)?;
+        if let Some(problem) = link_address_problem(&net) {
+            return Err(obj.error(&field, format!("{net} is {problem}")));
+        }
         if let Some(j) = nets.iter().position(|n| n.addr() == net.addr()) {
             return Err(obj.error(
                 &field,
@@ -159,6 +175,23 @@ fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
         nets.push(net);
     }
     Ok(nets)
+}
+
+/// Why an address the kernel would accept on a VETH or TAP link is almost surely a mistake,
+/// if it is.
+fn link_address_problem(net: &IpNet) -> Option<&'static str> {
+    let ip = net.addr();
+    if ip.is_unspecified() {
+        Some("the unspecified address, which names no host; give the link's own address")
+    } else if ip.is_multicast() {
+        Some("a multicast address; a link's address must be unicast (multicast groups are joined, not assigned)")
+    } else if ip.is_loopback() {
+        Some("a loopback address, which belongs on the loopback link `lo` only")
+    } else if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        Some("the limited broadcast address, which names no host")
+    } else {
+        None
+    }
 }
 
 /// `text` (the value of `field`) as `<ip>/<prefix>`, host bits kept.
@@ -343,17 +376,20 @@ pub(super) fn namespace(obj: &Object) -> Result<NamespaceRef, ModelError> {
     match ty {
         0 if pid == 0 => Ok(NamespaceRef::Default),
         0 => Ok(NamespaceRef::Pid(pid)),
-        1 if microservice.is_empty() => Err(ns.error(
-            "microservice",
-            "is required when `namespace.type` is MICROSERVICE_REF_NS (1)".to_string(),
+        // Only the all-zero reference (PID_REF_NS with pid 0) means the agent's own
+        // namespace: a type that names a namespace by label, name or file needs that field.
+        _ if !set[ty] => Err(ns.error(
+            NAMESPACE_TYPE_FIELDS[ty],
+            format!(
+                "is required when `namespace.type` is {} ({ty}); leave `namespace` out for the agent's own namespace",
+                NAMESPACE_TYPES[ty]
+            ),
         )),
         1 => Ok(NamespaceRef::Microservice(microservice)),
-        2 if name.is_empty() => Ok(NamespaceRef::Default),
         2 => match netns_name_problem(&name) {
             Some(problem) => Err(ns.error("name", format!("{} {problem}", quote(&name)))),
             None => Ok(NamespaceRef::Named(name)),
         },
-        _ if filepath.is_empty() => Ok(NamespaceRef::Default),
         _ if !filepath.starts_with('/') || filepath.contains('\0') => Err(ns.error(
             "filepath",
             format!("{} is not an absolute path", quote(&filepath)),
@@ -375,6 +411,32 @@ fn netns_name_problem(name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Longest link alias (`IFALIASZ` - 1): the kernel refuses a longer one with ERANGE.
+const MAX_ALIAS: usize = 255;
+
+/// The ownership alias of a VETH end, `/vnf-agent/<label>/<name>/<peer>` (the agent prefix
+/// is the start of the key), fits the kernel's limit; returns `peer`.
+fn check_alias_fits(
+    obj: &Object,
+    key: &str,
+    name: &str,
+    peer: String,
+) -> Result<String, ModelError> {
+    let prefix = crate::keys::agent_prefix_of(key).unwrap_or(crate::keys::ROOT);
+    let len = prefix.len() + name.len() + 1 + peer.len();
+    if len > MAX_ALIAS {
+        return Err(obj.error(
+            "name",
+            format!(
+                "`name` ({} bytes) and `veth.peer_if_name` ({} bytes) make the link's ownership alias `{prefix}<name>/<peer>` {len} bytes long; the kernel allows {MAX_ALIAS}: shorten them",
+                name.len(),
+                peer.len()
+            ),
+        ));
+    }
+    Ok(peer)
 }
 
 /// VETH: `veth.peer_if_name` is required and names another interface; `tap` is not used.

@@ -119,6 +119,14 @@ impl ArpEntry {
     }
 }
 
+impl NamespaceRef {
+    /// The canonical JSON of the reference, `{}` for the default namespace (decoded back by
+    /// [`super::decode_namespace`]).
+    pub fn to_canonical_json(&self) -> Value {
+        namespace_json(self).unwrap_or_else(|| Value::Object(Map::new()))
+    }
+}
+
 /// `None` for the default namespace (omitted as a zero value).
 fn namespace_json(ns: &NamespaceRef) -> Option<Value> {
     let (ty, field, value) = match ns {

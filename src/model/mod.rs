@@ -6,6 +6,7 @@
 //! values mean "not set". Three kinds of value: [`Interface`], [`Route`] and [`ArpEntry`];
 //! `to_canonical_json` gives each one's canonical form back.
 
+mod accept;
 mod arp;
 mod decode;
 mod encode;
@@ -20,8 +21,9 @@ mod tests_arp;
 mod tests_route;
 mod validate;
 
+pub use accept::accept_value;
 pub use arp::decode_arp;
-pub use decode::{decode_interface, decode_value};
+pub use decode::{decode_interface, decode_namespace, decode_value};
 pub use route::decode_route;
 pub use validate::host_name_conflict;
 

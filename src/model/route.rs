@@ -19,6 +19,8 @@ const ROUTE_FIELDS: &[&str] = &[
     "table",
 ];
 const SCOPE_FIELDS: &[&str] = &["type"];
+/// `RT_TABLE_LOCAL`: the kernel's own table of local and broadcast addresses.
+const LOCAL_TABLE: u32 = 255;
 
 /// `scope.type` names; the index is the number.
 pub(super) const SCOPE_TYPES: &[&str] = &["GLOBAL", "SITE", "LINK", "HOST"];
@@ -65,6 +67,12 @@ pub fn decode_route(key: &str, value: &[u8]) -> Result<Route, ModelError> {
     let gateway = host_address(&obj, "gw_addr", "leave it empty for a direct route")?;
     let metric = obj.u32("metric")?;
     let table = obj.u32("table")?;
+    if table == LOCAL_TABLE {
+        return Err(obj.error(
+            "table",
+            format!("{LOCAL_TABLE} is the kernel's local table (the addresses of this host, maintained by the kernel); use 0 (main) or a table of your own"),
+        ));
+    }
 
     let dst = destination(&obj, default, dst, gateway)?;
     check_families(&obj, dst, gateway, src)?;

@@ -424,14 +424,66 @@ fn zero_value_namespaces_are_the_default() {
         json!({}),
         json!({"type": 0}),
         json!({"type": 0, "pid": 0}),
-        json!({"type": 2, "name": ""}),
-        json!({"type": "NAMED_NS"}),
-        json!({"type": 3, "filepath": ""}),
-        json!({"type": 2, "name": "", "pid": 0, "microservice": "", "filepath": ""}),
+        json!({"type": "PID_REF_NS", "pid": 0, "name": "", "microservice": "", "filepath": ""}),
     ] {
         assert_eq!(ns(v.clone()), Ok(NamespaceRef::Default), "{v}");
     }
     assert_eq!(ok(veth(json!({}))).namespace, NamespaceRef::Default);
+}
+
+#[test]
+fn a_namespace_type_that_names_something_needs_its_field() {
+    for (v, field) in [
+        (json!({"type": "NAMED_NS", "name": ""}), "namespace.name"),
+        (json!({"type": 2, "name": ""}), "namespace.name"),
+        (json!({"type": "NAMED_NS"}), "namespace.name"),
+        (json!({"type": 3, "filepath": ""}), "namespace.filepath"),
+        (
+            json!({"type": 2, "name": "", "pid": 0, "microservice": "", "filepath": ""}),
+            "namespace.name",
+        ),
+    ] {
+        let e = ns(v.clone()).unwrap_err();
+        assert_eq!(e.field, field, "{v}");
+        assert!(e.message.contains("is required"), "{v}: {e}");
+        assert!(e.message.contains("leave `namespace` out"), "{v}: {e}");
+    }
+}
+
+#[test]
+fn addresses_that_are_almost_surely_mistakes_are_invalid() {
+    for (address, why) in [
+        ("0.0.0.0/0", "unspecified"),
+        ("0.0.0.0/24", "unspecified"),
+        ("::/0", "unspecified"),
+        ("224.0.0.5/24", "multicast"),
+        ("ff02::1/64", "multicast"),
+        ("127.0.0.1/8", "loopback"),
+        ("::1/128", "loopback"),
+        ("255.255.255.255/32", "broadcast"),
+    ] {
+        let e = decode(&veth(json!({"ip_addresses": ["10.0.0.1/24", address]}))).unwrap_err();
+        assert_eq!(e.field, "ip_addresses[1]", "{address}");
+        assert!(e.message.contains(why), "{address}: {e}");
+    }
+    let i = ok(veth(
+        json!({"ip_addresses": ["fe80::1/64", "10.0.0.0/8", "100.64.0.1/10"]}),
+    ));
+    assert_eq!(i.ip_addresses.len(), 3);
+}
+
+#[test]
+fn the_ownership_alias_must_fit_the_kernel_limit() {
+    // `/vnf-agent/vpp1/` is 16 bytes: 16 + 119 + 1 + 119 = 255 fits, one byte more does not.
+    let (a, b) = ("a".repeat(119), "b".repeat(119));
+    let fits = json!({"name": a, "host_if_name": "x1", "veth": {"peer_if_name": b}});
+    assert!(decode_interface(&key(&a), fits.to_string().as_bytes()).is_ok());
+    let b = "b".repeat(120);
+    let long = json!({"name": a, "host_if_name": "x1", "veth": {"peer_if_name": b}});
+    let e = decode_interface(&key(&a), long.to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.field, "name");
+    assert!(e.message.contains("256 bytes long"), "{e}");
+    assert!(e.message.contains("allows 255"), "{e}");
 }
 
 #[test]
@@ -873,7 +925,7 @@ fn route_example_is_not_an_interface() {
 fn canonical_json_is_snake_case_with_names_and_no_zero_values() {
     let i = ok(
         json!({"name": "veth1", "hostIfName": "", "type": 0, "mtu": 0, "enabled": false,
-        "description": "", "phys-address": "", "namespace": {"type": 2, "name": ""},
+        "description": "", "phys-address": "", "namespace": {"type": 0, "pid": 0},
         "veth": {"peerIfName": "veth2"}}),
     );
     assert_eq!(
@@ -942,13 +994,24 @@ pub(super) fn ip_net() -> impl Strategy<Value = ipnet::IpNet> {
     ]
 }
 
+/// Addresses a link may have (no unspecified, multicast, loopback or broadcast address).
+fn link_ip_net() -> impl Strategy<Value = ipnet::IpNet> {
+    ip_net().prop_filter("usable on a link", |n| {
+        let ip = n.addr();
+        !(ip.is_unspecified()
+            || ip.is_multicast()
+            || ip.is_loopback()
+            || ip == std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+    })
+}
+
 prop_compose! {
     fn valid_interface()(
         name in "[a-z][a-z0-9-]{0,30}",
         description in ".{0,40}",
         tap in any::<bool>(),
         enabled in any::<bool>(),
-        ips in proptest::collection::vec(ip_net(), 0..5),
+        ips in proptest::collection::vec(link_ip_net(), 0..5),
         mac in proptest::option::of(any::<[u8; 6]>()),
         mtu in prop_oneof![Just(0u32), 68u32..=65535],
         host_if_name in link_name(),

@@ -139,7 +139,7 @@ fn name_is_required_and_equals_the_key() {
 fn namespace_is_the_interface_union() {
     assert_eq!(ok(route(json!({}))).namespace, NamespaceRef::Default);
     for (ns, expected) in [
-        (json!({"type": 2, "name": ""}), NamespaceRef::Default),
+        (json!({"type": 0, "pid": 0}), NamespaceRef::Default),
         (json!({"type": 0, "pid": 42}), NamespaceRef::Pid(42)),
         (
             json!({"type": "FILE_REF_NS", "filepath": "/run/netns/x"}),
@@ -675,10 +675,13 @@ fn interface_is_a_logical_or_host_name() {
 
 #[test]
 fn metric_and_table_are_kept_as_given() {
-    for (metric, table) in [(0, 0), (1, 254), (100, 255), (u32::MAX, u32::MAX)] {
+    for (metric, table) in [(0, 0), (1, 254), (100, 253), (7, 256), (u32::MAX, u32::MAX)] {
         let r = ok(route(json!({"metric": metric, "table": table})));
         assert_eq!((r.metric, r.table), (metric, table));
     }
+    let e = decode(&route(json!({"table": 255}))).unwrap_err();
+    assert_eq!(e.field, "table");
+    assert!(e.message.contains("local table"), "{e}");
     // Scenario 17: a metric change is a new value with the same key.
     assert_eq!(ok(route(json!({"metric": 55}))).metric, 55);
 }
@@ -750,7 +753,7 @@ fn canonical_json_is_snake_case_with_names_and_no_zero_values() {
     let r = ok(
         json!({"name": "route1", "dstIpAddr": "10.0.2.1/24", "gw-addr": "192.168.22.2",
         "interface": "veth1", "metric": 0, "table": 0, "description": "", "default": false,
-        "srcIpAddr": "", "namespace": {"type": 2, "name": ""}}),
+        "srcIpAddr": "", "namespace": {"type": 0}}),
     );
     assert_eq!(
         r.to_canonical_json(),

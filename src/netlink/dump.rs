@@ -5,7 +5,7 @@ use super::error::NlError;
 use crate::kernel::{KernelLink, LinkPresence};
 use crate::model::MacAddr;
 use ipnet::IpNet;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ pub(crate) async fn owned_links(
     if owned.is_empty() {
         return Ok(owned);
     }
-    let mut addresses = address_map(conn, 0).await?;
+    let mut addresses = addresses_by_link(read_addresses(conn, 0).await?, &owned);
     for link in &mut owned {
         link.addresses = addresses.remove(&link.ifindex).unwrap_or_default();
     }
@@ -59,21 +59,26 @@ pub(crate) async fn owned_links(
 
 /// Every link of the namespace, owned or not, with its addresses, sorted by index.
 pub(crate) async fn link_presence(conn: &NsConn) -> Result<Vec<LinkPresence>, NlError> {
-    let (links, mut addresses) = futures::try_join!(
+    let (links, addresses) = futures::try_join!(
         conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-        address_map(conn, 0)
+        read_addresses(conn, 0)
     )?;
-    let mut present: Vec<LinkPresence> = links
+    let links: Vec<KernelLink> = links
         .iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
             _ => None,
         })
+        .collect();
+    let mut addresses = addresses_by_link(addresses, &links);
+    let mut present: Vec<LinkPresence> = links
+        .into_iter()
         .map(|l| LinkPresence {
             addresses: addresses.remove(&l.ifindex).unwrap_or_default(),
             ifindex: l.ifindex,
             name: l.name,
             up: l.up,
+            direct_routes: Vec::new(),
         })
         .collect();
     present.sort_by_key(|l| l.ifindex);
@@ -85,8 +90,8 @@ pub(crate) async fn link_by_index(conn: &NsConn, ifindex: u32) -> Result<KernelL
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
     let mut link = single_link(conn, msg).await?;
-    link.addresses = address_map(conn, ifindex)
-        .await?
+    let addresses = read_addresses(conn, ifindex).await?;
+    link.addresses = addresses_by_link(addresses, std::slice::from_ref(&link))
         .remove(&ifindex)
         .unwrap_or_default();
     Ok(link)
@@ -114,29 +119,81 @@ async fn single_link(conn: &NsConn, msg: LinkMessage) -> Result<KernelLink, NlEr
         .ok_or_else(|| NlError::Unexpected("no link in the answer to RTM_GETLINK".into()))
 }
 
-/// Addresses of the namespace (or of link `ifindex` when non-zero) by link index, sorted,
-/// without IPv6 link-local ones.
-async fn address_map(conn: &NsConn, ifindex: u32) -> Result<HashMap<u32, Vec<IpNet>>, NlError> {
+/// One address as read: link index, address, and who made it (`IFA_PROTO`), if marked.
+type RawAddress = (u32, IpNet, Option<AddressProtocol>);
+
+/// Every address of the namespace, or of link `ifindex` when non-zero.
+async fn read_addresses(conn: &NsConn, ifindex: u32) -> Result<Vec<RawAddress>, NlError> {
     let mut msg = AddressMessage::default();
     msg.header.index = ifindex;
     let answer = conn.dump(RouteNetlinkMessage::GetAddress(msg)).await?;
+    Ok(answer
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if ifindex == 0 || a.header.index == ifindex => {
+                parse_address(a).map(|(net, proto)| (a.header.index, net, proto))
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// The addresses of `links` by link index, sorted, without those the kernel makes itself
+/// (the IPv6 link-local address of every link, addresses from router advertisements), which
+/// the agent neither configures nor removes; a link-local address someone configured stays.
+fn addresses_by_link(addresses: Vec<RawAddress>, links: &[KernelLink]) -> HashMap<u32, Vec<IpNet>> {
+    // Since Linux 5.18 the kernel marks the addresses it makes (IFA_PROTO), so an address
+    // without a mark is someone's; older kernels mark none, and their own link-local address
+    // is recognised by the link's hardware address.
+    let marked = addresses.iter().any(|(_, _, proto)| proto.is_some());
     let mut map: HashMap<u32, Vec<IpNet>> = HashMap::new();
-    for m in &answer {
-        let RouteNetlinkMessage::NewAddress(a) = m else {
-            continue;
+    for (index, net, proto) in addresses {
+        let kernel_made = match proto {
+            Some(p) => matches!(
+                p,
+                AddressProtocol::LinkLocal | AddressProtocol::RouterAnnouncement
+            ),
+            None if marked => false,
+            None => links
+                .iter()
+                .find(|l| l.ifindex == index)
+                .and_then(|l| l.mac)
+                .is_some_and(|mac| net.addr() == eui64_link_local(mac)),
         };
-        if ifindex != 0 && a.header.index != ifindex {
-            continue;
-        }
-        if let Some(net) = parse_address(a) {
-            map.entry(a.header.index).or_default().push(net);
+        if !kernel_made {
+            map.entry(index).or_default().push(net);
         }
     }
     for list in map.values_mut() {
         list.sort();
         list.dedup();
     }
-    Ok(map)
+    map
+}
+
+/// The link-local address the kernel gives a link with this hardware address by default
+/// (EUI-64).
+fn eui64_link_local(mac: MacAddr) -> IpAddr {
+    let m = mac.0;
+    let bytes = [
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ];
+    IpAddr::V6(std::net::Ipv6Addr::from(bytes))
 }
 
 /// The agent's view of a link message (addresses left empty).
@@ -166,23 +223,37 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> KernelLink {
     link
 }
 
-/// The address of an address message; `None` for IPv6 link-local ones.
-fn parse_address(msg: &AddressMessage) -> Option<IpNet> {
+/// The address of an address message with its `IFA_PROTO` mark (who made it), if any.
+fn parse_address(msg: &AddressMessage) -> Option<(IpNet, Option<AddressProtocol>)> {
     let mut local = None;
     let mut address = None;
+    let mut protocol = None;
     for attr in &msg.attributes {
         match attr {
             AddressAttribute::Local(ip) => local = Some(*ip),
             AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Protocol(p) => protocol = Some(*p),
             _ => {}
         }
     }
     // IPv4: IFA_LOCAL is the interface's address (IFA_ADDRESS the peer on point-to-point).
     let ip = local.or(address)?;
-    if let IpAddr::V6(v6) = ip {
-        if v6.segments()[0] & 0xffc0 == 0xfe80 {
-            return None;
-        }
+    IpNet::new(ip, msg.header.prefix_len)
+        .ok()
+        .map(|net| (net, protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_default_link_local_address_is_eui64() {
+        // `ip link add x address 02:00:00:81:00:05` gets fe80::ff:fe81:5.
+        let mac = MacAddr([0x02, 0, 0, 0x81, 0, 0x05]);
+        assert_eq!(
+            eui64_link_local(mac),
+            "fe80::ff:fe81:5".parse::<IpAddr>().unwrap()
+        );
     }
-    IpNet::new(ip, msg.header.prefix_len).ok()
 }

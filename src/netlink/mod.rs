@@ -80,6 +80,11 @@ impl Executor {
         })
     }
 
+    /// Marks the links it creates with `group` from now on (and owns the links in it).
+    pub fn set_link_group(&mut self, group: u32) {
+        self.owner.group = group;
+    }
+
     /// Runs a batch of independent operations concurrently; outcome `i` belongs to `ops[i]`.
     pub async fn execute(&mut self, ops: Vec<Op>) -> Vec<OpOutcome> {
         let this = &*self;
@@ -222,16 +227,27 @@ impl Executor {
         match op {
             L3Op::Dump { protocol, .. } => {
                 let read = futures::try_join!(
-                    route::owned_routes(&conn, protocol),
+                    route::read_routes(&conn, protocol),
                     neigh::owned_neighbours(&conn, protocol),
                     dump::link_presence(&conn)
                 );
                 match read {
-                    Ok((routes, neighbours, links)) => L3Outcome::Dumped {
-                        routes,
-                        neighbours,
-                        links,
-                    },
+                    Ok((routes, neighbours, mut links)) => {
+                        for (oif, dst) in routes.direct {
+                            if let Some(l) = links.iter_mut().find(|l| l.ifindex == oif) {
+                                l.direct_routes.push(dst);
+                            }
+                        }
+                        for l in &mut links {
+                            l.direct_routes.sort();
+                            l.direct_routes.dedup();
+                        }
+                        L3Outcome::Dumped {
+                            routes: routes.owned,
+                            neighbours,
+                            links,
+                        }
+                    }
                     Err(e) => L3Outcome::Failed {
                         kind: FailureKind::Other,
                         error: format!(

@@ -106,11 +106,7 @@ pub(crate) async fn set_neighbour(conn: &NsConn, n: &KernelNeighbour) -> L3Outco
             } else {
                 FailureKind::Other
             },
-            error: format!(
-                "cannot set neighbour {} in {}: {e}",
-                describe(n),
-                conn.label()
-            ),
+            error: format!("cannot set neighbour {} in {}: {e}", n, conn.label()),
         },
     }
 }
@@ -127,11 +123,7 @@ pub(crate) async fn delete_neighbour(conn: &NsConn, n: &KernelNeighbour) -> L3Ou
         Err(e) if e.is(Errno::ENOENT) || e.is(Errno::ENODEV) => L3Outcome::Done,
         Err(e) => L3Outcome::Failed {
             kind: FailureKind::Other,
-            error: format!(
-                "cannot delete neighbour {} in {}: {e}",
-                describe(n),
-                conn.label()
-            ),
+            error: format!("cannot delete neighbour {} in {}: {e}", n, conn.label()),
         },
     }
 }
@@ -147,22 +139,4 @@ fn neighbour_message(n: &KernelNeighbour) -> NeighbourMessage {
     msg.attributes
         .push(NeighbourAttribute::Destination(n.ip.into()));
     msg
-}
-
-/// `ip lladdr mac dev index N state S proto P`, for messages.
-pub(crate) fn describe(n: &KernelNeighbour) -> String {
-    let mut s = n.ip.to_string();
-    if let Some(mac) = n.mac {
-        s += &format!(" lladdr {mac}");
-    }
-    s += &format!(" dev index {} state ", n.ifindex);
-    match NeighbourState::from(n.state) {
-        // The crate's text for unknown states is unbalanced: "other(5".
-        NeighbourState::Other(bits) => s += &format!("{bits:#x}"),
-        known => s += &known.to_string(),
-    }
-    if let Some(p) = n.protocol {
-        s += &format!(" proto {p}");
-    }
-    s
 }

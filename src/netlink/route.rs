@@ -18,27 +18,47 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The main routing table (`RT_TABLE_MAIN`), also used for a route with table 0.
 const RT_TABLE_MAIN: u32 = 254;
+/// `RT_SCOPE_HOST`: a route to an address of this host.
+const RT_SCOPE_HOST: u8 = 254;
 /// The metric the kernel gives IPv6 routes added without one (`IP6_RT_PRIO_USER`).
 const IP6_DEFAULT_METRIC: u32 = 1024;
 
-/// Every route of both families, in all tables, that carries `protocol`, is unicast and has a
-/// single next hop, sorted. Others (multipath, nexthop objects, `via` another family, TOS or
-/// source-specific routes) cannot have been made by the agent and are left out.
-pub(crate) async fn owned_routes(conn: &NsConn, protocol: u8) -> Result<Vec<KernelRoute>, NlError> {
-    let (mut v4, v6) = futures::try_join!(
-        dump_family(conn, AddressFamily::Inet, protocol, None),
-        dump_family(conn, AddressFamily::Inet6, protocol, None)
-    )?;
-    v4.extend(v6);
-    v4.sort();
-    Ok(v4)
+/// What one read of a namespace's routes gives.
+pub(crate) struct RouteDump {
+    /// The routes carrying the agent's protocol, sorted.
+    pub owned: Vec<KernelRoute>,
+    /// The destinations of everyone else's direct routes (no gateway, not host scope), by
+    /// outgoing link: they make a gateway reachable like an address does.
+    pub direct: Vec<(u32, IpNet)>,
 }
 
-/// The owned routes of one family, of one table when `table` is given.
+/// Every unicast route of both families in all tables with a single next hop, split into the
+/// agent's own (carrying `protocol`) and the others' direct routes. Others (multipath,
+/// nexthop objects, `via` another family, TOS or source-specific routes) cannot have been
+/// made by the agent and are left out.
+pub(crate) async fn read_routes(conn: &NsConn, protocol: u8) -> Result<RouteDump, NlError> {
+    let (mut v4, v6) = futures::try_join!(
+        dump_family(conn, AddressFamily::Inet, None, None),
+        dump_family(conn, AddressFamily::Inet6, None, None)
+    )?;
+    v4.extend(v6);
+    let (mut owned, others): (Vec<KernelRoute>, Vec<KernelRoute>) =
+        v4.into_iter().partition(|r| r.protocol == protocol);
+    owned.sort();
+    let direct = others
+        .iter()
+        .filter(|r| r.gateway.is_none() && r.oif != 0 && r.scope != RT_SCOPE_HOST)
+        .map(|r| (r.oif, r.dst))
+        .collect();
+    Ok(RouteDump { owned, direct })
+}
+
+/// The unicast routes of one family: carrying `protocol` when given (else all), of one table
+/// when `table` is given.
 async fn dump_family(
     conn: &NsConn,
     family: AddressFamily,
-    protocol: u8,
+    protocol: Option<u8>,
     table: Option<u32>,
 ) -> Result<Vec<KernelRoute>, NlError> {
     let mut msg = RouteMessage::default();
@@ -46,7 +66,9 @@ async fn dump_family(
     // With strict checking (enabled on every socket) the kernel filters the dump by
     // protocol, type and table itself; without it these are ignored. Either way the answer
     // is filtered again below.
-    msg.header.protocol = RouteProtocol::from(protocol);
+    if let Some(p) = protocol {
+        msg.header.protocol = RouteProtocol::from(p);
+    }
     msg.header.kind = RouteType::Unicast;
     if let Some(t) = table {
         msg.attributes.push(RouteAttribute::Table(t));
@@ -63,7 +85,7 @@ async fn dump_family(
             RouteNetlinkMessage::NewRoute(r) => parse_route(r),
             _ => None,
         })
-        .filter(|r| r.protocol == protocol && table.is_none_or(|t| r.table == t))
+        .filter(|r| protocol.is_none_or(|p| r.protocol == p) && table.is_none_or(|t| r.table == t))
         .collect())
 }
 
@@ -138,7 +160,7 @@ pub(crate) async fn write_route(conn: &NsConn, route: &KernelRoute, replace: boo
             kind: FailureKind::Other,
             error: format!(
                 "route {} exists in {} (a route with the same table, destination and metric)",
-                describe(route),
+                route,
                 conn.label()
             ),
         },
@@ -150,7 +172,7 @@ pub(crate) async fn write_route(conn: &NsConn, route: &KernelRoute, replace: boo
             },
             error: format!(
                 "cannot {verb} route {} in {}: {e}{}",
-                describe(route),
+                route,
                 conn.label(),
                 hint(route, &e)
             ),
@@ -166,11 +188,7 @@ pub(crate) async fn delete_route(conn: &NsConn, route: &KernelRoute) -> L3Outcom
     };
     let failed = |e: NlError| L3Outcome::Failed {
         kind: FailureKind::Other,
-        error: format!(
-            "cannot delete route {} in {}: {e}",
-            describe(route),
-            conn.label()
-        ),
+        error: format!("cannot delete route {} in {}: {e}", route, conn.label()),
     };
     if route.dst.addr().is_ipv6() && route.metric == 0 {
         // The kernel stores it as 1024, and IPv6 deletes match the metric only when set.
@@ -200,7 +218,7 @@ pub(crate) async fn delete_route(conn: &NsConn, route: &KernelRoute) -> L3Outcom
 /// Whether a route that an IPv4 delete of `route` (metric 0) would match exactly exists.
 async fn still_present(conn: &NsConn, route: &KernelRoute) -> Result<bool, NlError> {
     let table = table_id(route.table);
-    let present = dump_family(conn, AddressFamily::Inet, route.protocol, Some(table)).await?;
+    let present = dump_family(conn, AddressFamily::Inet, Some(route.protocol), Some(table)).await?;
     Ok(present.iter().any(|r| {
         r.dst == route.dst
             && r.metric == 0
@@ -270,16 +288,14 @@ fn route_message(route: &KernelRoute) -> Result<RouteMessage, String> {
 fn invalid(conn: &NsConn, verb: &str, route: &KernelRoute, why: String) -> L3Outcome {
     L3Outcome::Failed {
         kind: FailureKind::Other,
-        error: format!(
-            "cannot {verb} route {} in {}: {why}",
-            describe(route),
-            conn.label()
-        ),
+        error: format!("cannot {verb} route {} in {}: {why}", route, conn.label()),
     }
 }
 
-/// What the kernel probably meant, for errors whose text alone is cryptic.
+/// What the kernel probably meant, for errors whose text alone is cryptic: the link an
+/// index names, or (when the kernel gave no explanation of its own) a likely cause.
 fn hint(route: &KernelRoute, e: &NlError) -> String {
+    let explained = matches!(e, NlError::Errno(_, Some(_)));
     let gw = route
         .gateway
         .map(|g| g.to_string())
@@ -288,6 +304,10 @@ fn hint(route: &KernelRoute, e: &NlError) -> String {
         format!("; no link with index {}", route.oif)
     } else if e.is(Errno::ENETDOWN) && route.oif != 0 {
         format!("; the link with index {} is down", route.oif)
+    } else if explained {
+        String::new()
+    } else if let (true, Some(src)) = (e.is(Errno::EINVAL), route.source) {
+        format!("; is the source {src} an address of a link in this namespace?")
     } else if e.is(Errno::ENETUNREACH) || e.is(Errno::EHOSTUNREACH) {
         format!("; gateway {gw} is not reachable through a route of link scope")
     } else if e.is(Errno::EINVAL) && route.gateway.is_some() {
@@ -295,26 +315,4 @@ fn hint(route: &KernelRoute, e: &NlError) -> String {
     } else {
         String::new()
     }
-}
-
-/// `dst via gw src s dev index N table T metric M scope S proto P`, for messages.
-pub(crate) fn describe(route: &KernelRoute) -> String {
-    let mut s = route.dst.to_string();
-    if let Some(gw) = route.gateway {
-        s += &format!(" via {gw}");
-    }
-    if let Some(src) = route.source {
-        s += &format!(" src {src}");
-    }
-    if route.oif != 0 {
-        s += &format!(" dev index {}", route.oif);
-    }
-    s += &format!(
-        " table {} metric {} scope {} proto {}",
-        table_id(route.table),
-        route.metric,
-        route.scope,
-        route.protocol
-    );
-    s
 }

@@ -31,6 +31,9 @@ pub struct FakeKernel {
     pub writes: usize,
     /// One-shot faults: the next operation of this kind fails.
     pub fail_next: BTreeSet<&'static str>,
+    /// Lasting faults: creating a link with one of these names fails (after creating it, as
+    /// when the kernel refuses the alias of a new pair).
+    pub fail_names: BTreeSet<String>,
     /// Routes of every namespace (any protocol).
     pub routes: BTreeMap<NsId, Vec<KernelRoute>>,
     /// Neighbour entries of every namespace (any protocol).
@@ -50,6 +53,7 @@ impl FakeKernel {
             next_index: 10,
             writes: 0,
             fail_next: BTreeSet::new(),
+            fail_names: BTreeSet::new(),
             routes: BTreeMap::new(),
             neighbours: BTreeMap::new(),
             l3_writes: 0,
@@ -173,6 +177,15 @@ impl FakeKernel {
                         name: l.link.name.clone(),
                         up: l.link.up,
                         addresses: l.link.addresses.clone(),
+                        direct_routes: self
+                            .routes
+                            .get(&ns)
+                            .into_iter()
+                            .flatten()
+                            .filter(|r| r.protocol != *protocol && r.gateway.is_none())
+                            .filter(|r| r.oif == l.link.ifindex && r.scope != 254)
+                            .map(|r| r.dst)
+                            .collect(),
                     })
                     .collect(),
             },
@@ -212,9 +225,12 @@ impl FakeKernel {
                 }
                 // And refuses a gateway that is not on the route's device.
                 if let (oif @ 1.., Some(gw)) = (route.oif, route.gateway) {
-                    let on_link = links
-                        .get(&oif)
-                        .is_some_and(|l| l.link.addresses.iter().any(|a| a.contains(&gw)));
+                    // Every IPv6 link has fe80::/64 (the kernel's own address, not listed).
+                    let link_local = matches!(gw, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+                    let on_link = link_local
+                        || links
+                            .get(&oif)
+                            .is_some_and(|l| l.link.addresses.iter().any(|a| a.contains(&gw)));
                     let by_route = self.routes.get(&ns).into_iter().flatten().any(|r| {
                         r.scope == 253 && r.gateway.is_none() && r.oif == oif && r.dst.contains(&gw)
                     });
@@ -393,7 +409,12 @@ impl FakeKernel {
                     up: s.up,
                     addresses: s.addresses.clone(),
                 };
-                let (la, lb) = (mk(a, ia), mk(b, ib));
+                let (mut la, mut lb) = (mk(a, ia), mk(b, ib));
+                for l in [&mut la, &mut lb] {
+                    if self.fail_names.contains(&l.name) {
+                        l.alias = None;
+                    }
+                }
                 self.links.get_mut(&a.ns).unwrap().insert(
                     ia,
                     FakeLink {
@@ -408,6 +429,16 @@ impl FakeKernel {
                         peer: (a.ns, ia),
                     },
                 );
+                if let Some(name) = [a, b]
+                    .into_iter()
+                    .map(|s| &s.name)
+                    .find(|n| self.fail_names.contains(*n))
+                {
+                    return OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("veth {name} created, but cannot set its alias"),
+                    };
+                }
                 OpOutcome::PairCreated { a: la, b: lb }
             }
             Op::UpdateLink {
@@ -435,6 +466,12 @@ impl FakeKernel {
                         error: "no such link".into(),
                     };
                 };
+                if changes.alias.is_some() && self.fail_names.contains(&l.link.name) {
+                    return OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("cannot set the alias of {}", l.link.name),
+                    };
+                }
                 let l = &mut l.link;
                 if let Some(n) = &changes.rename {
                     l.name = n.clone();

@@ -60,7 +60,7 @@ pub(crate) type L3Writes = HashMap<L3Target, (ItemKind, String)>;
 /// Identity of a route in the kernel (its FIB key): table, destination, metric.
 pub(crate) type RouteKey = (u32, IpNet, u32);
 
-fn route_key(r: &KernelRoute) -> RouteKey {
+pub(super) fn route_key(r: &KernelRoute) -> RouteKey {
     (r.table, r.dst, r.metric)
 }
 
@@ -249,7 +249,7 @@ impl Scheduler {
     fn l3_link<'a, T>(
         &'a self,
         ifaces: &HashMap<&str, IfaceState<'a>>,
-        ns: NsId,
+        (ns, place): (NsId, &NamespaceRef),
         name: &str,
         need_up: bool,
     ) -> Result<(u32, bool), L3Decision<T>> {
@@ -281,10 +281,10 @@ impl Scheduler {
         };
         let wait = |reason: String| Err(L3Decision::WaitLink(ItemStatus::Pending { reason }));
         match links.iter().find(|l| l.name == name) {
-            Some(l) if need_up && !l.up => wait(format!("link `{name}` is down")),
+            Some(l) if need_up && !l.up => wait(format!("link `{name}` in the {place} is down")),
             Some(l) => Ok((l.ifindex, l.up)),
             None => wait(format!(
-                "no configured interface and no link named `{name}` in this namespace"
+                "no configured interface and no link named `{name}` in the {place}"
             )),
         }
     }
@@ -310,6 +310,33 @@ impl Scheduler {
             }
         }
         out
+    }
+
+    /// True when `ip` is an address of a link (up or down) in namespace `ns`: the kernel
+    /// takes only such a preferred source.
+    fn has_address(&self, ns: NsId, ip: IpAddr) -> bool {
+        let owned = match self.views.get(&ns) {
+            Some(View::Known(links)) => links
+                .values()
+                .any(|l| l.addresses.iter().any(|a| a.addr() == ip)),
+            _ => false,
+        };
+        owned
+            || matches!(self.l3_views.get(&ns), Some(L3View::Known { links, .. })
+                if links.iter().any(|l| l.addresses.iter().any(|a| a.addr() == ip)))
+    }
+
+    /// The direct routes of others (a link-scope route added by hand) through each up link
+    /// of namespace `ns`, as last read: (link index, destination).
+    fn foreign_direct_routes(&self, ns: NsId) -> Vec<(u32, IpNet)> {
+        match self.l3_views.get(&ns) {
+            Some(L3View::Known { links, .. }) => links
+                .iter()
+                .filter(|l| l.up)
+                .flat_map(|l| l.direct_routes.iter().map(|d| (l.ifindex, *d)))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn l3_waiting(&self, kind: ItemKind, name: &str, now: Duration) -> Option<ItemStatus> {
@@ -472,12 +499,16 @@ impl Scheduler {
         let mut oif = if r.interface.is_empty() {
             0
         } else {
-            match self.l3_link(ifaces, ns, &r.interface, true) {
+            match self.l3_link(ifaces, (ns, &r.namespace), &r.interface, true) {
                 Ok((ifindex, _)) => ifindex,
                 Err(d) => return d,
             }
         };
-        if let Some(gw) = r.gateway {
+        // A link-local gateway is on the route's interface by definition (the model requires
+        // one): every IPv6 link has its fe80::/64, so the kernel takes it once the link is up.
+        let on_its_link =
+            matches!(r.gateway, Some(IpAddr::V6(gw)) if gw.segments()[0] & 0xffc0 == 0xfe80);
+        if let Some(gw) = r.gateway.filter(|_| !on_its_link) {
             // Where the gateway is reachable: an address prefix of an up link or a link-scope
             // route; with an interface, only through that interface (the kernel wants it so).
             let on_link = |ifindex: u32| oif == 0 || ifindex == oif;
@@ -486,10 +517,12 @@ impl Scheduler {
                 .into_iter()
                 .filter(|(i, a)| on_link(*i) && a.contains(&gw))
                 .map(|(i, a)| (a.prefix_len(), 1, i));
+            let foreign = self.foreign_direct_routes(ns);
             let by_route = link_scope
                 .get(&ns)
                 .into_iter()
                 .flatten()
+                .chain(&foreign)
                 .filter(|(i, d)| on_link(*i) && d.contains(&gw))
                 .map(|(i, d)| (d.prefix_len(), 0, *i));
             // Without an interface, the route gets the link a lookup of the gateway gives
@@ -509,12 +542,20 @@ impl Scheduler {
                     };
                     return L3Decision::Withdraw(ItemStatus::Pending {
                         reason: format!(
-                            "gateway {gw} is not reachable{through}: no address and no link-scope route in the {} covers it",
+                            "gateway {gw} is not reachable{through}: no address and no direct (link-scope) route in the {} covers it",
                             r.namespace
                         ),
                     });
                 }
             }
+        }
+        if let Some(src) = r.src.filter(|src| !self.has_address(ns, *src)) {
+            return L3Decision::Withdraw(ItemStatus::Pending {
+                reason: format!(
+                    "source address {src} is not an address of any link in the {}",
+                    r.namespace
+                ),
+            });
         }
         if let Some(s) = self.l3_waiting(ItemKind::Route, name, now) {
             return L3Decision::Hold(s);
@@ -561,7 +602,7 @@ impl Scheduler {
                 }
                 Err(L3Decision::Desired(())) => continue,
             };
-            let link = self.l3_link::<()>(ifaces, ns, &a.interface, false);
+            let link = self.l3_link::<()>(ifaces, (ns, &a.namespace), &a.interface, false);
             if let Err(d) = &link {
                 if waits_on_foreign(d) {
                     plan.waiting_on_links.insert(ns);

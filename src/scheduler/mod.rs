@@ -17,6 +17,7 @@ mod l3;
 pub mod ops;
 mod plan;
 mod quiet;
+pub mod report;
 mod status;
 
 #[cfg(test)]
@@ -37,9 +38,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The routing-protocol number (`rtm_protocol`, and `NDA_PROTOCOL` for neighbour entries)
-/// that marks routes and neighbour entries as the agent's own. Unassigned in
-/// `rtnetlink.h`, unlike 3 (`boot`, what `ip route add` uses), 4 (`static`) or the numbers
-/// of routing daemons.
+/// a scheduler marks routes and neighbour entries with until told otherwise
+/// ([`Scheduler::set_route_protocol`]; the agent sets its label's, see
+/// [`crate::owned::marks`]). Unassigned in `rtnetlink.h`.
 pub const DEFAULT_ROUTE_PROTOCOL: u8 = 196;
 
 /// Longest wait between two attempts to resolve a namespace reference that names nothing.
@@ -142,6 +143,8 @@ pub struct Scheduler {
     neighbours_written: FxHashMap<(NsId, u32, std::net::IpAddr), u16>,
     /// Which item each route/neighbour write of the last plan was for.
     l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
+    /// Which item each link update of the last plan was for.
+    link_writes: LinkWrites,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
     protocol: u8,
     /// Namespaces to read again while planning with what is known of them meanwhile.
@@ -152,6 +155,14 @@ pub struct Scheduler {
     /// microservice references are not resolved (so nothing is withdrawn at start-up just
     /// because Docker has not answered yet).
     microservices_known: bool,
+    /// Namespaces on the agent's record (it put things there before) that no configuration
+    /// may mention any more: resolved (never created), read and cleaned like lingering ones.
+    recorded: BTreeSet<NamespaceRef>,
+    /// References let go of whose namespace may still hold something of ours.
+    unreferenced: FxHashMap<NsId, BTreeSet<NamespaceRef>>,
+    /// References whose namespaces hold nothing of ours any more (released, gone, or not
+    /// there), for [`Scheduler::take_released_namespaces`].
+    released: Vec<NamespaceRef>,
     /// Reverse indexes over `items`.
     index: quiet::ItemIndex,
     /// Set while the next plan may decide only what changed since the last one.
@@ -185,11 +196,15 @@ impl Scheduler {
             l3_view_backoff: BTreeMap::new(),
             l3_backoff: FxHashMap::default(),
             l3_writes: FxHashMap::default(),
+            link_writes: FxHashMap::default(),
             neighbours_written: FxHashMap::default(),
             protocol: DEFAULT_ROUTE_PROTOCOL,
             refresh: BTreeSet::new(),
             waiting_on_links: BTreeSet::new(),
             microservices_known: false,
+            recorded: BTreeSet::new(),
+            unreferenced: FxHashMap::default(),
+            released: Vec::new(),
             index: quiet::ItemIndex::default(),
             quiet: None,
             #[cfg(test)]
@@ -218,9 +233,11 @@ impl Scheduler {
     }
 
     /// Reads again the namespaces where a route or entry waits for a link the agent does not
-    /// own (`eth0`), so that it is applied soon after that link appears or comes up.
-    pub fn refresh_waiting_links(&mut self) {
+    /// own (`eth0`), so that it is applied soon after that link appears or comes up; false
+    /// when nothing waits.
+    pub fn refresh_waiting_links(&mut self) -> bool {
         self.refresh.extend(self.waiting_on_links.iter().copied());
+        !self.waiting_on_links.is_empty()
     }
 
     /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed
@@ -256,7 +273,18 @@ impl Scheduler {
     /// One value was written.
     pub fn put(&mut self, item: Item) {
         let name = item.name().to_string();
+        // A new value of either end is a new configuration of the pair: try it at once (a
+        // failed creation holds both ends back).
         self.item_backoff.remove(&name);
+        let peers = [&item]
+            .into_iter()
+            .chain(self.items.get(&name))
+            .filter_map(|i| i.config.as_ref().ok())
+            .map(|i| i.veth_peer.clone())
+            .collect::<Vec<_>>();
+        for peer in peers {
+            self.item_backoff.remove(&peer);
+        }
         if let Ok(interface) = &item.config {
             self.allow_namespace_again(&interface.namespace.clone());
         }
@@ -376,9 +404,61 @@ impl Scheduler {
         }
     }
 
+    /// Namespaces the agent put things into earlier (its record, read at start): each is
+    /// resolved (never created) and read, and what the agent owns there that no
+    /// configuration asks for is removed, even if no item mentions it any more.
+    pub fn set_recorded_namespaces(&mut self, refs: impl IntoIterator<Item = NamespaceRef>) {
+        self.disturb();
+        self.recorded
+            .extend(refs.into_iter().filter(|r| *r != NamespaceRef::Default));
+    }
+
+    /// References whose namespaces hold nothing of the agent's any more (let go of after
+    /// being emptied, gone, or not there at all) since the last call: their record can go.
+    pub fn take_released_namespaces(&mut self) -> Vec<NamespaceRef> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// The references (other than the default namespace) that name namespaces `plan`
+    /// writes into: to be on record before it runs.
+    pub fn namespaces_written(&self, plan: &Plan) -> BTreeSet<NamespaceRef> {
+        let written: BTreeSet<NsId> = plan
+            .phases
+            .iter()
+            .flatten()
+            .flat_map(|op| match op {
+                Op::CreatePair { a, b } => vec![a.ns, b.ns],
+                Op::UpdateLink { ns, .. } => vec![*ns],
+                Op::L3(op) if op.puts() => vec![op.ns()],
+                _ => Vec::new(),
+            })
+            .collect();
+        self.refs
+            .iter()
+            .filter(|(r, s)| {
+                **r != NamespaceRef::Default
+                    && matches!(s, RefState::Resolved(ns) if written.contains(ns))
+            })
+            .map(|(r, _)| r.clone())
+            .collect()
+    }
+
+    /// A reference is let go of (nothing refers to it any more); its namespace is reported
+    /// released once nothing of ours is left in it.
+    fn unreference(&mut self, reference: NamespaceRef) {
+        match self.refs.remove(&reference) {
+            Some(RefState::Resolved(ns)) => {
+                self.unreferenced.entry(ns).or_default().insert(reference);
+            }
+            _ => self.released.push(reference),
+        }
+    }
+
     /// Forgets everything believed about a namespace that is gone or let go of (its
     /// identity may be reused by a new one).
     fn forget_namespace(&mut self, ns: NsId) {
+        self.released
+            .extend(self.unreferenced.remove(&ns).into_iter().flatten());
         self.views.remove(&ns);
         self.view_backoff.remove(&ns);
         self.l3_views.remove(&ns);
@@ -458,8 +538,16 @@ impl Scheduler {
             (Op::ResolveNs { reference, .. }, OpOutcome::NsResolved { ns }) => {
                 self.refs.insert(reference.clone(), RefState::Resolved(ns));
                 self.views.entry(ns).or_insert(View::Unknown);
+                // A recorded namespace is now read like any other; it is released (and its
+                // record goes) once no configuration refers to it and it holds nothing of ours.
+                self.recorded.remove(reference);
             }
             (Op::ResolveNs { reference, create }, outcome) => {
+                if matches!(outcome, OpOutcome::NsUnavailable { .. }) {
+                    // Nothing of ours can be in a namespace that is not there.
+                    self.recorded.remove(reference);
+                    self.released.push(reference.clone());
+                }
                 let (reason, invalid) = match outcome {
                     OpOutcome::NsUnavailable { reason, invalid } => (reason, invalid),
                     OpOutcome::Failed { error, .. } => (error, false),
@@ -506,7 +594,9 @@ impl Scheduler {
                         self.item_backoff.insert(name, b);
                     }
                     if kind != FailureKind::Conflict {
-                        self.forget_view(spec.ns);
+                        // The pair may exist half-made: read the namespace again, but keep
+                        // deciding the other items there with what is known of them.
+                        self.reread_view(spec.ns);
                     }
                 }
             }
@@ -518,13 +608,16 @@ impl Scheduler {
             }
             (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Failed { kind, error }) => {
                 if kind == FailureKind::Other || kind == FailureKind::Conflict {
-                    if let Some(name) = self.link_item(*ns, *ifindex) {
+                    if let Some(name) = self.link_writes.get(&(*ns, *ifindex)).cloned() {
                         let prev = self.item_backoff.get(&name);
                         let b = Backoff::after_failure(prev, error, now);
                         self.item_backoff.insert(name, b);
                     }
                 }
-                self.forget_view(*ns);
+                if kind == FailureKind::LinkGone {
+                    self.forget_deleted_link(*ns, *ifindex);
+                }
+                self.reread_view(*ns);
             }
             (Op::DeleteLink { ns, ifindex, .. }, OpOutcome::Deleted) => {
                 self.link_backoff.remove(&(*ns, *ifindex));
@@ -546,12 +639,21 @@ impl Scheduler {
                 if let Some(ends) = ends {
                     self.link_backoff_ends.insert((*ns, *ifindex), ends);
                 }
-                self.forget_view(*ns);
+                self.reread_view(*ns);
             }
             (Op::ReleaseNs { ns }, _) => {
                 // The executor forgets every reference to it as well.
                 self.forget_namespace(*ns);
-                self.refs.retain(|_, s| *s != RefState::Resolved(*ns));
+                let refs: Vec<NamespaceRef> = self
+                    .refs
+                    .iter()
+                    .filter(|(_, s)| **s == RefState::Resolved(*ns))
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                for r in refs {
+                    self.refs.remove(&r);
+                    self.released.push(r);
+                }
             }
             (op, outcome) => {
                 // An outcome that does not fit its operation: distrust what we believe.
@@ -610,10 +712,12 @@ impl Scheduler {
         }
     }
 
-    /// Marks a namespace's view as unknown so that it is read again before the next write.
-    fn forget_view(&mut self, ns: NsId) {
-        if let Some(view) = self.views.get_mut(&ns) {
-            *view = View::Unknown;
+    /// Reads a namespace again after a failed operation there, while the items in it keep
+    /// being decided with what is known (so that one failing item does not send every other
+    /// item of its namespace back to pending).
+    fn reread_view(&mut self, ns: NsId) {
+        if self.views.contains_key(&ns) {
+            self.refresh.insert(ns);
         }
     }
 
@@ -674,17 +778,10 @@ impl Scheduler {
     fn alias_item(&self, alias: &str) -> Option<String> {
         self.keys.parse_link_alias(alias).map(|(name, _)| name)
     }
-
-    fn link_item(&self, ns: NsId, ifindex: u32) -> Option<String> {
-        match self.views.get(&ns) {
-            Some(View::Known(links)) => links
-                .get(&ifindex)
-                .and_then(|l| l.alias.as_deref())
-                .and_then(|a| self.alias_item(a)),
-            _ => None,
-        }
-    }
 }
+
+/// The item (by name) each link update of a plan is for, by namespace and link index.
+type LinkWrites = FxHashMap<(NsId, u32), String>;
 
 /// The item with its addresses sorted and deduplicated, the order the planner compares in.
 fn normalized(mut item: Item) -> Item {

@@ -107,6 +107,17 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// True for the operations that change the kernel (not reads, resolutions, releases).
+    pub fn writes(&self) -> bool {
+        match self {
+            Op::CreatePair { .. } | Op::UpdateLink { .. } | Op::DeleteLink { .. } => true,
+            Op::L3(op) => !matches!(op, l3::L3Op::Dump { .. }),
+            Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => false,
+        }
+    }
+}
+
 /// Why an operation failed, as far as the scheduler needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
@@ -223,6 +234,14 @@ pub mod l3 {
     }
 
     impl L3Op {
+        /// True for the operations that add or change something (not reads or deletes).
+        pub fn puts(&self) -> bool {
+            matches!(
+                self,
+                L3Op::AddRoute { .. } | L3Op::ReplaceRoute { .. } | L3Op::SetNeighbour { .. }
+            )
+        }
+
         /// The namespace the operation acts in.
         pub fn ns(&self) -> NsId {
             match self {

@@ -10,7 +10,7 @@ use super::quiet::{Quiet, Scope};
 use super::{Item, ItemStatus, Plan, RefState, Scheduler, View};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
-use crate::model::{Interface, InterfaceType, NamespaceRef};
+use crate::model::{Interface, NamespaceRef};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeSet;
@@ -117,6 +117,17 @@ impl StatusBook {
     }
 }
 
+/// What one planning round decided, besides statuses.
+struct Planned {
+    plan: Plan,
+    /// References nothing refers to any more.
+    stale_refs: Vec<NamespaceRef>,
+    /// Routes and neighbour entries (`None` in a scoped plan).
+    l3: Option<super::l3::L3Plan>,
+    /// The item each link update is for (a link adopted by name has no alias to tell).
+    link_writes: super::LinkWrites,
+}
+
 /// What routes and neighbour entries may assume about a configured interface this round.
 #[derive(Clone, Debug)]
 pub(super) enum IfaceState<'a> {
@@ -142,9 +153,15 @@ impl Scheduler {
         let scoped: Option<HashSet<String>> = scope
             .as_ref()
             .map(|s| s.names.iter().map(|n| n.to_string()).collect());
-        let (plan, stale_refs, l3) = self.plan_with(now, &mut book, scope);
+        let Planned {
+            plan,
+            stale_refs,
+            l3,
+            link_writes,
+        } = self.plan_with(now, &mut book, scope);
+        self.link_writes = link_writes;
         for r in stale_refs {
-            self.refs.remove(&r);
+            self.unreference(r);
         }
         match l3 {
             Some(l3) => {
@@ -190,15 +207,15 @@ impl Scheduler {
         assert_eq!(self.refs, reference.refs);
         assert_eq!(self.waiting_on_links, reference.waiting_on_links);
         assert_eq!(self.l3_writes, reference.l3_writes);
+        assert_eq!(self.link_writes, reference.link_writes);
     }
 
-    #[allow(clippy::type_complexity)]
     fn plan_with<'a>(
         &'a self,
         now: Duration,
         book: &mut StatusBook,
         scope: Option<Scope<'a>>,
-    ) -> (Plan, Vec<NamespaceRef>, Option<super::l3::L3Plan>) {
+    ) -> Planned {
         let (order, scoped_claims) = match scope {
             Some(s) => (s.order, Some(s.claims)),
             None => (
@@ -212,6 +229,7 @@ impl Scheduler {
         let mut scan: HashSet<&NamespaceRef> = HashSet::default();
         scan.insert(&NamespaceRef::Default);
         scan.extend(self.l3_namespaces());
+        scan.extend(self.recorded.iter().filter(|_| !scoped));
         let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
             scan.insert(&i.namespace);
@@ -267,6 +285,7 @@ impl Scheduler {
             .filter(|(ns, view)| {
                 !needed_views.contains(ns)
                     && (matches!(view, View::Unknown)
+                        || self.refresh.contains(ns)
                         || matches!(self.l3_views.get(ns), Some(L3View::Unknown)))
             })
             .map(|(ns, _)| *ns)
@@ -333,7 +352,9 @@ impl Scheduler {
         }
 
         let mut deletes: Vec<(NsId, &KernelLink)> = orphans;
-        let mut writes = Vec::new();
+        let mut updates = Vec::new();
+        let mut creates = Vec::new();
+        let mut link_writes = HashMap::default();
         for (name, decision) in &decisions {
             match decision {
                 Decision::Withdraw(s) => {
@@ -427,7 +448,8 @@ impl Scheduler {
                 for (k, d) in [(ka, end), (kb, peer_end)] {
                     if let Some(changes) = changes(&self.keys, k.link, d.item) {
                         busy = true;
-                        writes.push(Op::UpdateLink {
+                        link_writes.insert((k.ns, k.link.ifindex), d.item.name.clone());
+                        updates.push(Op::UpdateLink {
                             ns: k.ns,
                             ifindex: k.link.ifindex,
                             changes,
@@ -445,7 +467,7 @@ impl Scheduler {
                 }
             } else {
                 deletes.extend(fit_a.iter().chain(&fit_b).map(|c| (c.ns, c.link)));
-                writes.push(Op::CreatePair {
+                creates.push(Op::CreatePair {
                     a: end.spec(&self.keys),
                     b: peer_end.spec(&self.keys),
                 });
@@ -461,6 +483,7 @@ impl Scheduler {
         }
 
         let deletes = self.delete_ops(deletes, now);
+        self.untangle_renames(&mut updates);
         // A scoped plan is made only when no route or entry depends on what it decides.
         let mut l3 = (!scoped).then(|| self.plan_l3(now, &ifaces, book));
 
@@ -490,7 +513,8 @@ impl Scheduler {
             }
         }
 
-        // Routes and neighbours after the links they use, routes through a gateway after the
+        // Renames and other updates before new pairs, which may take a name being given up;
+        // routes and neighbours after the links they use, routes through a gateway after the
         // link-scope routes that may make it reachable; new routes before the old ones they
         // replace are deleted, so that no moment has none.
         let (l3_writes, gateway_writes, l3_deletes) = match &mut l3 {
@@ -505,7 +529,8 @@ impl Scheduler {
             phases: [
                 learn,
                 deletes,
-                writes,
+                updates,
+                creates,
                 l3_writes,
                 gateway_writes,
                 l3_deletes,
@@ -515,7 +540,12 @@ impl Scheduler {
             .filter(|p| !p.is_empty())
             .collect(),
         };
-        (plan, stale_refs, l3)
+        Planned {
+            plan,
+            stale_refs,
+            l3,
+            link_writes,
+        }
     }
 
     /// Valid VETH items among `items` by name, with host-name conflicts removed; statuses
@@ -534,13 +564,6 @@ impl Scheduler {
                         error: e.to_string(),
                     },
                 ),
-                Ok(i) if i.if_type == InterfaceType::AutoTap => {
-                    let error = format!(
-                        "{}: field `type`: AUTO_TAP interfaces are not supported yet",
-                        item.key
-                    );
-                    book.set(name, ItemStatus::Invalid { error });
-                }
                 Ok(i) => {
                     valid.insert(*name, i);
                 }
@@ -691,6 +714,42 @@ impl Scheduler {
             .is_some_and(|b| b.waiting(now))
     }
 
+    /// Gives a temporary name first to every link whose new name another link renamed in
+    /// the same plan still holds: names swapped between two links, or passed along a chain
+    /// or a cycle, would otherwise fail with EEXIST for ever. The next round, with those
+    /// names given up, renames them to their final names.
+    fn untangle_renames(&self, updates: &mut [Op]) {
+        let current_name = |ns: &NsId, ifindex: &u32| match self.views.get(ns) {
+            Some(View::Known(links)) => links.get(ifindex).map(|l| l.name.as_str()),
+            _ => None,
+        };
+        let given_up: HashSet<(NsId, &str)> = updates
+            .iter()
+            .filter_map(|op| match op {
+                Op::UpdateLink {
+                    ns,
+                    ifindex,
+                    changes,
+                } if changes.rename.is_some() => current_name(ns, ifindex).map(|n| (*ns, n)),
+                _ => None,
+            })
+            .collect();
+        for op in updates.iter_mut() {
+            if let Op::UpdateLink {
+                ns,
+                ifindex,
+                changes,
+            } = op
+            {
+                if let Some(target) = &mut changes.rename {
+                    if given_up.contains(&(*ns, target.as_str())) {
+                        *target = temporary_name(*ifindex);
+                    }
+                }
+            }
+        }
+    }
+
     /// Delete operations, one per VETH pair (deleting one end deletes the other), skipping
     /// links whose last delete failed until their retry is due.
     fn delete_ops(&self, mut links: Vec<(NsId, &KernelLink)>, now: Duration) -> Vec<Op> {
@@ -724,6 +783,12 @@ impl Scheduler {
         }
         ops
     }
+}
+
+/// A link name no configuration is likely to use, unique in its namespace: `nsatmp` and the
+/// link's index in hex (at most 14 bytes).
+fn temporary_name(ifindex: u32) -> String {
+    format!("nsatmp{ifindex:x}")
 }
 
 fn pending(reason: String) -> Decision<'static> {

@@ -311,9 +311,15 @@ fn invalid_values_are_reported_and_others_still_apply() {
     w.s.put(bad("x", 2));
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", named("n2")));
-    let mut tap = veth("t", "", NamespaceRef::Default);
-    tap.if_type = InterfaceType::AutoTap;
-    w.put(tap);
+    // What the agent cannot apply yet arrives refused by `model::accept_value`.
+    let key = keys().key(ItemKind::Interface, "t");
+    let tap = br#"{"name": "t", "type": "AUTO_TAP"}"#;
+    let error = crate::model::accept_value(ItemKind::Interface, &key, tap).unwrap_err();
+    w.s.put(Item {
+        key,
+        revision: 99,
+        config: Err(error),
+    });
     w.converge();
     assert!(
         matches!(w.status("x"), ItemStatus::Invalid { error } if error.contains("field `mtu`"))
@@ -402,6 +408,132 @@ fn failures_are_retried_with_backoff() {
     w.converge();
     assert_eq!(w.status("a"), ItemStatus::Applied);
     assert!(w.k.fail_next.is_empty(), "the fault was hit");
+}
+
+#[test]
+fn a_failing_pair_disturbs_no_other_item_and_stays_failed_between_attempts() {
+    let mut w = World::new();
+    w.put(veth("ok1", "ok2", named("n1")));
+    w.put(veth("ok2", "ok1", named("n1")));
+    w.converge();
+    w.k.fail_names.insert("bad1".into());
+    w.put(veth("bad1", "bad2", named("n1")));
+    w.put(veth("bad2", "bad1", named("n1")));
+    w.converge();
+    let failed = |w: &World, n: &str| matches!(w.status(n), ItemStatus::Failed { .. });
+    assert!(
+        failed(&w, "bad1") && failed(&w, "bad2"),
+        "{:?}",
+        w.status("bad1")
+    );
+    w.s.take_changes();
+    let mut attempts = 0;
+    for _ in 0..6 {
+        let due = w.s.next_deadline(w.now).expect("a retry is scheduled");
+        w.now = due;
+        for round in 0.. {
+            assert!(round < 20, "no convergence");
+            let plan = w.s.plan(w.now);
+            let changed = w.s.take_changes();
+            assert!(
+                changed.iter().all(|(_, n)| n.starts_with("bad")),
+                "a retry of another pair changed {changed:?}"
+            );
+            for n in ["bad1", "bad2"] {
+                let s = w.status(n);
+                assert!(
+                    matches!(s, ItemStatus::Failed { .. } | ItemStatus::Applying),
+                    "between attempts {n} is {s:?}"
+                );
+            }
+            if plan.is_empty() {
+                break;
+            }
+            attempts += plan
+                .phases
+                .iter()
+                .flatten()
+                .filter(|op| matches!(op, Op::CreatePair { .. } | Op::UpdateLink { .. }))
+                .count();
+            w.k.run(&mut w.s, &plan, w.now);
+        }
+        assert_eq!(w.status("ok1"), ItemStatus::Applied);
+        assert!(failed(&w, "bad1"), "{:?}", w.status("bad1"));
+    }
+    assert!(
+        attempts >= 6,
+        "the failing pair was retried ({attempts} attempts)"
+    );
+    // Once the kernel takes it, the pair is applied.
+    w.k.fail_names.clear();
+    w.settle(2);
+    assert_eq!(w.status("bad1"), ItemStatus::Applied);
+    assert_eq!(w.status("ok1"), ItemStatus::Applied);
+}
+
+/// An end of a pair in namespace `n1` with host name `host`.
+fn end_named(name: &str, peer: &str, host: &str) -> Interface {
+    let mut i = veth(name, peer, named("n1"));
+    i.host_if_name = host.into();
+    i
+}
+
+#[test]
+fn host_names_swapped_or_passed_round_in_one_write_converge() {
+    let mut w = World::new();
+    for (n, p, h) in [
+        ("a", "b", "pa"),
+        ("b", "a", "pb"),
+        ("c", "d", "pc"),
+        ("d", "c", "pd"),
+    ] {
+        w.put(end_named(n, p, h));
+    }
+    w.converge();
+    let index = |w: &World, host: &str| w.links(&named("n1"))[host].ifindex;
+    let (ia, ib, ic) = (index(&w, "pa"), index(&w, "pb"), index(&w, "pc"));
+    // A swap (a <-> b) and a cycle (a -> c's name, c -> d's, d -> a's) in one write each.
+    for hosts in [
+        [("a", "b", "pb"), ("b", "a", "pa")],
+        [("a", "b", "pc"), ("c", "d", "pd")],
+    ] {
+        for (n, p, h) in hosts {
+            w.put(end_named(n, p, h));
+        }
+        if hosts[1].0 == "c" {
+            w.put(end_named("d", "c", "pb"));
+        }
+        let rounds = w.converge();
+        assert!(rounds <= 3, "{rounds} rounds");
+        for n in ["a", "b", "c", "d"] {
+            assert_eq!(w.status(n), ItemStatus::Applied, "{n}");
+        }
+    }
+    // Renamed in place: the same links, now a=pc, b=pa, c=pd, d=pb.
+    assert_eq!(index(&w, "pc"), ia);
+    assert_eq!(index(&w, "pa"), ib);
+    assert_eq!(index(&w, "pd"), ic);
+    let names: Vec<String> = w.links(&named("n1")).into_keys().collect();
+    assert_eq!(names, ["pa", "pb", "pc", "pd"]);
+}
+
+#[test]
+fn a_new_value_of_either_end_retries_a_failed_pair_at_once() {
+    let mut w = World::new();
+    w.k.fail_next.insert("create");
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    assert!(matches!(w.status("a"), ItemStatus::Failed { .. }));
+    assert!(matches!(w.status("b"), ItemStatus::Failed { .. }));
+    // The value of the other end is fixed: tried now, not after a's backoff.
+    let mut b = veth("b", "a", named("n2"));
+    b.mtu = 1400;
+    w.put(b);
+    w.converge();
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    assert_eq!(w.status("b"), ItemStatus::Applied);
+    assert_eq!(w.links(&named("n2"))["b"].mtu, 1400);
 }
 
 #[test]
@@ -1403,6 +1535,98 @@ mod l3 {
         );
         assert_eq!(ours(&w.k, &named("n1")).len(), 1);
         assert!(w.k.neighbours_in(&named("n1")).is_empty());
+    }
+
+    #[test]
+    fn a_direct_route_added_by_hand_makes_a_gateway_reachable() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        w.put_route(route(
+            "r",
+            "10.8.0.0/16",
+            Some("172.16.0.1"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        let pending = w.l3_status(ItemKind::Route, "r");
+        assert!(
+            matches!(&pending, ItemStatus::Pending { reason } if reason.contains("direct (link-scope) route")),
+            "{pending:?}"
+        );
+        // `ip route add 172.16.0.0/24 dev a` by someone else (protocol boot, link scope).
+        let ns = w.k.world[&named("n1")];
+        let oif = w.links(&named("n1"))["a"].ifindex;
+        let by_hand = KernelRoute {
+            table: 254,
+            dst: "172.16.0.0/24".parse().unwrap(),
+            gateway: None,
+            source: None,
+            metric: 0,
+            scope: 253,
+            oif,
+            protocol: 3,
+        };
+        w.k.add_foreign_route(ns, by_hand.clone());
+        w.s.refresh_kernel_views();
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r"), ItemStatus::Applied);
+        assert!(
+            w.k.routes_in(&named("n1")).contains(&by_hand),
+            "not ours to touch"
+        );
+    }
+
+    #[test]
+    fn a_route_waits_until_its_source_is_an_address_of_the_namespace() {
+        let mut w = World::new();
+        w.pair("10.0.0.1/24");
+        let mut r = route("r", "10.8.0.0/16", Some("10.0.0.2"), "a", named("n1"));
+        r.src = Some("10.0.0.5".parse().unwrap());
+        w.put_route(r);
+        w.converge();
+        let pending = w.l3_status(ItemKind::Route, "r");
+        assert_eq!(
+            pending,
+            ItemStatus::Pending {
+                reason: "source address 10.0.0.5 is not an address of any link in the named namespace n1".into()
+            }
+        );
+        w.pair("10.0.0.5/24");
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "r"), ItemStatus::Applied);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].source,
+            Some("10.0.0.5".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_route_via_a_link_local_gateway_needs_only_its_interface_up() {
+        let mut w = World::new();
+        let mut a = veth("a", "b", named("n1"));
+        a.ip_addresses = vec!["2001:db8::1/64".parse().unwrap()];
+        w.put(a.clone());
+        w.put(veth("b", "a", named("n2")));
+        w.put_route(route(
+            "ll",
+            "2001:db8:9::/48",
+            Some("fe80::1"),
+            "a",
+            named("n1"),
+        ));
+        w.converge();
+        assert_eq!(w.l3_status(ItemKind::Route, "ll"), ItemStatus::Applied);
+        assert_eq!(
+            ours(&w.k, &named("n1"))[0].gateway,
+            Some("fe80::1".parse().unwrap())
+        );
+        a.enabled = false;
+        w.put(a);
+        w.converge();
+        assert!(
+            matches!(w.l3_status(ItemKind::Route, "ll"), ItemStatus::Pending { reason } if reason.contains("down"))
+        );
     }
 
     #[test]

@@ -3,35 +3,117 @@
 #![allow(dead_code)] // Every test file uses a different subset.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Environment variables the binaries read for etcd and the label: removed from every child
+/// so that tests see only the settings they give.
+pub const AGENT_ENV: &[&str] = &[
+    "ETCD_ENDPOINTS",
+    "ETCD_CACERT",
+    "ETCD_CERT",
+    "ETCD_KEY",
+    "ETCD_USER",
+    "ETCD_PASSWORD",
+    "ETCD_CONFIG",
+    "MICROSERVICE_LABEL",
+];
+
+/// A command for one of the package's binaries with [`AGENT_ENV`] removed and `env` set.
+fn command(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command.args(args);
+    for name in AGENT_ENV {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// Runs `nsagent-ctl ARGS` with `env`, no input, and returns its output.
+pub fn run_ctl(args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(env!("CARGO_BIN_EXE_nsagent-ctl"), args, env)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run nsagent-ctl")
+}
+
+/// Runs `nsagent ARGS` with `env` and the default log level, expecting it to exit on its own
+/// within 20 s (a start-up failure); returns its output.
+pub fn run_agent_to_exit(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = command(env!("CARGO_BIN_EXE_nsagent"), args, env)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run nsagent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("nsagent output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("nsagent output");
+    panic!(
+        "nsagent {args:?} did not exit within 20 s; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a binary failed with exit code 1 and exactly one line on stderr containing
+/// every one of `needles`; returns that line.
+pub fn assert_one_line_failure(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line on stderr: {stderr}");
+    for needle in needles {
+        assert!(lines[0].contains(needle), "{needle:?} missing in: {stderr}");
+    }
+    lines[0].to_string()
+}
 
 /// The agent binary running as a child process, logging to a file. Killed on drop.
 pub struct AgentProcess {
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     dir: tempfile::TempDir,
     starts: usize,
 }
 
 impl AgentProcess {
     /// Starts `nsagent --etcd-endpoints <endpoint> --label <label>` plus `extra` arguments
-    /// (namespaces are polled every 100 ms unless `extra` says otherwise).
+    /// (namespaces are polled every 100 ms and the HTTP API is off unless `extra` says
+    /// otherwise: agents of concurrent tests would share its default port).
     pub fn start(endpoint: &str, label: &str, extra: &[&str]) -> AgentProcess {
-        let mut args = vec![
-            "--etcd-endpoints".to_string(),
-            endpoint.to_string(),
-            "--label".to_string(),
-            label.to_string(),
-        ];
+        let mut args = vec!["--etcd-endpoints", endpoint];
+        args.extend(extra);
+        AgentProcess::start_with(label, &args, &[])
+    }
+
+    /// Starts `nsagent --label <label>` plus `extra` arguments and `env` (namespaces are
+    /// polled every 100 ms unless `extra` says otherwise).
+    pub fn start_with(label: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
+        let mut args = vec!["--label".to_string(), label.to_string()];
         let poll = "--namespace-check-interval-ms";
         if !extra.contains(&poll) {
             args.extend([poll.to_string(), "100".to_string()]);
+        }
+        if !extra.contains(&"--http-listen") {
+            args.extend(["--http-listen".to_string(), "off".to_string()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = AgentProcess {
             child: None,
             args,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir: tempfile::tempdir().expect("tempdir"),
             starts: 0,
         };
@@ -49,11 +131,14 @@ impl AgentProcess {
         assert!(self.child.is_none(), "agent already running");
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_nsagent"))
-            .args(&self.args)
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let child = command(env!("CARGO_BIN_EXE_nsagent"), &args, &env)
             .env("RUST_LOG", "info,nsagent=debug")
-            .env_remove("ETCD_ENDPOINTS")
-            .env_remove("MICROSERVICE_LABEL")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -87,6 +172,11 @@ impl AgentProcess {
         let _ = c.kill();
         let _ = c.wait();
         false
+    }
+
+    /// The process id of the current run (0 when not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// True while the process runs.
@@ -342,10 +432,15 @@ pub struct TestEnv {
 impl TestEnv {
     /// Prerequisites (root, etcd) or `None` to skip (a failure under `CI=true`).
     pub fn new(tag: &str) -> Option<TestEnv> {
+        TestEnv::with_setup(tag, crate::common::EtcdSetup::default())
+    }
+
+    /// Like [`TestEnv::new`], with an etcd set up as `setup` says (TLS).
+    pub fn with_setup(tag: &str, setup: crate::common::EtcdSetup) -> Option<TestEnv> {
         if !crate::common::require_root() {
             return None;
         }
-        let etcd = crate::common::require_etcd()?;
+        let etcd = crate::common::require_etcd_with(setup)?;
         let p = crate::common::unique_prefix(tag);
         Some(TestEnv {
             etcd,
@@ -396,6 +491,20 @@ impl TestEnv {
         match self.etcd.get(&key).await {
             Some(v) => serde_json::from_slice(&v).expect("status json"),
             None => serde_json::Value::Null,
+        }
+    }
+
+    /// Waits until the agent with this label has published its liveness record
+    /// (`/vnf-agent/<label>/check/status/v1/agent`, bound to its lease); returns it.
+    pub async fn wait_agent_running(&self) -> serde_json::Value {
+        let key = format!("/vnf-agent/{}/check/status/v1/agent", self.label);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = self.etcd.get(&key).await {
+                return serde_json::from_slice(&v).expect("liveness json");
+            }
+            assert!(Instant::now() < deadline, "no liveness record at {key}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -1,5 +1,6 @@
-//! Shared integration-test harness: a real etcd per test, a TCP proxy to cut connections,
-//! root and tool checks, unique names, namespace cleanup and polling helpers.
+//! Shared integration-test harness: a real etcd per test (plain, TLS with client certificates
+//! and generated certificates ([`pki`]), or a cluster ([`cluster`])), a TCP proxy to cut
+//! connections, root and tool checks, unique names, namespace cleanup and polling helpers.
 //!
 //! Use it with `mod common;` from a test file. It must not refer to the `nsagent` crate: the
 //! library's own unit tests include it too.
@@ -14,6 +15,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub mod cluster;
+pub mod pki;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a starting etcd may take to answer.
@@ -36,15 +40,29 @@ pub fn etcd_binary() -> Option<PathBuf> {
 /// Starts a fresh etcd, or returns `None` (after printing "skipping: etcd not installed")
 /// when etcd is missing. Panics when etcd is missing and `CI=true`.
 pub fn require_etcd() -> Option<Etcd> {
-    if etcd_binary().is_none() {
-        assert!(
-            !in_ci(),
-            "etcd not installed (CI=true): install the etcd-server package"
-        );
-        eprintln!("skipping: etcd not installed");
+    require_etcd_with(EtcdSetup::default())
+}
+
+/// Like [`require_etcd`], with TLS or other settings.
+pub fn require_etcd_with(setup: EtcdSetup) -> Option<Etcd> {
+    if !etcd_installed() {
         return None;
     }
-    Some(Etcd::start_new())
+    Some(Etcd::start_with(setup))
+}
+
+/// True when etcd is installed; otherwise prints "skipping: etcd not installed" and returns
+/// false, or panics when `CI=true`.
+pub fn etcd_installed() -> bool {
+    if etcd_binary().is_some() {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "etcd not installed (CI=true): install the etcd-server package"
+    );
+    eprintln!("skipping: etcd not installed");
+    false
 }
 
 /// True when running as root. Otherwise prints "skipping: not root" and returns false, or
@@ -58,31 +76,80 @@ pub fn require_root() -> bool {
     false
 }
 
-/// A real single-member etcd on free loopback ports with its data in a temporary directory.
-/// Killed on drop.
+/// True when Graphviz's `dot` runs. Otherwise prints "skipping: ..." and returns false, or
+/// panics when `CI=true` (scripts/install-deps.sh installs it).
+pub fn graphviz_installed() -> bool {
+    let found = Command::new("dot")
+        .arg("-V")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || !in_ci(),
+        "Graphviz is not installed (CI=true): scripts/install-deps.sh installs it"
+    );
+    if !found {
+        eprintln!("skipping the SVG check: Graphviz is not installed");
+    }
+    found
+}
+
+/// How a test etcd serves its clients.
+#[derive(Clone, Default)]
+pub struct EtcdSetup {
+    /// Serve clients over TLS only, and accept only clients whose certificate the CA of
+    /// these certificates signed (`--client-cert-auth`). The harness's own client uses the
+    /// client certificate.
+    pub tls: Option<Arc<pki::Pki>>,
+    /// Arguments after the harness's own (a repeated flag's last value wins).
+    pub extra_args: Vec<String>,
+}
+
+/// A real etcd member on free loopback ports with its data in a temporary directory: a
+/// single-member cluster ([`Etcd::start_new`], [`Etcd::start_with`]) or a member of a
+/// [`cluster::EtcdCluster`]. Its `/health` is served on a separate plain-HTTP metrics port,
+/// so that readiness can be checked whatever the client port requires. Killed on drop.
 pub struct Etcd {
     binary: PathBuf,
     dir: tempfile::TempDir,
+    name: String,
     client_port: u16,
     peer_port: u16,
+    metrics_port: u16,
+    /// `--initial-cluster` (this member alone unless it is part of a cluster).
+    initial_cluster: String,
+    /// `--initial-cluster-token`, unique per cluster so that clusters never mix.
+    cluster_token: String,
+    setup: EtcdSetup,
+    /// Credentials of the harness's own client (root, once [`Etcd::enable_auth`] ran).
+    root: Option<(String, String)>,
     child: Option<Child>,
 }
 
 impl Etcd {
-    /// Starts etcd on free ports (retrying with other ports if they were taken meanwhile).
-    /// Panics with etcd's log when it does not come up; prefer [`require_etcd`] in tests.
+    /// Starts a plain etcd on free ports (retrying with other ports if they were taken
+    /// meanwhile). Panics with etcd's log when it does not come up; prefer [`require_etcd`]
+    /// in tests.
     pub fn start_new() -> Etcd {
-        let binary = etcd_binary().expect("etcd not installed");
+        Etcd::start_with(EtcdSetup::default())
+    }
+
+    /// Like [`Etcd::start_new`], with `extra_args` after the harness's own (such as
+    /// `--max-txn-ops=128` for etcd's default limit).
+    pub fn start_new_with(extra_args: &[&str]) -> Etcd {
+        Etcd::start_with(EtcdSetup {
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            ..EtcdSetup::default()
+        })
+    }
+
+    /// Starts a single-member etcd set up as `setup` says.
+    pub fn start_with(setup: EtcdSetup) -> Etcd {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let mut etcd = Etcd {
-                binary: binary.clone(),
-                dir: tempfile::tempdir().expect("cannot create a temporary directory for etcd"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                child: None,
-            };
-            match etcd.spawn() {
+            let mut etcd = Etcd::new("test", setup.clone());
+            etcd.initial_cluster = format!("test={}", etcd.peer_url());
+            match etcd.spawn().and_then(|()| etcd.wait_ready()) {
                 Ok(()) => return etcd,
                 Err(e) => last_error = e,
             }
@@ -90,9 +157,45 @@ impl Etcd {
         panic!("etcd does not start: {last_error}");
     }
 
+    /// A member that is not started yet, on fresh free ports.
+    fn new(name: &str, setup: EtcdSetup) -> Etcd {
+        Etcd {
+            binary: etcd_binary().expect("etcd not installed"),
+            dir: tempfile::tempdir().expect("cannot create a temporary directory for etcd"),
+            name: name.to_string(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            metrics_port: free_port(),
+            initial_cluster: String::new(),
+            cluster_token: unique_prefix("etcd"),
+            setup,
+            root: None,
+            child: None,
+        }
+    }
+
     /// `127.0.0.1:PORT` of the client URL.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The client URL: `http://127.0.0.1:PORT`, or `https://` with TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.setup.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The client port.
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
     }
 
     /// File that holds etcd's output.
@@ -100,7 +203,12 @@ impl Etcd {
         self.dir.path().join("etcd.log")
     }
 
-    /// Kills etcd (like a crash); data and ports are kept for [`Etcd::start`].
+    /// Whether the process runs.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Kills etcd with SIGKILL (like a crash); data and ports are kept for [`Etcd::start`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -111,14 +219,43 @@ impl Etcd {
     /// Starts etcd again on the same ports and data directory; waits until it answers.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "etcd is already running");
-        if let Err(e) = self.spawn() {
+        if let Err(e) = self.spawn().and_then(|()| self.wait_ready()) {
             panic!("etcd does not restart: {e}");
         }
     }
 
-    /// A client connected to this etcd.
+    /// Adds the user `root` with `password` and the root role, enables authentication, and
+    /// makes the harness's own client log in as root from then on.
+    pub async fn enable_auth(&mut self, password: &str) {
+        let mut c = self.client().await;
+        c.user_add("root", password, None)
+            .await
+            .expect("user add root");
+        c.user_grant_role("root", "root")
+            .await
+            .expect("grant root role");
+        c.auth_enable().await.expect("auth enable");
+        self.root = Some(("root".to_string(), password.to_string()));
+    }
+
+    /// A client connected to this etcd (over TLS with the client certificate, and as root
+    /// once authentication is enabled).
     pub async fn client(&self) -> etcd_client::Client {
-        etcd_client::Client::connect([self.endpoint()], None)
+        let mut options = etcd_client::ConnectOptions::new();
+        if let Some(pki) = &self.setup.tls {
+            let read = |p: PathBuf| std::fs::read(p).expect("test certificate");
+            let tls = etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(read(pki.ca())))
+                .identity(etcd_client::Identity::from_pem(
+                    read(pki.client_cert()),
+                    read(pki.client_key()),
+                ));
+            options = options.with_tls(tls);
+        }
+        if let Some((user, password)) = &self.root {
+            options = options.with_user(user, password);
+        }
+        etcd_client::Client::connect([self.url()], Some(options))
             .await
             .expect("cannot connect to the test etcd")
     }
@@ -175,16 +312,18 @@ impl Etcd {
             .collect()
     }
 
+    /// Starts the process (without waiting for it to answer).
     fn spawn(&mut self) -> Result<(), String> {
-        let client_url = format!("http://127.0.0.1:{}", self.client_port);
-        let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
+        let client_url = self.url();
+        let peer_url = self.peer_url();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .map_err(|e| format!("cannot open {}: {e}", self.log_path().display()))?;
-        let child = Command::new(&self.binary)
-            .arg("--name=test")
+        let mut command = Command::new(&self.binary);
+        command
+            .arg(format!("--name={}", self.name))
             .arg(format!(
                 "--data-dir={}",
                 self.dir.path().join("data").display()
@@ -193,16 +332,35 @@ impl Etcd {
             .arg(format!("--advertise-client-urls={client_url}"))
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
-            .arg(format!("--initial-cluster=test={peer_url}"))
+            .arg(format!("--initial-cluster={}", self.initial_cluster))
+            .arg(format!("--initial-cluster-token={}", self.cluster_token))
+            .arg(format!(
+                "--listen-metrics-urls=http://127.0.0.1:{}",
+                self.metrics_port
+            ))
             // Whole configurations go in one transaction (benchmarks: thousands of keys).
             .arg("--max-txn-ops=100000")
-            .arg("--max-request-bytes=33554432")
+            .arg("--max-request-bytes=33554432");
+        if let Some(pki) = &self.setup.tls {
+            command
+                .arg(format!("--cert-file={}", pki.server_cert().display()))
+                .arg(format!("--key-file={}", pki.server_key().display()))
+                .arg(format!("--trusted-ca-file={}", pki.ca().display()))
+                .arg("--client-cert-auth");
+        }
+        command.args(&self.setup.extra_args);
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.binary.display()))?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the started process reports healthy (or kills it and returns its log).
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + ETCD_START_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = self
@@ -213,7 +371,7 @@ impl Etcd {
                 self.child = None;
                 return Err(format!("etcd exited ({status}); log:\n{}", self.log_tail()));
             }
-            if health_ok(self.client_port) {
+            if health_ok(self.metrics_port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
