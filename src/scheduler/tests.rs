@@ -1709,10 +1709,14 @@ mod l3 {
         let ns = w.k.add_namespace(named("n1"));
         w.put_route(route("r1", "10.7.0.0/16", None, "eth9", named("n1")));
         w.converge();
-        assert!(matches!(
+        assert_eq!(
             w.l3_status(ItemKind::Route, "r1"),
-            ItemStatus::Pending { .. }
-        ));
+            ItemStatus::Pending {
+                reason: "no configured interface and no link named `eth9` in the named namespace n1"
+                    .into()
+            },
+            "the reason names the namespace"
+        );
         let eth9 = w.k.add_foreign_link(ns, "eth9");
         w.k.links
             .get_mut(&ns)
