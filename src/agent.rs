@@ -29,6 +29,16 @@ const MAX_ROUNDS: usize = 64;
 /// Events folded into the scheduler before it plans again.
 const MAX_DRAIN: usize = 100_000;
 
+/// `d` give or take up to a tenth, varying from call to call.
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    // A fraction in [-0.1, 0.1) from the clock's nanoseconds: enough to spread agents.
+    let fraction = f64::from(nanos % 2_000) / 10_000.0 - 0.1;
+    d.mul_f64(1.0 + fraction)
+}
+
 /// The names of some items.
 fn names<T>(items: &[Item<T>]) -> BTreeSet<String> {
     items.iter().map(|i| i.name().to_string()).collect()
@@ -128,6 +138,7 @@ impl Agent {
         let mut ns_check = tokio::time::interval(config.namespace_check_interval);
         ns_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut commands = self.api.take_commands();
+        let mut kernel_events = self.executor.take_events();
         // Also turns an idle loop every second, which keeps the liveness heartbeat fresh.
         let mut link_waits = tokio::time::interval(LINK_WAIT_CHECK);
         link_waits.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,7 +146,7 @@ impl Agent {
             .kernel_resync_interval
             .unwrap_or(Duration::from_secs(3600));
         let mut kernel_resync =
-            tokio::time::interval_at(Instant::now() + resync_every, resync_every);
+            tokio::time::interval_at(Instant::now() + jittered(resync_every), resync_every);
         kernel_resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut synced = false;
         tracing::info!(
@@ -192,10 +203,19 @@ impl Agent {
                 _ = vanish.changed() => self.check_namespaces(),
                 _ = link_waits.tick() => self.scheduler.refresh_waiting_links(),
                 _ = kernel_resync.tick(), if config.kernel_resync_interval.is_some() => {
+                    // Jittered, so that agents started together do not re-read in step.
+                    kernel_resync.reset_after(jittered(resync_every));
                     tracing::trace!("re-reading the managed kernel state");
                     self.api.kernel_resync();
                     self.scheduler.refresh_kernel_views();
                     true
+                }
+                Some(batch) = kernel_events.recv() => {
+                    let mut work = self.scheduler.kernel_events(batch.ns, &batch.events);
+                    while let Ok(batch) = kernel_events.try_recv() {
+                        work |= self.scheduler.kernel_events(batch.ns, &batch.events);
+                    }
+                    work
                 }
                 Some(command) = commands.recv() => {
                     self.api.answer(command, &mut self.scheduler);
@@ -246,6 +266,7 @@ impl Agent {
         let mut client = store::connect(&self.etcd).await?.client;
         let marks = marks::resolve(&mut client, &self.keys, self.requested).await?;
         self.executor.set_link_group(marks.link_group);
+        self.scheduler.set_link_group(marks.link_group);
         self.scheduler.set_route_protocol(marks.route_protocol);
         let recorded = self.places.load().await?;
         tracing::info!(
@@ -281,6 +302,7 @@ impl Agent {
             tracing::trace!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
         }
         self.record_places(&plan).await;
+        let mut repaired = BTreeSet::new();
         for phase in plan.phases {
             let started = Instant::now();
             let reports: Vec<_> = phase.iter().map(|op| self.scheduler.report(op)).collect();
@@ -294,8 +316,9 @@ impl Agent {
                         | OpOutcome::L3(crate::scheduler::ops::l3::L3Outcome::Failed { .. })
                 );
                 if let (false, Some(report)) = (failed, &report) {
-                    if let Some(kind) = self.journal.done(report) {
-                        self.api.kernel_repair(kind);
+                    for item in self.journal.done(report) {
+                        self.api.kernel_repair(item.0);
+                        repaired.insert(item);
                     }
                 }
                 self.api.operation_done(op, &outcome, report.as_ref());
@@ -303,6 +326,7 @@ impl Agent {
                 self.scheduler.complete(op, outcome, now);
             }
         }
+        self.scheduler.repaired(repaired, self.now());
         self.forget_released();
         true
     }
@@ -353,6 +377,7 @@ impl Agent {
             }
             Change::Down { label } => {
                 tracing::info!(label, "microservice gone; withdrawing its items");
+                self.journal.unsettle_all();
                 self.executor.set_microservice(&label, None);
                 let now = self.now();
                 self.scheduler
@@ -364,6 +389,9 @@ impl Agent {
     /// Withdraws the items of namespaces that went away; true when there were any.
     fn check_namespaces(&mut self) -> bool {
         let vanished = self.executor.vanished_namespaces();
+        if !vanished.is_empty() {
+            self.journal.unsettle_all();
+        }
         for reference in &vanished {
             tracing::info!("{reference} disappeared; withdrawing its items");
             self.scheduler.namespace_vanished(reference, self.now());

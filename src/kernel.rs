@@ -158,3 +158,50 @@ impl fmt::Display for KernelNeighbour {
         Ok(())
     }
 }
+
+/// A change the kernel reported in one namespace (netlink multicast groups), in the agent's
+/// terms. Addresses the kernel makes itself are left out, as in dumps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A link appeared or changed (`RTM_NEWLINK`); its addresses are left empty.
+    Link(KernelLink),
+    /// A link went away or left the namespace (`RTM_DELLINK`).
+    LinkGone {
+        /// Its index.
+        ifindex: u32,
+    },
+    /// An address was added to (`true`) or removed from a link.
+    Address {
+        /// The link's index.
+        ifindex: u32,
+        /// The address.
+        net: IpNet,
+        /// Added (`RTM_NEWADDR`) or removed (`RTM_DELADDR`).
+        added: bool,
+    },
+    /// A route was added or changed (`true`) or deleted.
+    Route {
+        /// The route.
+        route: KernelRoute,
+        /// Added or changed (`RTM_NEWROUTE`), or deleted (`RTM_DELROUTE`).
+        added: bool,
+    },
+    /// A neighbour entry was added or changed (`true`) or deleted.
+    Neighbour {
+        /// The entry.
+        neighbour: KernelNeighbour,
+        /// Added or changed (`RTM_NEWNEIGH`), or deleted (`RTM_DELNEIGH`).
+        added: bool,
+    },
+    /// The kernel dropped events for this namespace (ENOBUFS): read it again in full.
+    Overrun,
+}
+
+/// Events of one namespace, in the order the kernel sent them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsEvents {
+    /// The namespace.
+    pub ns: NsId,
+    /// Its events.
+    pub events: Vec<KernelEvent>,
+}

@@ -61,15 +61,35 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The JSON value published for one status.
-pub fn status_value(config_key: &str, status: &ItemStatus, since: SystemTime) -> String {
-    serde_json::json!({
+/// How often the agent repaired an item after changes made behind its back, and the last
+/// repair in words.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Repairs {
+    /// Repairs so far (in this agent's run).
+    pub count: u64,
+    /// What the last one did.
+    pub last: String,
+}
+
+/// The JSON value published for one status (with `repairs` and `last_repair` once the item
+/// was repaired).
+pub fn status_value(
+    config_key: &str,
+    status: &ItemStatus,
+    since: SystemTime,
+    repairs: Option<&Repairs>,
+) -> String {
+    let mut v = serde_json::json!({
         "key": config_key,
         "state": status.state(),
         "detail": status.detail(),
         "since": rfc3339(since),
-    })
-    .to_string()
+    });
+    if let Some(r) = repairs.filter(|r| r.count > 0) {
+        v["repairs"] = r.count.into();
+        v["last_repair"] = r.last.clone().into();
+    }
+    v.to_string()
 }
 
 /// One published status and when the item entered its state.
@@ -113,6 +133,8 @@ enum Message {
     Retain(ItemKind, BTreeSet<String>),
     /// The kernel matches the configuration (liveness state OK).
     Ready,
+    /// An item was repaired (how often, what the last repair did).
+    Repaired(ItemKind, String, Repairs),
     /// Revoke the lease (every key vanishes) and stop.
     Shutdown(oneshot::Sender<()>),
 }
@@ -143,6 +165,13 @@ impl StatusPublisher {
         let _ = self.tx.send(Message::Retain(kind, names));
     }
 
+    /// Records a repair of an item, shown with its status.
+    pub fn repaired(&self, kind: ItemKind, name: &str, repairs: Repairs) {
+        let _ = self
+            .tx
+            .send(Message::Repaired(kind, name.to_string(), repairs));
+    }
+
     /// Marks the agent as in sync (liveness state `OK`).
     pub fn ready(&self) {
         let _ = self.tx.send(Message::Ready);
@@ -170,6 +199,7 @@ struct Session {
 struct State {
     keys: KeyTree,
     current: BTreeMap<(ItemKind, String), Published>,
+    repairs: BTreeMap<(ItemKind, String), Repairs>,
     /// Items whose status (or removal) is not in etcd yet.
     dirty: BTreeSet<(ItemKind, String)>,
     retain: Vec<(ItemKind, BTreeSet<String>)>,
@@ -305,6 +335,7 @@ impl State {
         State {
             keys,
             current: BTreeMap::new(),
+            repairs: BTreeMap::new(),
             dirty: BTreeSet::new(),
             retain: Vec::new(),
             liveness: Liveness {
@@ -333,12 +364,18 @@ impl State {
                     }
                     None => {
                         self.current.remove(&id);
+                        self.repairs.remove(&id);
                     }
                 }
                 self.dirty.insert(id);
                 self.liveness.last_update = now;
             }
             Message::Retain(kind, names) => self.retain.push((kind, names)),
+            Message::Repaired(kind, name, repairs) => {
+                let id = (kind, name);
+                self.repairs.insert(id.clone(), repairs);
+                self.dirty.insert(id);
+            }
             Message::Ready => {
                 if !self.liveness.ready {
                     self.liveness.ready = true;
@@ -383,8 +420,12 @@ impl State {
                     let key = status_key(&self.keys, id.0, &id.1);
                     match self.current.get(id) {
                         Some(p) => {
-                            let value =
-                                status_value(&self.keys.key(id.0, &id.1), &p.status, p.since);
+                            let value = status_value(
+                                &self.keys.key(id.0, &id.1),
+                                &p.status,
+                                p.since,
+                                self.repairs.get(id),
+                            );
                             TxnOp::put(key, value, lease())
                         }
                         None => TxnOp::delete(key, None::<DeleteOptions>),
@@ -419,6 +460,7 @@ mod tests {
                 reason: "peer interface `veth2` is not configured".into(),
             },
             since,
+            None,
         ))
         .unwrap();
         assert_eq!(v["state"], "pending");

@@ -9,7 +9,7 @@
 use crate::keys::{ItemKind, KeyTree};
 use crate::scheduler::report::{Change, OpReport};
 use crate::scheduler::{ItemStatus, Scheduler};
-use crate::status::StatusPublisher;
+use crate::status::{Repairs, StatusPublisher};
 use crate::tally::Tally;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,11 +19,11 @@ pub(super) struct Journal {
     status: StatusPublisher,
     /// Status last logged and published, per item.
     logged: BTreeMap<(ItemKind, String), ItemStatus>,
-    /// Applied items whose value has not been written since: a write for one of them is a
-    /// repair.
+    /// The items applied when the agent last settled whose value has not been written since:
+    /// a write for one of them is a repair.
     settled: BTreeSet<(ItemKind, String)>,
-    /// Items whose value was written since the agent last settled.
-    written: BTreeSet<(ItemKind, String)>,
+    /// Repairs of each item in this run.
+    repairs: BTreeMap<(ItemKind, String), Repairs>,
     /// Items an operation wrote since the statuses were last logged.
     touched: BTreeSet<(ItemKind, String)>,
     /// Set by a snapshot; cleared by the summary once the kernel matches it.
@@ -40,7 +40,7 @@ impl Journal {
             status,
             logged: BTreeMap::new(),
             settled: BTreeSet::new(),
-            written: BTreeSet::new(),
+            repairs: BTreeMap::new(),
             touched: BTreeSet::new(),
             resync_revision: None,
             tally: Tally::default(),
@@ -56,25 +56,25 @@ impl Journal {
         self.logged
             .retain(|(kind, name), _| names.get(kind).is_some_and(|s| s.contains(name)));
         self.settled.clear();
-        self.written = names
-            .iter()
-            .flat_map(|(kind, set)| set.iter().map(|n| (*kind, n.clone())))
-            .collect();
         self.resync_revision = Some(revision);
         self.tally = Tally::default();
     }
 
     /// An item's value was written.
     pub(super) fn put(&mut self, kind: ItemKind, name: &str) {
-        let id = (kind, name.to_string());
-        self.settled.remove(&id);
-        self.written.insert(id);
+        self.settled.remove(&(kind, name.to_string()));
+    }
+
+    /// A namespace went away: what follows for its items is a withdrawal, not a repair.
+    pub(super) fn unsettle_all(&mut self) {
+        self.settled.clear();
     }
 
     /// An item's key was deleted.
     pub(super) fn delete(&mut self, kind: ItemKind, name: &str) {
         let id = (kind, name.to_string());
         self.settled.remove(&id);
+        self.repairs.remove(&id);
         self.status.set(kind, name, None);
         if self.logged.remove(&id).is_some() {
             tracing::info!(key = self.keys.key(kind, name), "deleted");
@@ -83,19 +83,30 @@ impl Journal {
 
     /// One operation succeeded: logs what it did when that is news to the operator (a
     /// repair, an in-place change, the removal of something nothing configures). Returns the
-    /// kind of the item it repaired, if it was a repair.
-    pub(super) fn done(&mut self, report: &OpReport) -> Option<ItemKind> {
+    /// items it repaired, if it was a repair.
+    pub(super) fn done(&mut self, report: &OpReport) -> Vec<(ItemKind, String)> {
         self.tally.count(report);
         self.touched.extend(report.items.iter().cloned());
-        let repaired = report.items.iter().find(|id| self.settled.contains(id));
-        if let Some((kind, name)) = repaired {
+        let repaired: Vec<(ItemKind, String)> = report
+            .items
+            .iter()
+            .filter(|id| self.settled.contains(id))
+            .cloned()
+            .collect();
+        if let Some((kind, name)) = repaired.first() {
             let key = self.keys.key(*kind, name);
             tracing::info!(
                 key,
                 "repaired: {} (changed behind the agent's back)",
                 report.what
             );
-            return Some(*kind);
+            for id in &repaired {
+                let r = self.repairs.entry(id.clone()).or_default();
+                r.count += 1;
+                r.last = report.what.clone();
+                self.status.repaired(id.0, &id.1, r.clone());
+            }
+            return repaired;
         }
         match (report.change, report.items.first()) {
             (Change::Update, Some((kind, name))) => {
@@ -106,7 +117,7 @@ impl Journal {
             }
             _ => tracing::debug!("{}", report.what),
         }
-        None
+        Vec::new()
     }
 
     /// The agent has nothing left to do: logs and publishes every status that changed, and
@@ -124,21 +135,16 @@ impl Journal {
                 continue;
             }
             self.log(&id, status, self.logged.contains_key(&id));
-            if *status == ItemStatus::Applied {
-                self.settled.insert(id.clone());
-            } else {
-                self.settled.remove(&id);
-            }
             self.status.set(id.0, &id.1, Some(status.clone()));
             self.logged.insert(id.clone(), status.clone());
             published.push((id, status.clone()));
         }
-        // A new value that left its item applied changes no status: it is settled now too.
-        for id in std::mem::take(&mut self.written) {
-            if scheduler.status().get(&id) == Some(&ItemStatus::Applied) {
-                self.settled.insert(id);
-            }
-        }
+        self.settled = scheduler
+            .status()
+            .iter()
+            .filter(|(_, s)| **s == ItemStatus::Applied)
+            .map(|(id, _)| id.clone())
+            .collect();
         self.touched.clear();
         self.report_resync();
         if !self.ready {

@@ -39,9 +39,11 @@ impl Drop for Live {
     }
 }
 
-/// An open namespace with its netlink connection.
+/// An open namespace with its netlink connection (and its event subscription, which closes
+/// with it).
 pub(crate) struct NsConn {
     ns: Namespace,
+    _events: Option<super::events::Subscription>,
     label: String,
     rt: tokio::runtime::Handle,
     live: Mutex<Live>,
@@ -50,12 +52,18 @@ pub(crate) struct NsConn {
 }
 
 impl NsConn {
-    /// Opens a connection inside `ns`; `label` names the namespace in messages.
-    pub(crate) async fn open(ns: Namespace, label: String) -> Result<NsConn, String> {
+    /// Opens a connection inside `ns`; `label` names the namespace in messages; `events` is
+    /// its event subscription, if any (kept until the connection closes).
+    pub(crate) async fn open(
+        ns: Namespace,
+        label: String,
+        events: Option<super::events::Subscription>,
+    ) -> Result<NsConn, String> {
         let rt = tokio::runtime::Handle::current();
         let live = open_live(&ns, &rt, 0).await?;
         Ok(NsConn {
             ns,
+            _events: events,
             label,
             rt,
             live: Mutex::new(live),

@@ -224,7 +224,7 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> KernelLink {
 }
 
 /// The address of an address message with its `IFA_PROTO` mark (who made it), if any.
-fn parse_address(msg: &AddressMessage) -> Option<(IpNet, Option<AddressProtocol>)> {
+pub(crate) fn parse_address(msg: &AddressMessage) -> Option<(IpNet, Option<AddressProtocol>)> {
     let mut local = None;
     let mut address = None;
     let mut protocol = None;

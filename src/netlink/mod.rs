@@ -5,11 +5,12 @@ mod conn;
 mod create;
 mod dump;
 mod error;
+mod events;
 mod neigh;
 mod route;
 mod update;
 
-use crate::kernel::NsId;
+use crate::kernel::{NsEvents, NsId};
 use crate::keys::KeyTree;
 use crate::model::NamespaceRef;
 use crate::netns;
@@ -20,13 +21,21 @@ use dump::Ownership;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 
 /// How many operations of one batch run at the same time.
 const CONCURRENCY: usize = 128;
 
-/// Runs [`Op`]s. Owns the namespace descriptors and their netlink connections.
+/// Runs [`Op`]s. Owns the namespace descriptors and their netlink connections, and follows
+/// the kernel events of every namespace it holds open.
 pub struct Executor {
     owner: Ownership,
+    /// Where the event subscriptions send.
+    events_tx: mpsc::UnboundedSender<NsEvents>,
+    /// Taken by the agent ([`Executor::take_events`]).
+    events_rx: Option<mpsc::UnboundedReceiver<NsEvents>>,
+    /// Receive buffer of new event sockets (`None`: the default; tests shrink it).
+    event_rcvbuf: Option<usize>,
     /// Connection in the agent's own namespace, for requests that may go to any socket.
     control: NsConn,
     state: Mutex<State>,
@@ -67,10 +76,14 @@ impl Executor {
     /// called inside a tokio runtime.
     pub async fn new(keys: KeyTree, group: u32) -> anyhow::Result<Self> {
         let initial = tokio::task::spawn_blocking(|| netns::initial()?.duplicate()).await??;
-        let control = NsConn::open(initial, "the agent's own namespace".into())
+        let control = NsConn::open(initial, "the agent's own namespace".into(), None)
             .await
             .map_err(anyhow::Error::msg)?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         Ok(Executor {
+            events_tx,
+            events_rx: Some(events_rx),
+            event_rcvbuf: None,
             owner: Ownership {
                 group,
                 alias_prefix: keys.agent_prefix(),
@@ -78,6 +91,18 @@ impl Executor {
             control,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// The kernel events of the namespaces it opens (once; later calls get a closed channel).
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<NsEvents> {
+        self.events_rx
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
+    }
+
+    /// Event sockets opened from now on get this receive buffer (tests provoke overflows).
+    pub fn set_event_buffer(&mut self, bytes: usize) {
+        self.event_rcvbuf = Some(bytes);
     }
 
     /// Marks the links it creates with `group` from now on (and owns the links in it).
@@ -326,7 +351,18 @@ impl Executor {
             // Two references to one namespace share one connection: a connection opened
             // concurrently by someone else wins, ours is dropped.
             let label = format!("{reference} ({id})");
-            match NsConn::open(resolved, label).await {
+            // Subscribed before anything reads the namespace: no change falls in between.
+            let events =
+                match events::subscribe(&resolved, id, self.events_tx.clone(), self.event_rcvbuf)
+                    .await
+                {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!("{label}: {e}; changes there are found by re-reads only");
+                        None
+                    }
+                };
+            match NsConn::open(resolved, label, events).await {
                 Ok(conn) => {
                     self.lock()
                         .conns

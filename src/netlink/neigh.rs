@@ -51,7 +51,7 @@ async fn dump_family(
 }
 
 /// The agent's view of a neighbour message; `None` without an IP destination.
-fn parse_neighbour(msg: &NeighbourMessage) -> Option<KernelNeighbour> {
+pub(crate) fn parse_neighbour(msg: &NeighbourMessage) -> Option<KernelNeighbour> {
     let mut ip = None;
     let mut mac = None;
     let mut protocol = None;

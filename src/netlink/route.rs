@@ -90,7 +90,7 @@ async fn dump_family(
 }
 
 /// The agent's view of a route message; `None` for routes the agent never makes.
-fn parse_route(msg: &RouteMessage) -> Option<KernelRoute> {
+pub(crate) fn parse_route(msg: &RouteMessage) -> Option<KernelRoute> {
     let h = &msg.header;
     let unspecified: IpAddr = match h.address_family {
         AddressFamily::Inet => Ipv4Addr::UNSPECIFIED.into(),

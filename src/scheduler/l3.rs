@@ -145,7 +145,11 @@ fn route_matches(have: &KernelRoute, want: &KernelRoute) -> bool {
 /// DELAY, PROBE), but not a PERMANENT or NOARP one, nor a FAILED or INCOMPLETE one.
 /// `written` is the state the agent last wrote the entry with, if it did: a different one
 /// means the configuration changed, and the entry is written again.
-fn neighbour_matches(have: &KernelNeighbour, want: &KernelNeighbour, written: Option<u16>) -> bool {
+pub(super) fn neighbour_matches(
+    have: &KernelNeighbour,
+    want: &KernelNeighbour,
+    written: Option<u16>,
+) -> bool {
     const AGING: u16 = 0x02 | 0x04;
     const KERNEL_AGED: u16 = 0x02 | 0x04 | 0x08 | 0x10;
     let state_ok = if want.state & AGING != 0 {
@@ -560,6 +564,9 @@ impl Scheduler {
         if let Some(s) = self.l3_waiting(ItemKind::Route, name, now) {
             return L3Decision::Hold(s);
         }
+        if let Some(s) = self.repair_hold(ItemKind::Route, name, now) {
+            return L3Decision::Hold(s);
+        }
         L3Decision::Desired(kernel_route(r, oif, self.protocol))
     }
 
@@ -621,7 +628,10 @@ impl Scheduler {
                 }
                 Err(L3Decision::Desired(())) => continue,
             };
-            if let Some(s) = self.l3_waiting(kind, name, now) {
+            if let Some(s) = self
+                .l3_waiting(kind, name, now)
+                .or_else(|| self.repair_hold(kind, name, now))
+            {
                 held.insert((ns, a.ip));
                 book.set_kind(kind, name, s);
                 continue;

@@ -13,6 +13,7 @@
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
 pub mod backoff;
+mod drift;
 mod l3;
 pub mod ops;
 mod plan;
@@ -147,6 +148,10 @@ pub struct Scheduler {
     link_writes: LinkWrites,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
     protocol: u8,
+    /// `IFLA_GROUP` that marks links as ours (with the alias).
+    link_group: u32,
+    /// Items repaired in quick succession after changes made behind the agent's back.
+    fights: FxHashMap<(ItemKind, String), drift::Fight>,
     /// Namespaces to read again while planning with what is known of them meanwhile.
     refresh: BTreeSet<NsId>,
     /// Namespaces where a route or entry waits for a link the agent does not own.
@@ -180,6 +185,7 @@ impl Scheduler {
     /// A scheduler for the agent of `keys`.
     pub fn new(keys: KeyTree) -> Self {
         Scheduler {
+            link_group: keys.default_link_group(),
             keys,
             items: BTreeMap::new(),
             routes: BTreeMap::new(),
@@ -199,6 +205,7 @@ impl Scheduler {
             link_writes: FxHashMap::default(),
             neighbours_written: FxHashMap::default(),
             protocol: DEFAULT_ROUTE_PROTOCOL,
+            fights: FxHashMap::default(),
             refresh: BTreeSet::new(),
             waiting_on_links: BTreeSet::new(),
             microservices_known: false,
@@ -218,6 +225,12 @@ impl Scheduler {
     /// everything.
     fn disturb(&mut self) {
         self.quiet = None;
+    }
+
+    /// The link group the agent's links carry (its label's by default).
+    pub fn set_link_group(&mut self, group: u32) {
+        self.disturb();
+        self.link_group = group;
     }
 
     /// Uses `protocol` instead of [`DEFAULT_ROUTE_PROTOCOL`] to mark routes and neighbours.
@@ -388,16 +401,19 @@ impl Scheduler {
         };
         self.disturb();
         let reason = format!("{reference} disappeared");
+        // A named namespace deleted by hand while items live in it is made again (as when
+        // it was missing at first) and its items re-applied; the agent never deletes one.
         self.refs.insert(
             reference.clone(),
             RefState::Unavailable {
                 backoff: ref_backoff(None, reason.clone(), now),
                 reason,
                 invalid: false,
-                allow_create: false,
+                allow_create: true,
                 tried_create: false,
             },
         );
+        self.released.push(reference.clone());
         let still_used = self.refs.values().any(|s| *s == RefState::Resolved(ns));
         if !still_used {
             self.forget_namespace(ns);
@@ -426,12 +442,12 @@ impl Scheduler {
             .phases
             .iter()
             .flatten()
-            .flat_map(|op| match op {
-                Op::CreatePair { a, b } => vec![a.ns, b.ns],
-                Op::UpdateLink { ns, .. } => vec![*ns],
-                Op::L3(op) if op.puts() => vec![op.ns()],
-                _ => Vec::new(),
+            .filter(|op| match op {
+                Op::CreatePair { .. } | Op::UpdateLink { .. } => true,
+                Op::L3(op) => op.puts(),
+                _ => false,
             })
+            .flat_map(Op::namespaces)
             .collect();
         self.refs
             .iter()
@@ -525,6 +541,7 @@ impl Scheduler {
             .chain(self.l3_view_backoff.values())
             .map(|b| b.retry_at)
             .chain(refs)
+            .chain(self.next_repair(now))
             .filter(|t| *t > now)
             .min()
     }

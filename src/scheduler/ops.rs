@@ -108,6 +108,19 @@ pub enum Op {
 }
 
 impl Op {
+    /// The namespaces the operation acts in (none for resolving a reference).
+    pub fn namespaces(&self) -> Vec<NsId> {
+        match self {
+            Op::CreatePair { a, b } => vec![a.ns, b.ns],
+            Op::UpdateLink { ns, .. }
+            | Op::DeleteLink { ns, .. }
+            | Op::DumpNs { ns }
+            | Op::ReleaseNs { ns } => vec![*ns],
+            Op::L3(op) => vec![op.ns()],
+            Op::ResolveNs { .. } => Vec::new(),
+        }
+    }
+
     /// True for the operations that change the kernel (not reads, resolutions, releases).
     pub fn writes(&self) -> bool {
         match self {

@@ -662,6 +662,9 @@ impl Scheduler {
                     error: b.error.clone(),
                 });
             }
+            if let Some(s) = self.repair_hold(ItemKind::Interface, n, now) {
+                return Decision::Hold(s);
+            }
         }
         match own_ns {
             Some(ns) => Decision::Desired(DesiredEnd { item: i, ns }),

@@ -537,6 +537,106 @@ fn a_new_value_of_either_end_retries_a_failed_pair_at_once() {
 }
 
 #[test]
+fn kernel_events_that_echo_the_agents_writes_are_not_drift() {
+    use crate::kernel::KernelEvent;
+    let mut w = World::new();
+    let mut a = veth("a", "b", named("n1"));
+    a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+    w.put(a);
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    let ns = w.k.world[&named("n1")];
+    let mut link = w.links(&named("n1"))["a"].clone();
+    let addresses = std::mem::take(&mut link.addresses);
+    // The steps of its creation, ending in the state the scheduler knows: an echo.
+    let mut unaliased = link.clone();
+    unaliased.alias = None;
+    let echo = [
+        KernelEvent::Link(unaliased),
+        KernelEvent::Link(link.clone()),
+        KernelEvent::Address {
+            ifindex: link.ifindex,
+            net: addresses[0],
+            added: true,
+        },
+    ];
+    assert!(!w.s.kernel_events(ns, &echo));
+    assert_eq!(w.converge(), 0, "nothing to do");
+    // Someone changes the MTU: read again and repaired.
+    let changed =
+        w.k.links
+            .get_mut(&ns)
+            .unwrap()
+            .get_mut(&link.ifindex)
+            .unwrap();
+    changed.link.mtu = 1300;
+    let event = KernelEvent::Link(KernelLink {
+        addresses: Vec::new(),
+        ..changed.link.clone()
+    });
+    assert!(w.s.kernel_events(ns, &[event]));
+    w.converge();
+    assert_eq!(w.links(&named("n1"))["a"].mtu, 1500);
+    // Someone else's address on the agent's link is drift too; an event about a namespace
+    // the agent does not hold is not.
+    let foreign = KernelEvent::Address {
+        ifindex: link.ifindex,
+        net: "10.9.9.9/24".parse().unwrap(),
+        added: true,
+    };
+    assert!(w.s.kernel_events(ns, std::slice::from_ref(&foreign)));
+    let elsewhere = NsId { dev: 9, ino: 9 };
+    assert!(!w
+        .s
+        .kernel_events(elsewhere, &[foreign, KernelEvent::Overrun]));
+    assert!(
+        w.s.kernel_events(ns, &[KernelEvent::Overrun]),
+        "lost events: read again"
+    );
+}
+
+#[test]
+fn an_item_repaired_again_and_again_waits_longer_each_time() {
+    let mut w = World::new();
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    let id = (ItemKind::Interface, "a".to_string());
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        w.s.repaired([id.clone()], w.now);
+        let next = w.s.next_deadline(w.now).unwrap_or(w.now);
+        waits.push(next - w.now);
+        if let Some(ItemStatus::Pending { reason }) =
+            w.s.repair_hold(ItemKind::Interface, "a", w.now)
+        {
+            assert!(
+                reason.contains("changed behind the agent's back"),
+                "{reason}"
+            );
+        }
+        w.now = next;
+    }
+    // A few at once, then doubling waits, capped.
+    assert_eq!(&waits[..3], [Duration::ZERO; 3]);
+    assert_eq!(waits[3], Duration::from_millis(100));
+    assert_eq!(waits[4], Duration::from_millis(200));
+    assert!(waits.windows(2).all(|p| p[1] >= p[0]), "{waits:?}");
+    assert!(
+        waits.iter().all(|d| *d <= Duration::from_secs(5)),
+        "{waits:?}"
+    );
+    // The item waits, saying so, and is repaired when the wait is over.
+    w.s.repaired([id.clone()], w.now);
+    let held = w.s.repair_hold(ItemKind::Interface, "a", w.now);
+    assert!(held.is_some());
+    // A quiet while later, the fight is over: the next repair is at once again.
+    w.advance(Duration::from_secs(30));
+    w.s.repaired([id], w.now);
+    assert!(w.s.repair_hold(ItemKind::Interface, "a", w.now).is_none());
+}
+
+#[test]
 fn every_kind_of_fault_converges() {
     for fault in ["resolve", "dump", "create", "update", "delete"] {
         let mut w = World::new();
@@ -1712,8 +1812,9 @@ mod l3 {
         assert_eq!(
             w.l3_status(ItemKind::Route, "r1"),
             ItemStatus::Pending {
-                reason: "no configured interface and no link named `eth9` in the named namespace n1"
-                    .into()
+                reason:
+                    "no configured interface and no link named `eth9` in the named namespace n1"
+                        .into()
             },
             "the reason names the namespace"
         );
