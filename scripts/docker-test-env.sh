@@ -78,7 +78,7 @@ children_of() { # pid
         stat=$(cat "$f" 2>/dev/null) || continue
         rest=${stat##*) } # after "(comm) ", which may hold spaces
         read -r -a fields <<<"$rest"
-        [ "${fields[1]:-}" = "$1" ] && echo "$(basename "$(dirname "$f")")"
+        [ "${fields[1]:-}" = "$1" ] && basename "$(dirname "$f")"
     done
     return 0
 }
@@ -259,10 +259,11 @@ stop() {
     [ -f "$dir/$MARKER" ] || die "$dir was not made by this script, not removing it"
     unmount_all
     # Empty cgroups of containers whose dockerd was killed (rmdir removes only empty ones).
-    local id cg
-    for id in $(ls "$dir/root/containers" 2>/dev/null); do
+    local container id cg
+    for container in "$dir"/root/containers/*; do
+        id=$(basename "$container")
         for cg in /sys/fs/cgroup/*/docker/"$id" /sys/fs/cgroup/docker/"$id"; do
-            [ -d "$cg" ] && rmdir "$cg" 2>/dev/null || true
+            if [ -d "$cg" ]; then rmdir "$cg" 2>/dev/null || true; fi
         done
     done
     rm -rf "$dir"
