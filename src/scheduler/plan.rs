@@ -4,10 +4,10 @@
 //! quiet, over the items a [`Scope`] names), so it borrows instead of copying: owned values
 //! are built only for the operations it emits and the statuses that change.
 
-use super::l3::L3View;
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::quiet::{Quiet, Scope};
-use super::{Item, ItemStatus, Plan, RefState, Scheduler, View};
+use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, View};
+use super::{Item, ItemStatus, Plan, Scheduler};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
 use crate::model::{Interface, NamespaceRef};
@@ -63,60 +63,6 @@ enum NsKey<'a> {
     Ref(&'a NamespaceRef),
 }
 
-/// An owned link and the item it belongs to.
-pub(super) struct Claim<'a> {
-    /// Its namespace.
-    pub ns: NsId,
-    /// The link.
-    pub link: &'a KernelLink,
-    /// The peer named in its alias; `None` for a link adopted by name (marked by the group
-    /// only, because the agent stopped between creating and aliasing it).
-    pub alias_peer: Option<&'a str>,
-}
-
-/// Item statuses, updated in place; remembers which changed.
-pub(super) struct StatusBook {
-    map: HashMap<(ItemKind, String), ItemStatus>,
-    changed: Vec<(ItemKind, String)>,
-    /// Scratch key, so that looking up an existing status allocates nothing.
-    probe: (ItemKind, String),
-}
-
-impl StatusBook {
-    /// Sets the status of an interface.
-    fn set(&mut self, name: &str, status: ItemStatus) {
-        self.set_kind(ItemKind::Interface, name, status);
-    }
-
-    /// For an item whose kernel state is left as it is this round: keeps the status it has,
-    /// or sets `status` when it has none yet.
-    pub(super) fn hold_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
-        let keep = matches!(status, ItemStatus::Pending { .. })
-            && self.map.contains_key(&(kind, name.to_string()));
-        if !keep {
-            self.set_kind(kind, name, status);
-        }
-    }
-
-    /// Sets the status of an item of any kind.
-    pub(super) fn set_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
-        self.probe.0 = kind;
-        self.probe.1.clear();
-        self.probe.1.push_str(name);
-        match self.map.get_mut(&self.probe) {
-            Some(old) if *old == status => {}
-            Some(old) => {
-                *old = status;
-                self.changed.push(self.probe.clone());
-            }
-            None => {
-                self.map.insert(self.probe.clone(), status);
-                self.changed.push(self.probe.clone());
-            }
-        }
-    }
-}
-
 /// What one planning round decided, besides statuses.
 struct Planned {
     plan: Plan,
@@ -125,18 +71,7 @@ struct Planned {
     /// Routes and neighbour entries (`None` in a scoped plan).
     l3: Option<super::l3::L3Plan>,
     /// The item each link update is for (a link adopted by name has no alias to tell).
-    link_writes: super::LinkWrites,
-}
-
-/// What routes and neighbour entries may assume about a configured interface this round.
-#[derive(Clone, Debug)]
-pub(super) enum IfaceState<'a> {
-    /// Applied as configured: its link in its namespace.
-    Usable { ns: NsId, link: &'a KernelLink },
-    /// Being applied, held, or retried: leave what depends on it as it is.
-    Busy,
-    /// Not applied; why.
-    Absent(String),
+    link_writes: LinkWrites,
 }
 
 impl Scheduler {

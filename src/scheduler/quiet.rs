@@ -13,8 +13,8 @@
 //! makes the next plan a full one. In tests every scoped plan is checked against a full plan
 //! of the same state.
 
-use super::plan::Claim;
-use super::{l3::L3View, Item, ItemStatus, RefState, Scheduler, View};
+use super::state::{Claim, L3View, RefState, View};
+use super::{Item, ItemStatus, Scheduler};
 use crate::kernel::NsId;
 use crate::keys::ItemKind;
 use crate::model::{Interface, NamespaceRef};
