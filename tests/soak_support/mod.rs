@@ -255,7 +255,9 @@ impl Figures {
     }
 
     /// Waits until the counts of `pid` have not changed for `quiet` (idle threads of the
-    /// runtime's blocking pool exit after 10 s), for at most `limit`; returns the figures.
+    /// runtime's blocking pool exit after 10 s) and returns the figures; after `limit`
+    /// without such a pause, returns those with the lowest counts seen (a leak raises even
+    /// the lowest).
     pub fn settled(
         pid: u32,
         namespaces: &[String],
@@ -264,12 +266,19 @@ impl Figures {
     ) -> std::io::Result<Figures> {
         let deadline = Instant::now() + limit;
         let mut last = Figures::of(pid, namespaces)?;
+        let mut lowest = last;
         let mut since = Instant::now();
-        while since.elapsed() < quiet && Instant::now() < deadline {
+        while since.elapsed() < quiet {
+            if Instant::now() >= deadline {
+                return Ok(lowest);
+            }
             std::thread::sleep(Duration::from_millis(250));
             let now = Figures::of(pid, namespaces)?;
             if now.counts() != last.counts() {
                 since = Instant::now();
+            }
+            if now.counts() < lowest.counts() {
+                lowest = now;
             }
             last = now;
         }
