@@ -89,12 +89,14 @@ impl KeyTree {
     }
 
     /// Splits a full key under [`Self::config_prefix`] into kind and name. `None` for keys
-    /// outside the prefix, of an unknown kind, or with an empty name.
+    /// outside the prefix, of an unknown kind, or with an empty name or a name containing
+    /// `/` (a value's `name` is its key's last segment, so `interface/x/veth1` would be
+    /// applied as `veth1` but never deleted as `x/veth1`).
     pub fn parse(&self, key: &str) -> Option<(ItemKind, String)> {
         let rest = key.strip_prefix(&self.config_prefix())?;
         let (kind, name) = rest.split_once('/')?;
         let kind = ItemKind::from_segment(kind)?;
-        if name.is_empty() {
+        if name.is_empty() || name.contains('/') {
             return None;
         }
         Some((kind, name.to_string()))
@@ -176,6 +178,16 @@ mod tests {
         assert_eq!(t.parse("/vnf-agent/vpp1/linux/config/v1/bogus/x"), None);
         assert_eq!(t.parse("/vnf-agent/vpp2/linux/config/v1/interface/x"), None);
         assert_eq!(t.parse("/vnf-agent/vpp1/linux/config/v1/interface/"), None);
+    }
+
+    /// Found by `model::tests_fuzz`: a nested name was parsed as `x/veth1` while its value
+    /// decoded (and was applied) as `veth1`, so deleting the key removed nothing.
+    #[test]
+    fn names_with_a_slash_are_not_item_keys() {
+        let t = KeyTree::new("vpp1");
+        for name in ["x/veth1", "veth1/", "a/b/c"] {
+            assert_eq!(t.parse(&t.key(ItemKind::Interface, name)), None, "{name}");
+        }
     }
 
     #[test]

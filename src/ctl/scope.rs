@@ -55,6 +55,9 @@ pub fn is_item_key(tree: &KeyTree, full: &str) -> Result<bool, String> {
         Some((kind, "")) if matches!(kind, "interface" | "route" | "arp") => {
             format!("{full}: the item name is empty (expected {kind}/NAME)")
         }
+        Some((kind, name)) if matches!(kind, "interface" | "route" | "arp") => {
+            format!("{full}: the item name {name:?} contains '/' (expected {kind}/NAME)")
+        }
         _ => format!(
             "{full}: not an item key; expected interface/NAME, route/NAME or arp/NAME under {}",
             tree.config_prefix()
@@ -116,6 +119,8 @@ mod tests {
         assert_eq!(is_item_key(&t, "/vnf-agent/vpp1/other"), Ok(false));
         let e = is_item_key(&t, &k("interface/")).unwrap_err();
         assert!(e.contains("the item name is empty"), "{e}");
+        let e = is_item_key(&t, &k("interface/x/veth1")).unwrap_err();
+        assert!(e.contains("the item name \"x/veth1\" contains '/'"), "{e}");
         let e = is_item_key(&t, &k("bogus/x")).unwrap_err();
         assert!(e.contains("not an item key"), "{e}");
         assert!(is_item_key(&t, &k("route")).is_err());

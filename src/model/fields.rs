@@ -226,15 +226,16 @@ fn lower_camel(snake: &str) -> String {
 }
 
 /// "unknown field `x`; did you mean `y`?" with the closest known name, compared without
-/// case and word separators. A known name containing the given one (`peer` for
-/// `peer_if_name`) or contained in it (`gw_addr` in `gw_address`) is closer than any name
-/// that is merely a few edits away; otherwise the fewest edits win. Lists all known names
-/// when nothing is close.
+/// case, word separators and other punctuation (`host if name` is `host_if_name`). A known
+/// name one typo away (a letter added, dropped, replaced, or two letters swapped) is the
+/// closest; after it, a known name containing the given one (`peer` for `peer_if_name`) or
+/// contained in it (`gw_addr` in `gw_address`); then the fewest typos. Lists all known
+/// names when nothing is close.
 fn unknown_field(given: &str, known: &[&str]) -> String {
     let plain = |s: &str| -> Vec<char> {
         s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .map(|c| c.to_ascii_lowercase())
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
             .collect()
     };
     let given_plain = plain(given);
@@ -246,12 +247,13 @@ fn unknown_field(given: &str, known: &[&str]) -> String {
         .map(|k| (plain(k), *k))
         .map(|(p, k)| {
             let related = contains(&p, &given_plain) || contains(&given_plain, &p);
-            (!related, levenshtein(&given_plain, &p), p, k)
+            let typos = typo_distance(&given_plain, &p);
+            (typos > 1, !related, typos, p, k)
         })
-        .filter(|(unrelated, distance, p, _)| !unrelated || *distance <= (p.len() / 3).max(2))
+        .filter(|(_, unrelated, typos, p, _)| !unrelated || *typos <= (p.len() / 3).max(2))
         .min();
     match closest {
-        Some((_, _, _, name)) => format!("unknown field `{given}`; did you mean `{name}`?"),
+        Some((_, _, _, _, name)) => format!("unknown field `{given}`; did you mean `{name}`?"),
         None => {
             let all: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
             format!("unknown field `{given}`; known fields: {}", all.join(", "))
@@ -259,18 +261,28 @@ fn unknown_field(given: &str, known: &[&str]) -> String {
     }
 }
 
-/// Edit distance (insertions, deletions, substitutions) between two character strings.
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
+/// Typos between two character strings: insertions, deletions, substitutions and swaps of
+/// two adjacent characters (the optimal string alignment distance).
+fn typo_distance(a: &[char], b: &[char]) -> usize {
+    // d[i][j]: typos between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let substitute = d[i - 1][j - 1] + usize::from(a[i - 1] != b[j - 1]);
+            let mut best = substitute.min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -282,11 +294,30 @@ mod tests {
     }
 
     #[test]
-    fn levenshtein_counts_edits() {
-        assert_eq!(levenshtein(&chars(""), &chars("abc")), 3);
-        assert_eq!(levenshtein(&chars("abc"), &chars("abc")), 0);
-        assert_eq!(levenshtein(&chars("kitten"), &chars("sitting")), 3);
-        assert_eq!(levenshtein(&chars("nmae"), &chars("name")), 2);
+    fn typo_distance_counts_edits_and_swaps() {
+        assert_eq!(typo_distance(&chars(""), &chars("abc")), 3);
+        assert_eq!(typo_distance(&chars("abc"), &chars("abc")), 0);
+        assert_eq!(typo_distance(&chars("kitten"), &chars("sitting")), 3);
+        assert_eq!(typo_distance(&chars("nmae"), &chars("name")), 1);
+        assert_eq!(typo_distance(&chars("ca"), &chars("abc")), 3);
+    }
+
+    /// Found by `tests_fuzz`: the containment rule suggested `name` for every typo of a
+    /// field whose name contains `name`.
+    #[test]
+    fn one_typo_beats_containing_a_known_name() {
+        let known = ["name", "host_if_name", "namespace"];
+        for given in [
+            "host if name",
+            "host.if.name",
+            "hostq_if_name",
+            "hsot_if_name",
+        ] {
+            assert_eq!(
+                unknown_field(given, &known),
+                format!("unknown field `{given}`; did you mean `host_if_name`?")
+            );
+        }
     }
 
     #[test]

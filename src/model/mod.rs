@@ -19,6 +19,8 @@ mod tests;
 #[cfg(test)]
 mod tests_arp;
 #[cfg(test)]
+mod tests_fuzz;
+#[cfg(test)]
 mod tests_route;
 mod validate;
 

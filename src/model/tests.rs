@@ -1013,7 +1013,7 @@ fn link_ip_net() -> impl Strategy<Value = ipnet::IpNet> {
 }
 
 prop_compose! {
-    fn valid_interface()(
+    pub(super) fn valid_interface()(
         name in "[a-z][a-z0-9-]{0,30}",
         description in ".{0,40}",
         tap in any::<bool>(),

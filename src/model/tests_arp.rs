@@ -440,7 +440,7 @@ fn state() -> impl Strategy<Value = NeighbourState> {
 }
 
 prop_compose! {
-    fn valid_arp()(
+    pub(super) fn valid_arp()(
         name in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,20}",
         namespace in namespace_ref(),
         interface in "[a-z][a-z0-9 .@-]{0,15}",

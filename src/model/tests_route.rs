@@ -795,7 +795,7 @@ prop_compose! {
 }
 
 prop_compose! {
-    fn valid_route()(
+    pub(super) fn valid_route()(
         name in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,20}",
         description in ".{0,30}",
         namespace in namespace_ref(),
