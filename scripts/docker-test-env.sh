@@ -9,6 +9,8 @@
 #                                         lines (use: eval "$(docker-test-env.sh start)")
 #   docker-test-env.sh stop-daemon [DIR]  stop that dockerd but keep DIR (its containers and
 #                                         images) for a later `start DIR`
+#   docker-test-env.sh kill-daemon [DIR]  the same with SIGKILL, as a crash (with
+#                                         --live-restore its containers keep running)
 #   docker-test-env.sh stop [DIR]         stop that dockerd, kill what is left of its
 #                                         containers, and remove DIR
 #
@@ -76,7 +78,7 @@ children_of() { # pid
         stat=$(cat "$f" 2>/dev/null) || continue
         rest=${stat##*) } # after "(comm) ", which may hold spaces
         read -r -a fields <<<"$rest"
-        [ "${fields[1]:-}" = "$1" ] && echo "$(basename "$(dirname "$f")")"
+        [ "${fields[1]:-}" = "$1" ] && basename "$(dirname "$f")"
     done
     return 0
 }
@@ -202,6 +204,26 @@ stop_daemon() {
     rm -f "$pidfile"
 }
 
+kill_daemon() {
+    local pid cpid cpidfile=$dir/exec/containerd/containerd.pid
+    if pid=$(our_dockerd); then
+        say "killing dockerd (pid $pid)"
+        kill -KILL "$pid" 2>/dev/null || true
+        wait_gone "$pid" 5 || die "dockerd (pid $pid) is still there after SIGKILL"
+    fi
+    rm -f "$pidfile"
+    # The containerd that dockerd runs goes with it (the shims and containers stay). The next
+    # dockerd would take its pid file, even while it is a zombie, for a containerd that still
+    # runs and wait for it in vain.
+    [ -f "$cpidfile" ] || return 0
+    cpid=$(cat "$cpidfile")
+    if [ -n "$cpid" ] && tr '\0' ' ' <"/proc/$cpid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+        kill -KILL "$cpid" 2>/dev/null || true
+        wait_gone "$cpid" 5 || die "containerd (pid $cpid) is still there after SIGKILL"
+    fi
+    rm -f "$cpidfile"
+}
+
 # Mounts under DIR (data root, overlays, shm, netns) that dockerd left behind (it keeps them
 # with --live-restore or when killed), deepest first.
 unmount_all() {
@@ -237,10 +259,11 @@ stop() {
     [ -f "$dir/$MARKER" ] || die "$dir was not made by this script, not removing it"
     unmount_all
     # Empty cgroups of containers whose dockerd was killed (rmdir removes only empty ones).
-    local id cg
-    for id in $(ls "$dir/root/containers" 2>/dev/null); do
+    local container id cg
+    for container in "$dir"/root/containers/*; do
+        id=$(basename "$container")
         for cg in /sys/fs/cgroup/*/docker/"$id" /sys/fs/cgroup/docker/"$id"; do
-            [ -d "$cg" ] && rmdir "$cg" 2>/dev/null || true
+            if [ -d "$cg" ]; then rmdir "$cg" 2>/dev/null || true; fi
         done
     done
     rm -rf "$dir"
@@ -250,9 +273,10 @@ stop() {
 case "$cmd" in
 start) start ;;
 stop-daemon) stop_daemon ;;
+kill-daemon) kill_daemon ;;
 stop) stop ;;
 *)
-    echo "usage: $0 start|stop-daemon|stop [DIR]" >&2
+    echo "usage: $0 start|stop-daemon|kill-daemon|stop [DIR]" >&2
     exit 2
     ;;
 esac

@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that nsagent's tests and quickstart need (etcd, iproute2,
-# protoc with the well-known types (libprotobuf-dev), ping, busybox, docker.io for the private dockerd of the microservice tests,
-# and graphviz, whose `dot` renders GET /graph?format=svg and `nsagent-ctl graph --svg`).
-# Does nothing when they are all installed already.
+# Installs the Debian packages nsagent needs; does nothing when they are all installed.
+#
+#   install-deps.sh quickstart   building and running the agent (scripts/quickstart.sh):
+#                                a C linker (gcc, libc6-dev), protoc with the well-known
+#                                types (protobuf-compiler, libprotobuf-dev), TLS roots for
+#                                crates.io, etcd, iproute2 and ping
+#   install-deps.sh [all]        also what the tests and .ci/run use: docker.io and a static
+#                                busybox (private dockerd, test images), docker-compose (the
+#                                compose test), debootstrap and slirp4netns (the fresh-machine
+#                                check), systemd-container (the systemd unit check), and
+#                                graphviz, whose `dot` renders GET /graph?format=svg and
+#                                `nsagent-ctl graph --svg` (install it by hand to use those)
 set -euo pipefail
 
-packages=(etcd-server etcd-client iproute2 protobuf-compiler libprotobuf-dev iputils-ping busybox-static docker.io graphviz)
+quickstart=(ca-certificates gcc libc6-dev protobuf-compiler libprotobuf-dev
+    etcd-server etcd-client iproute2 iputils-ping)
+tests=(busybox-static docker.io docker-compose debootstrap slirp4netns systemd-container graphviz)
+
+case "${1:-all}" in
+quickstart) packages=("${quickstart[@]}") ;;
+all) packages=("${quickstart[@]}" "${tests[@]}") ;;
+*)
+    echo "usage: $0 [quickstart|all]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -26,7 +26,7 @@ pub const DEFAULT_KERNEL_RESYNC_S: u64 = 60;
 #[command(
     name = "nsagent",
     version,
-    about = "Applies VETH configuration from etcd to Linux network namespaces"
+    about = "Keeps VETH pairs, their addresses, routes and ARP entries in network namespaces and containers as configured in etcd"
 )]
 pub struct Cli {
     /// How to reach etcd.

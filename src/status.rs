@@ -370,7 +370,23 @@ impl State {
                 self.dirty.insert(id);
                 self.liveness.last_update = now;
             }
-            Message::Retain(kind, names) => self.retain.push((kind, names)),
+            Message::Retain(kind, names) => {
+                // Statuses this writer published itself are dropped here (they would be
+                // written again under a new lease otherwise); `flush` removes the others
+                // that etcd holds.
+                let gone: Vec<_> = self
+                    .current
+                    .keys()
+                    .filter(|(k, name)| *k == kind && !names.contains(name))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    self.current.remove(&id);
+                    self.repairs.remove(&id);
+                    self.dirty.insert(id);
+                }
+                self.retain.push((kind, names));
+            }
             Message::Repaired(kind, name, repairs) => {
                 let id = (kind, name);
                 self.repairs.insert(id.clone(), repairs);
@@ -467,6 +483,39 @@ mod tests {
         assert_eq!(v["detail"], "peer interface `veth2` is not configured");
         assert_eq!(v["key"], "/k");
         assert_eq!(v["since"], "2026-11-18T11:06:40Z");
+    }
+
+    /// After a fresh snapshot (etcd compacted the watched revision) the statuses of items
+    /// it no longer holds are removed, also those this writer published itself.
+    #[test]
+    fn retain_drops_published_statuses_of_items_gone() {
+        let mut state = State::new(KeyTree::new("a"));
+        let set =
+            |name: &str| Message::Set(ItemKind::Interface, name.into(), Some(ItemStatus::Applied));
+        state.fold(set("kept"));
+        state.fold(set("gone"));
+        state.fold(Message::Set(
+            ItemKind::Route,
+            "gone".into(),
+            Some(ItemStatus::Applied),
+        ));
+        state.dirty.clear();
+        state.fold(Message::Retain(
+            ItemKind::Interface,
+            BTreeSet::from(["kept".to_string()]),
+        ));
+        let ids = |names: &[(ItemKind, &str)]| -> BTreeSet<(ItemKind, String)> {
+            names.iter().map(|(k, n)| (*k, n.to_string())).collect()
+        };
+        assert_eq!(
+            state.current.keys().cloned().collect::<BTreeSet<_>>(),
+            ids(&[(ItemKind::Interface, "kept"), (ItemKind::Route, "gone")])
+        );
+        assert_eq!(
+            state.dirty,
+            ids(&[(ItemKind::Interface, "gone")]),
+            "to delete"
+        );
     }
 
     #[test]

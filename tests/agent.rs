@@ -316,10 +316,13 @@ async fn namespaces_that_go_away_are_noticed_without_polling() {
     assert!(s["detail"].as_str().unwrap().contains("pid"), "{s}");
     assert!(link(None, &env.host("4")).is_some(), "the other pair stays");
 
+    // A named namespace deleted by hand is noticed at once too, made again, and its pair
+    // re-created in it (issue 10 §2): the other end is a new link.
+    let before = link(None, &env.host("4")).unwrap().ifindex;
     ip(&["netns", "del", &nsx]);
-    wait_gone(None, &env.host("4")).await;
-    let s = env.wait_status("interface", "q2", "pending", "").await;
-    assert!(s["detail"].as_str().unwrap().contains(&nsx), "{s}");
+    wait_link(None, &env.host("4"), |l| l.ifindex != before).await;
+    wait_link(Some(&nsx), &env.host("3"), |_| true).await;
+    env.wait_status("interface", "q2", "applied", "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

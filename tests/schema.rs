@@ -190,14 +190,14 @@ fn example_directories_have_a_readme_and_complete_pairs() {
         let readme = fs::read_to_string(dir.join("README")).unwrap();
         assert_eq!(readme.trim().lines().count(), 1, "{}/README", dir.display());
         let (ifaces, _, _) = directory_items(&dir);
-        for i in ifaces.iter().filter(|i| !i.veth_peer.is_empty()) {
-            let peer = ifaces.iter().find(|p| p.name == i.veth_peer);
+        for i in ifaces.iter().filter(|i| !i.veth_peer().is_empty()) {
+            let peer = ifaces.iter().find(|p| p.name == i.veth_peer());
             assert!(
-                peer.is_some_and(|p| p.veth_peer == i.name),
+                peer.is_some_and(|p| p.veth_peer() == i.name),
                 "{}: {} and its peer {} do not name each other",
                 dir.display(),
                 i.name,
-                i.veth_peer
+                i.veth_peer()
             );
         }
     }

@@ -139,11 +139,11 @@ fn requirements(
         }
     };
     match config {
-        ConfigItem::Interface(i) if !i.veth_peer.is_empty() => {
-            let peer = if interfaces.contains(i.veth_peer.as_str()) {
-                Ok(item_id(ItemKind::Interface, &i.veth_peer))
+        ConfigItem::Interface(i) if !i.veth_peer().is_empty() => {
+            let peer = if interfaces.contains(i.veth_peer()) {
+                Ok(item_id(ItemKind::Interface, i.veth_peer()))
             } else {
-                Err(Requirement::MissingInterface(i.veth_peer.clone()))
+                Err(Requirement::MissingInterface(i.veth_peer().to_string()))
             };
             out.push(("peer", peer));
         }

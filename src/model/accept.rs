@@ -2,7 +2,8 @@
 //! apply today. The agent, `nsagent-ctl put`, `apply` and `example` all ask here, so that
 //! support for a new kind is added in this one place.
 
-use super::{decode_value, ConfigItem, InterfaceType, ModelError};
+use super::link::LinkKind;
+use super::{decode_value, ConfigItem, ModelError};
 use crate::keys::ItemKind;
 
 /// Decodes `value` of `key` (of `kind`) like [`decode_value`] and refuses what the agent
@@ -10,7 +11,7 @@ use crate::keys::ItemKind;
 pub fn accept_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigItem, ModelError> {
     let item = decode_value(kind, key, value)?;
     if let ConfigItem::Interface(i) = &item {
-        if i.if_type == InterfaceType::AutoTap {
+        if matches!(i.link, LinkKind::AutoTap(_)) {
             return Err(ModelError {
                 key: key.to_string(),
                 field: "type".to_string(),

@@ -2,14 +2,16 @@
 use super::arp::decode_arp;
 use super::fields::Object;
 use super::json::{quote, Json};
+use super::link::{KindContext, LinkKind, INTERFACE_TYPES, KIND_FIELDS};
 use super::route::decode_route;
-use super::{ConfigItem, Interface, InterfaceType, MacAddr, ModelError, NamespaceRef};
+use super::{ConfigItem, Interface, MacAddr, ModelError, NamespaceRef};
 use crate::keys::ItemKind;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-const INTERFACE_FIELDS: &[&str] = &[
+/// The fields every interface has (each kind adds its own, see [`super::link`]).
+const COMMON_FIELDS: &[&str] = &[
     "name",
     "description",
     "type",
@@ -19,15 +21,9 @@ const INTERFACE_FIELDS: &[&str] = &[
     "mtu",
     "host_if_name",
     "namespace",
-    "veth",
-    "tap",
 ];
-const VETH_FIELDS: &[&str] = &["peer_if_name"];
-const TAP_FIELDS: &[&str] = &["temp_if_name"];
 const NAMESPACE_FIELDS: &[&str] = &["type", "pid", "microservice", "name", "filepath"];
 
-/// `type` names; the index is the number.
-pub(super) const INTERFACE_TYPES: &[&str] = &["VETH", "AUTO_TAP"];
 /// `namespace.type` names; the index is the number.
 pub(super) const NAMESPACE_TYPES: &[&str] = &[
     "PID_REF_NS",
@@ -51,58 +47,40 @@ const MAX_HOST_NAME: usize = 15;
 /// field and says what is wrong.
 pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError> {
     let json = parse(key, value)?;
-    let obj = Object::new(key, "", &json, INTERFACE_FIELDS)?;
+    let fields: Vec<&str> = COMMON_FIELDS
+        .iter()
+        .chain(KIND_FIELDS.iter().copied().flatten())
+        .copied()
+        .collect();
+    let obj = Object::new(key, "", &json, &fields)?;
 
     let name = obj.string("name")?;
     check_name(&obj, key, &name)?;
     let description = obj.string("description")?;
-    let if_type = match obj.enumeration("type", INTERFACE_TYPES)? {
-        0 => InterfaceType::Veth,
-        _ => InterfaceType::AutoTap,
-    };
+    let type_number = obj.enumeration("type", INTERFACE_TYPES)?;
     let enabled = obj.bool("enabled")?;
     let ip_addresses = ip_addresses(&obj)?;
     let phys_address = phys_address(&obj)?;
     let mtu = mtu(&obj)?;
     let host_if_name = host_if_name(&obj, &name)?;
     let namespace = namespace(&obj)?;
-    let veth_peer = match obj.object("veth", VETH_FIELDS)? {
-        Some(veth) => veth.string("peer_if_name")?,
-        None => String::new(),
+    let cx = KindContext {
+        key,
+        name: &name,
+        host_if_name: &host_if_name,
     };
-    let tap_temp = match obj.object("tap", TAP_FIELDS)? {
-        Some(tap) => tap.string("temp_if_name")?,
-        None => String::new(),
-    };
-
-    let (veth_peer, tap_temp_if_name) = match if_type {
-        InterfaceType::Veth => (
-            check_alias_fits(
-                &obj,
-                key,
-                &name,
-                check_veth(&obj, &name, veth_peer, &tap_temp)?,
-            )?,
-            String::new(),
-        ),
-        InterfaceType::AutoTap => (
-            String::new(),
-            check_tap(&obj, &veth_peer, tap_temp, &host_if_name)?,
-        ),
-    };
+    let link = LinkKind::decode(type_number, &obj, &cx)?;
 
     Ok(Interface {
         name,
         description,
-        if_type,
         enabled,
         ip_addresses,
         phys_address,
         mtu,
         host_if_name,
         namespace,
-        veth_peer,
-        tap_temp_if_name,
+        link,
     })
 }
 
@@ -121,6 +99,11 @@ pub fn decode_namespace(key: &str, value: &[u8]) -> Result<NamespaceRef, ModelEr
     let json = parse(key, value)?;
     let obj = Object::new(key, "", &json, &["namespace"])?;
     namespace(&obj)
+}
+
+/// `s` quoted for a message (a JSON string literal, shortened).
+pub(super) fn quote_name(s: &str) -> String {
+    quote(s)
 }
 
 /// Parses a whole value; a syntax error names no field.
@@ -323,7 +306,7 @@ fn host_if_name(obj: &Object, name: &str) -> Result<String, ModelError> {
 }
 
 /// Why the kernel would refuse `name` as a link name (its `dev_valid_name`), if it would.
-fn link_name_problem(name: &str) -> Option<String> {
+pub(super) fn link_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("is empty".to_string());
     }
@@ -410,93 +393,5 @@ fn netns_name_problem(name: &str) -> Option<&'static str> {
         Some("is longer than 255 bytes")
     } else {
         None
-    }
-}
-
-/// Longest link alias (`IFALIASZ` - 1): the kernel refuses a longer one with ERANGE.
-const MAX_ALIAS: usize = 255;
-
-/// The ownership alias of a VETH end, `/vnf-agent/<label>/<name>/<peer>` (the agent prefix
-/// is the start of the key), fits the kernel's limit; returns `peer`.
-fn check_alias_fits(
-    obj: &Object,
-    key: &str,
-    name: &str,
-    peer: String,
-) -> Result<String, ModelError> {
-    let prefix = crate::keys::agent_prefix_of(key).unwrap_or(crate::keys::ROOT);
-    let len = prefix.len() + name.len() + 1 + peer.len();
-    if len > MAX_ALIAS {
-        return Err(obj.error(
-            "name",
-            format!(
-                "`name` ({} bytes) and `veth.peer_if_name` ({} bytes) make the link's ownership alias `{prefix}<name>/<peer>` {len} bytes long; the kernel allows {MAX_ALIAS}: shorten them",
-                name.len(),
-                peer.len()
-            ),
-        ));
-    }
-    Ok(peer)
-}
-
-/// VETH: `veth.peer_if_name` is required and names another interface; `tap` is not used.
-fn check_veth(
-    obj: &Object,
-    name: &str,
-    peer: String,
-    tap_temp: &str,
-) -> Result<String, ModelError> {
-    if !tap_temp.is_empty() {
-        return Err(obj.error(
-            "tap.temp_if_name",
-            "is set but `type` is VETH (0); set `type` to AUTO_TAP (1)".to_string(),
-        ));
-    }
-    if peer.is_empty() {
-        return Err(obj.error(
-            "veth.peer_if_name",
-            "is required for a VETH: the logical `name` of the other end".to_string(),
-        ));
-    }
-    if peer == name {
-        return Err(obj.error(
-            "veth.peer_if_name",
-            format!(
-                "is {}, the interface itself; name the other end of the pair",
-                quote(&peer)
-            ),
-        ));
-    }
-    if peer.contains('/') {
-        return Err(obj.error(
-            "veth.peer_if_name",
-            format!(
-                "{} contains `/`; it must be the logical `name` of the other end",
-                quote(&peer)
-            ),
-        ));
-    }
-    Ok(peer)
-}
-
-/// AUTO_TAP: `tap.temp_if_name` defaults to the host name; `veth` is not used.
-fn check_tap(
-    obj: &Object,
-    veth_peer: &str,
-    temp: String,
-    host_if_name: &str,
-) -> Result<String, ModelError> {
-    if !veth_peer.is_empty() {
-        return Err(obj.error(
-            "veth.peer_if_name",
-            "is set but `type` is AUTO_TAP (1); set `type` to VETH (0)".to_string(),
-        ));
-    }
-    if temp.is_empty() {
-        return Ok(host_if_name.to_string());
-    }
-    match link_name_problem(&temp) {
-        Some(problem) => Err(obj.error("tap.temp_if_name", format!("{} {problem}", quote(&temp)))),
-        None => Ok(temp),
     }
 }

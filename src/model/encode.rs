@@ -1,8 +1,8 @@
 //! The canonical JSON form of a decoded value.
 use super::arp::NEIGHBOUR_STATES;
-use super::decode::{INTERFACE_TYPES, NAMESPACE_TYPES};
+use super::decode::NAMESPACE_TYPES;
 use super::route::SCOPE_TYPES;
-use super::{ArpEntry, Interface, InterfaceType, NamespaceRef, NeighbourState, Route};
+use super::{ArpEntry, Interface, NamespaceRef, NeighbourState, Route};
 use serde_json::{json, Map, Value};
 
 impl Interface {
@@ -14,9 +14,6 @@ impl Interface {
         out.insert("name".into(), json!(self.name));
         if !self.description.is_empty() {
             out.insert("description".into(), json!(self.description));
-        }
-        if self.if_type == InterfaceType::AutoTap {
-            out.insert("type".into(), json!(INTERFACE_TYPES[1]));
         }
         if self.enabled {
             out.insert("enabled".into(), json!(true));
@@ -37,15 +34,7 @@ impl Interface {
         if let Some(ns) = namespace_json(&self.namespace) {
             out.insert("namespace".into(), ns);
         }
-        if !self.veth_peer.is_empty() {
-            out.insert("veth".into(), json!({ "peer_if_name": self.veth_peer }));
-        }
-        if !self.tap_temp_if_name.is_empty() {
-            out.insert(
-                "tap".into(),
-                json!({ "temp_if_name": self.tap_temp_if_name }),
-            );
-        }
+        self.link.encode(&mut out);
         Value::Object(out)
     }
 }

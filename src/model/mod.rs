@@ -12,6 +12,7 @@ mod decode;
 mod encode;
 mod fields;
 mod json;
+pub mod link;
 mod route;
 #[cfg(test)]
 mod tests;
@@ -108,15 +109,6 @@ impl fmt::Display for NamespaceRef {
     }
 }
 
-/// Interface type (`type` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InterfaceType {
-    /// One end of a VETH pair (0, the default).
-    Veth,
-    /// A TAP created by another program and taken over by the agent (1).
-    AutoTap,
-}
-
 /// One Linux interface, decoded and validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Interface {
@@ -124,8 +116,6 @@ pub struct Interface {
     pub name: String,
     /// Free text, informational.
     pub description: String,
-    /// VETH or AUTO_TAP.
-    pub if_type: InterfaceType,
     /// Admin state: up when true.
     pub enabled: bool,
     /// Addresses with prefix length, in the order given, without duplicates.
@@ -138,10 +128,20 @@ pub struct Interface {
     pub host_if_name: String,
     /// Where the link lives.
     pub namespace: NamespaceRef,
-    /// Logical name of the other VETH end (VETH only; validated non-empty and != name).
-    pub veth_peer: String,
-    /// AUTO_TAP: the name the TAP has before the agent takes it over.
-    pub tap_temp_if_name: String,
+    /// What kind of link it is, with the kind's own data (`type` and its fields).
+    pub link: link::LinkKind,
+}
+
+impl Interface {
+    /// The logical name of the other end, for a VETH end.
+    pub fn peer(&self) -> Option<&str> {
+        self.link.peer()
+    }
+
+    /// The logical name of the other end of a VETH end; "" for other kinds.
+    pub fn veth_peer(&self) -> &str {
+        self.peer().unwrap_or("")
+    }
 }
 
 /// Route scope (`scope.type`).

@@ -5,6 +5,16 @@ use serde_json::{json, Value};
 
 const PREFIX: &str = "/vnf-agent/vpp1/linux/config/v1/interface/";
 
+use super::link::{auto_tap::AutoTap, veth::Veth, LinkKind};
+
+/// The temporary name of an AUTO_TAP ("" for other kinds).
+fn temp_name(i: &Interface) -> &str {
+    match &i.link {
+        LinkKind::AutoTap(t) => &t.temp_name,
+        _ => "",
+    }
+}
+
 fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
@@ -154,7 +164,7 @@ fn every_spelling_at_every_level_decodes_alike() {
     let canonical = ok(full_value(|s| s.to_string()));
     assert_eq!(canonical.host_if_name, "v1");
     assert_eq!(canonical.namespace, NamespaceRef::Named("ns1".into()));
-    assert_eq!(canonical.veth_peer, "veth2");
+    assert_eq!(canonical.veth_peer(), "veth2");
     let spellings: [fn(&str) -> String; 4] = [
         camel,
         |s| s.replace('_', "-"),
@@ -168,7 +178,7 @@ fn every_spelling_at_every_level_decodes_alike() {
     // AUTO_TAP's nested `tap` too.
     for k in ["temp_if_name", "tempIfName", "temp-if-name", "TEMP_IF_NAME"] {
         let i = ok(json!({"name": "tap1", "type": 1, "tap": {k: "vpp-tap0"}}));
-        assert_eq!(i.tap_temp_if_name, "vpp-tap0", "{k}");
+        assert_eq!(temp_name(&i), "vpp-tap0", "{k}");
     }
 }
 
@@ -354,11 +364,14 @@ fn null_means_absent() {
 #[test]
 fn interface_type_by_number_or_name() {
     for t in [json!(0), json!("VETH")] {
-        assert_eq!(ok(veth(json!({"type": t}))).if_type, InterfaceType::Veth);
+        assert!(matches!(
+            ok(veth(json!({"type": t}))).link,
+            LinkKind::Veth(_)
+        ));
     }
     for t in [json!(1), json!("AUTO_TAP")] {
         let i = ok(json!({"name": "tap1", "type": t}));
-        assert_eq!(i.if_type, InterfaceType::AutoTap);
+        assert!(matches!(i.link, LinkKind::AutoTap(_)));
     }
     for t in [
         json!("veth"),
@@ -807,24 +820,18 @@ fn veth_needs_a_peer_that_is_another_interface() {
         &["set `type` to AUTO_TAP (1)"],
     );
     let i = ok(veth(json!({"tap": {}})));
-    assert_eq!(
-        (i.veth_peer.as_str(), i.tap_temp_if_name.as_str()),
-        ("veth2", "")
-    );
+    assert_eq!((i.veth_peer(), temp_name(&i)), ("veth2", ""));
 }
 
 #[test]
 fn auto_tap_temp_name_defaults_to_host_name() {
     let i = ok(json!({"name": "tap1", "type": 1, "host_if_name": "linux-tap"}));
-    assert_eq!(i.tap_temp_if_name, "linux-tap");
+    assert_eq!(temp_name(&i), "linux-tap");
     let i = ok(json!({"name": "tap1", "type": "AUTO_TAP"}));
-    assert_eq!(
-        (i.host_if_name.as_str(), i.tap_temp_if_name.as_str()),
-        ("tap1", "tap1")
-    );
+    assert_eq!((i.host_if_name.as_str(), temp_name(&i)), ("tap1", "tap1"));
     let i = ok(json!({"name": "tap1", "type": 1, "tap": {"temp_if_name": "tap0"}}));
-    assert_eq!(i.tap_temp_if_name, "tap0");
-    assert_eq!(i.veth_peer, "");
+    assert_eq!(temp_name(&i), "tap0");
+    assert_eq!(i.veth_peer(), "");
     rejected(
         json!({"name": "tap1", "type": 1, "tap": {"temp_if_name": "x".repeat(16)}}),
         "tap.temp_if_name",
@@ -860,7 +867,6 @@ fn v1_veth_examples_decode() {
         Interface {
             name: "veth1".into(),
             description: String::new(),
-            if_type: InterfaceType::Veth,
             enabled: true,
             ip_addresses: vec![
                 "192.168.22.1/24".parse().unwrap(),
@@ -870,8 +876,9 @@ fn v1_veth_examples_decode() {
             mtu: 1500,
             host_if_name: "veth1Name".into(),
             namespace: NamespaceRef::Named("ns1".into()),
-            veth_peer: "veth2".into(),
-            tap_temp_if_name: String::new(),
+            link: LinkKind::Veth(Veth {
+                peer: "veth2".into(),
+            }),
         }
     );
     let veth2 = r#"{
@@ -883,7 +890,7 @@ fn v1_veth_examples_decode() {
     }"#;
     let i = decode_interface(&key("veth2"), veth2.as_bytes()).unwrap();
     assert_eq!(i.namespace, NamespaceRef::Named("ns2".into()));
-    assert_eq!(i.veth_peer, "veth1");
+    assert_eq!(i.veth_peer(), "veth1");
     assert_eq!(i.host_if_name, "veth2Name");
 }
 
@@ -895,8 +902,8 @@ fn v1_tap_example_decodes() {
       "ip_addresses": ["172.52.45.127/24"], "tap": {"temp_if_name": "tap1"}
     }"#;
     let i = decode_interface(&key("tap1"), tap.as_bytes()).unwrap();
-    assert_eq!(i.if_type, InterfaceType::AutoTap);
-    assert_eq!(i.tap_temp_if_name, "tap1");
+    assert!(matches!(i.link, LinkKind::AutoTap(_)));
+    assert_eq!(temp_name(&i), "tap1");
     assert_eq!(i.host_if_name, "linux-tap");
 }
 
@@ -1027,14 +1034,14 @@ prop_compose! {
         }
         let phys_address = mac
             .map(|mut m| { m[0] &= 0xfe; m[5] |= 1; MacAddr(m) });
-        let (if_type, veth_peer, tap_temp_if_name) = if tap {
-            (InterfaceType::AutoTap, String::new(), temp)
+        let link = if tap {
+            LinkKind::AutoTap(AutoTap { temp_name: temp })
         } else {
-            (InterfaceType::Veth, format!("{other}-peer"), String::new())
+            LinkKind::Veth(Veth { peer: format!("{other}-peer") })
         };
         Interface {
-            name, description, if_type, enabled, ip_addresses, phys_address, mtu,
-            host_if_name, namespace, veth_peer, tap_temp_if_name,
+            name, description, enabled, ip_addresses, phys_address, mtu,
+            host_if_name, namespace, link,
         }
     }
 }

@@ -38,7 +38,8 @@ const RESUBSCRIBE_DELAY: (Duration, Duration) =
 /// At most one warning about lost events per namespace in this time (the others are debug).
 const OVERRUN_WARNING_EVERY: Duration = Duration::from_secs(10);
 
-/// A subscription; dropping it closes the socket.
+/// A subscription; dropping it closes the socket (which would otherwise keep a namespace
+/// that went away alive).
 pub(crate) struct Subscription {
     task: AbortHandle,
     shared: Arc<Shared>,

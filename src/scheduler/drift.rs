@@ -7,8 +7,9 @@
 //! only repairs count, so that the passing states of the agent's own writes never slow one.
 
 use super::backoff;
-use super::l3::{neighbour_matches, L3View};
-use super::{ItemStatus, Scheduler, View};
+use super::l3::neighbour_matches;
+use super::state::{L3View, View};
+use super::{ItemStatus, Scheduler};
 use crate::kernel::{KernelEvent, KernelLink, NsId};
 use crate::keys::ItemKind;
 use std::collections::BTreeSet;

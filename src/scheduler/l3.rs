@@ -11,9 +11,11 @@
 use super::backoff::Backoff;
 use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op};
-use super::plan::{IfaceState, StatusBook};
-use super::{ItemStatus, RefState, Scheduler, View};
-use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
+use super::state::{
+    route_key, IfaceState, L3Target, L3View, L3Writes, RefState, RouteKey, StatusBook, View,
+};
+use super::{ItemStatus, Scheduler};
+use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, NsId};
 use crate::keys::ItemKind;
 use crate::model::{ArpEntry, NamespaceRef, Route};
 use ipnet::IpNet;
@@ -33,36 +35,6 @@ pub const MAIN_TABLE: u32 = 254;
 pub const IPV6_DEFAULT_METRIC: u32 = 1024;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
-
-/// What the scheduler believes one namespace holds in routes and neighbour entries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum L3View {
-    /// Not read yet (or must be read again).
-    Unknown,
-    /// The owned routes and entries, and every link with its addresses.
-    Known {
-        routes: Vec<KernelRoute>,
-        neighbours: Vec<KernelNeighbour>,
-        links: Vec<LinkPresence>,
-    },
-}
-
-/// The object one route or neighbour write is about, to find its item when it fails.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum L3Target {
-    Route(NsId, RouteKey),
-    Neighbour(NsId, u32, IpAddr),
-}
-
-/// Which item each write of a plan was for.
-pub(crate) type L3Writes = HashMap<L3Target, (ItemKind, String)>;
-
-/// Identity of a route in the kernel (its FIB key): table, destination, metric.
-pub(crate) type RouteKey = (u32, IpNet, u32);
-
-pub(super) fn route_key(r: &KernelRoute) -> RouteKey {
-    (r.table, r.dst, r.metric)
-}
 
 /// Route and neighbour operations of one plan.
 pub(super) struct L3Plan {

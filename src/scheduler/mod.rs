@@ -19,6 +19,7 @@ pub mod ops;
 mod plan;
 mod quiet;
 pub mod report;
+mod state;
 mod status;
 
 #[cfg(test)]
@@ -35,6 +36,7 @@ use crate::model::{ArpEntry, Interface, ModelError, NamespaceRef, Route};
 use backoff::Backoff;
 use ops::{FailureKind, Op, OpOutcome};
 use rustc_hash::FxHashMap;
+use state::{LinkWrites, RefState, View};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -85,36 +87,6 @@ impl Plan {
     }
 }
 
-/// What the scheduler knows about a namespace reference.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum RefState {
-    /// It names this namespace (the executor holds it open).
-    Resolved(NsId),
-    /// It names no usable namespace now.
-    Unavailable {
-        /// Why, for the status of the items that wait for it.
-        reason: String,
-        /// It names something that is not a network namespace (an error, not a wait).
-        invalid: bool,
-        /// When to look again.
-        backoff: Backoff,
-        /// A missing named namespace may be created (false after it vanished while in use,
-        /// until the configuration referring to it is written again).
-        allow_create: bool,
-        /// The last attempt was allowed to create it.
-        tried_create: bool,
-    },
-}
-
-/// What the scheduler believes one namespace holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum View {
-    /// Not read yet (or must be read again).
-    Unknown,
-    /// The owned links, by ifindex.
-    Known(BTreeMap<u32, KernelLink>),
-}
-
 /// The pure scheduler.
 #[derive(Clone, Debug)]
 pub struct Scheduler {
@@ -134,7 +106,7 @@ pub struct Scheduler {
     /// Items whose status changed since [`Scheduler::take_changes`] was last called.
     changed: Vec<(ItemKind, String)>,
     /// Routes and neighbour entries of each namespace, as far as the agent manages them.
-    l3_views: BTreeMap<NsId, l3::L3View>,
+    l3_views: BTreeMap<NsId, state::L3View>,
     l3_view_backoff: BTreeMap<NsId, Backoff>,
     /// Routes and ARP entries whose last write failed.
     l3_backoff: FxHashMap<(ItemKind, String), Backoff>,
@@ -143,7 +115,7 @@ pub struct Scheduler {
     /// makes the two indistinguishable in a dump.
     neighbours_written: FxHashMap<(NsId, u32, std::net::IpAddr), u16>,
     /// Which item each route/neighbour write of the last plan was for.
-    l3_writes: FxHashMap<l3::L3Target, (ItemKind, String)>,
+    l3_writes: FxHashMap<state::L3Target, (ItemKind, String)>,
     /// Which item each link update of the last plan was for.
     link_writes: LinkWrites,
     /// `rtm_protocol` / `NDA_PROTOCOL` that marks routes and neighbour entries as ours.
@@ -269,7 +241,7 @@ impl Scheduler {
             *kind != ItemKind::Interface || self.items.contains_key(name)
         });
         for view in self.l3_views.values_mut() {
-            *view = l3::L3View::Unknown;
+            *view = state::L3View::Unknown;
         }
         self.l3_view_backoff.clear();
         for view in self.views.values_mut() {
@@ -293,7 +265,7 @@ impl Scheduler {
             .into_iter()
             .chain(self.items.get(&name))
             .filter_map(|i| i.config.as_ref().ok())
-            .map(|i| i.veth_peer.clone())
+            .map(|i| i.veth_peer().to_string())
             .collect::<Vec<_>>();
         for peer in peers {
             self.item_backoff.remove(&peer);
@@ -796,9 +768,6 @@ impl Scheduler {
         self.keys.parse_link_alias(alias).map(|(name, _)| name)
     }
 }
-
-/// The item (by name) each link update of a plan is for, by namespace and link index.
-type LinkWrites = FxHashMap<(NsId, u32), String>;
 
 /// The item with its addresses sorted and deduplicated, the order the planner compares in.
 fn normalized(mut item: Item) -> Item {

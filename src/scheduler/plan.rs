@@ -4,10 +4,10 @@
 //! quiet, over the items a [`Scope`] names), so it borrows instead of copying: owned values
 //! are built only for the operations it emits and the statuses that change.
 
-use super::l3::L3View;
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::quiet::{Quiet, Scope};
-use super::{Item, ItemStatus, Plan, RefState, Scheduler, View};
+use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, View};
+use super::{Item, ItemStatus, Plan, Scheduler};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
 use crate::model::{Interface, NamespaceRef};
@@ -28,7 +28,7 @@ struct DesiredEnd<'a> {
 
 impl DesiredEnd<'_> {
     fn peer(&self) -> &str {
-        &self.item.veth_peer
+        self.item.veth_peer()
     }
 
     fn spec(&self, keys: &KeyTree) -> EndSpec {
@@ -36,7 +36,7 @@ impl DesiredEnd<'_> {
         EndSpec {
             ns: self.ns,
             name: i.host_if_name.clone(),
-            alias: keys.link_alias(&i.name, &i.veth_peer),
+            alias: keys.link_alias(&i.name, i.veth_peer()),
             mtu: i.mtu,
             mac: i.phys_address,
             up: i.enabled,
@@ -63,60 +63,6 @@ enum NsKey<'a> {
     Ref(&'a NamespaceRef),
 }
 
-/// An owned link and the item it belongs to.
-pub(super) struct Claim<'a> {
-    /// Its namespace.
-    pub ns: NsId,
-    /// The link.
-    pub link: &'a KernelLink,
-    /// The peer named in its alias; `None` for a link adopted by name (marked by the group
-    /// only, because the agent stopped between creating and aliasing it).
-    pub alias_peer: Option<&'a str>,
-}
-
-/// Item statuses, updated in place; remembers which changed.
-pub(super) struct StatusBook {
-    map: HashMap<(ItemKind, String), ItemStatus>,
-    changed: Vec<(ItemKind, String)>,
-    /// Scratch key, so that looking up an existing status allocates nothing.
-    probe: (ItemKind, String),
-}
-
-impl StatusBook {
-    /// Sets the status of an interface.
-    fn set(&mut self, name: &str, status: ItemStatus) {
-        self.set_kind(ItemKind::Interface, name, status);
-    }
-
-    /// For an item whose kernel state is left as it is this round: keeps the status it has,
-    /// or sets `status` when it has none yet.
-    pub(super) fn hold_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
-        let keep = matches!(status, ItemStatus::Pending { .. })
-            && self.map.contains_key(&(kind, name.to_string()));
-        if !keep {
-            self.set_kind(kind, name, status);
-        }
-    }
-
-    /// Sets the status of an item of any kind.
-    pub(super) fn set_kind(&mut self, kind: ItemKind, name: &str, status: ItemStatus) {
-        self.probe.0 = kind;
-        self.probe.1.clear();
-        self.probe.1.push_str(name);
-        match self.map.get_mut(&self.probe) {
-            Some(old) if *old == status => {}
-            Some(old) => {
-                *old = status;
-                self.changed.push(self.probe.clone());
-            }
-            None => {
-                self.map.insert(self.probe.clone(), status);
-                self.changed.push(self.probe.clone());
-            }
-        }
-    }
-}
-
 /// What one planning round decided, besides statuses.
 struct Planned {
     plan: Plan,
@@ -125,18 +71,7 @@ struct Planned {
     /// Routes and neighbour entries (`None` in a scoped plan).
     l3: Option<super::l3::L3Plan>,
     /// The item each link update is for (a link adopted by name has no alias to tell).
-    link_writes: super::LinkWrites,
-}
-
-/// What routes and neighbour entries may assume about a configured interface this round.
-#[derive(Clone, Debug)]
-pub(super) enum IfaceState<'a> {
-    /// Applied as configured: its link in its namespace.
-    Usable { ns: NsId, link: &'a KernelLink },
-    /// Being applied, held, or retried: leave what depends on it as it is.
-    Busy,
-    /// Not applied; why.
-    Absent(String),
+    link_writes: LinkWrites,
 }
 
 impl Scheduler {
@@ -234,8 +169,8 @@ impl Scheduler {
         for i in valid.values() {
             scan.insert(&i.namespace);
             if valid
-                .get(i.veth_peer.as_str())
-                .is_some_and(|p| p.veth_peer == i.name)
+                .get(i.veth_peer())
+                .is_some_and(|p| p.veth_peer() == i.name)
             {
                 apply.insert(&i.namespace);
             }
@@ -609,7 +544,7 @@ impl Scheduler {
         valid: &HashMap<&str, &'a Interface>,
         now: Duration,
     ) -> Decision<'a> {
-        let peer_name = i.veth_peer.as_str();
+        let peer_name = i.veth_peer();
         let Some(peer) = valid.get(peer_name) else {
             return pending(if self.items.contains_key(peer_name) {
                 format!("peer interface `{peer_name}` is not valid")
@@ -617,10 +552,10 @@ impl Scheduler {
                 format!("peer interface `{peer_name}` is not configured")
             });
         };
-        if peer.veth_peer != i.name {
+        if peer.veth_peer() != i.name {
             return pending(format!(
                 "peer interface `{peer_name}` names `{}` as its peer",
-                peer.veth_peer
+                peer.veth_peer()
             ));
         }
         let mut own_ns = None;
@@ -824,7 +759,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     let alias_ok = k
         .alias
         .as_deref()
-        .is_some_and(|a| keys.is_link_alias(a, &i.name, &i.veth_peer));
+        .is_some_and(|a| keys.is_link_alias(a, &i.name, i.veth_peer()));
     let mac = i.phys_address.filter(|m| k.mac != Some(*m));
     if k.name == i.host_if_name
         && alias_ok
@@ -838,7 +773,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     let (add, del) = sorted_difference(&i.ip_addresses, &k.addresses);
     Some(LinkChanges {
         rename: (k.name != i.host_if_name).then(|| i.host_if_name.clone()),
-        alias: (!alias_ok).then(|| keys.link_alias(&i.name, &i.veth_peer)),
+        alias: (!alias_ok).then(|| keys.link_alias(&i.name, i.veth_peer())),
         mtu: (k.mtu != want_mtu).then_some(want_mtu),
         mac,
         up: (k.up != i.enabled).then_some(i.enabled),

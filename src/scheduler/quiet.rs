@@ -13,8 +13,8 @@
 //! makes the next plan a full one. In tests every scoped plan is checked against a full plan
 //! of the same state.
 
-use super::plan::Claim;
-use super::{l3::L3View, Item, ItemStatus, RefState, Scheduler, View};
+use super::state::{Claim, L3View, RefState, View};
+use super::{Item, ItemStatus, Scheduler};
 use crate::kernel::NsId;
 use crate::keys::ItemKind;
 use crate::model::{Interface, NamespaceRef};
@@ -43,7 +43,7 @@ impl ItemIndex {
                 .or_default()
                 .insert(name.to_string());
         };
-        set(&mut self.by_peer, &i.veth_peer);
+        set(&mut self.by_peer, i.veth_peer());
         set(&mut self.by_host, &i.host_if_name);
         self.by_ref
             .entry(i.namespace.clone())
@@ -62,7 +62,7 @@ impl ItemIndex {
                 }
             }
         };
-        unset(&mut self.by_peer, &i.veth_peer);
+        unset(&mut self.by_peer, i.veth_peer());
         unset(&mut self.by_host, &i.host_if_name);
         if let Some(set) = self.by_ref.get_mut(&i.namespace) {
             set.remove(name);
@@ -120,7 +120,7 @@ impl Quiet {
         self.names.insert(name.to_string());
         if let Some(i) = old {
             self.old_hosts.insert(i.host_if_name.clone());
-            self.old_peers.insert(i.veth_peer.clone());
+            self.old_peers.insert(i.veth_peer().to_string());
             self.old_refs.insert(i.namespace.clone());
         }
     }
@@ -176,7 +176,7 @@ impl Scheduler {
         while let Some(n) = work.pop() {
             let mut related: Vec<&str> = self.index.named_as_peer(n).collect();
             if let Some(Ok(i)) = self.items.get(n).map(|i| &i.config) {
-                related.push(&i.veth_peer);
+                related.push(i.veth_peer());
                 related.extend(self.index.with_host(&i.host_if_name));
             }
             for r in related {

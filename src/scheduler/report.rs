@@ -1,10 +1,10 @@
 //! What an operation does, in words, and which items it is for: the operator's journal, the
 //! resync summary and repair detection are made from these.
 
-use super::l3::{L3Target, L3View};
 use super::ops::l3::L3Op;
 use super::ops::{LinkChanges, Op};
-use super::{RefState, Scheduler, View};
+use super::state::{route_key, L3Target, L3View, RefState, View};
+use super::Scheduler;
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::ItemKind;
 
@@ -106,13 +106,13 @@ impl Scheduler {
         let place = self.place(ns);
         let (items, object, change, what) = match op {
             L3Op::AddRoute { route, .. } => (
-                item(L3Target::Route(ns, super::l3::route_key(route))),
+                item(L3Target::Route(ns, route_key(route))),
                 Object::Route,
                 Change::Create,
                 format!("added route {route} in the {place}"),
             ),
             L3Op::ReplaceRoute { route, .. } => (
-                item(L3Target::Route(ns, super::l3::route_key(route))),
+                item(L3Target::Route(ns, route_key(route))),
                 Object::Route,
                 Change::Update,
                 format!("replaced route with {route} in the {place}"),

@@ -5,7 +5,8 @@ use super::ops::l3::L3Op;
 use super::ops::{FailureKind, Op, OpOutcome};
 use super::*;
 use crate::keys::ItemKind;
-use crate::model::{Interface, InterfaceType, MacAddr, ModelError, NamespaceRef};
+use crate::model::link::{veth::Veth, LinkKind};
+use crate::model::{Interface, MacAddr, ModelError, NamespaceRef};
 use proptest::prelude::*;
 
 const GROUP: u32 = 0x4000_0001;
@@ -18,15 +19,13 @@ fn veth(name: &str, peer: &str, ns: NamespaceRef) -> Interface {
     Interface {
         name: name.into(),
         description: String::new(),
-        if_type: InterfaceType::Veth,
         enabled: true,
         ip_addresses: vec![],
         phys_address: None,
         mtu: 0,
         host_if_name: name.into(),
         namespace: ns,
-        veth_peer: peer.into(),
-        tap_temp_if_name: String::new(),
+        link: LinkKind::Veth(Veth { peer: peer.into() }),
     }
 }
 
@@ -272,21 +271,34 @@ fn vanished_namespace_withdraws_and_returning_namespace_restores() {
 }
 
 #[test]
-fn vanished_named_namespace_is_not_recreated_until_configured_again() {
+fn a_vanished_named_namespace_is_created_again_and_its_items_reapplied() {
     let mut w = World::new();
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", NamespaceRef::Default));
     w.converge();
+    let before = w.k.world[&named("n1")];
     w.k.remove_namespace(&named("n1"));
     w.s.namespace_vanished(&named("n1"), w.now);
     w.converge();
-    w.advance(Duration::from_secs(10));
-    w.converge();
-    assert!(!w.k.world.contains_key(&named("n1")));
-    assert!(w.links(&NamespaceRef::Default).is_empty());
-    w.put(veth("a", "b", named("n1")));
-    w.converge();
+    assert_ne!(
+        w.k.world[&named("n1")],
+        before,
+        "a new namespace of that name"
+    );
     assert!(w.links(&named("n1")).contains_key("a"));
+    assert!(w.links(&NamespaceRef::Default).contains_key("b"));
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    // A process's namespace is not made again: its items wait.
+    let mut w = World::new();
+    w.k.add_namespace(NamespaceRef::Pid(7));
+    w.put(veth("a", "b", NamespaceRef::Pid(7)));
+    w.put(veth("b", "a", NamespaceRef::Default));
+    w.converge();
+    w.k.remove_namespace(&NamespaceRef::Pid(7));
+    w.s.namespace_vanished(&NamespaceRef::Pid(7), w.now);
+    w.converge();
+    assert!(matches!(w.status("a"), ItemStatus::Pending { .. }));
+    assert!(w.links(&NamespaceRef::Default).is_empty());
 }
 
 #[test]
@@ -938,9 +950,9 @@ fn pair_strategy() -> impl Strategy<Value = Event> {
         .prop_map(|(mut x, mut y, cd, where_x)| {
             let (nx, ny) = if cd { ("c", "d") } else { ("a", "b") };
             x.name = nx.into();
-            x.veth_peer = ny.into();
+            x.link = LinkKind::Veth(Veth { peer: ny.into() });
             y.name = ny.into();
-            y.veth_peer = nx.into();
+            y.link = LinkKind::Veth(Veth { peer: nx.into() });
             x.host_if_name = nx.into();
             y.host_if_name = ny.into();
             if where_x > 0 {
@@ -1173,14 +1185,14 @@ fn changes_next_to_applied_pairs_are_planned_from_what_they_touch() {
     assert!(step(&mut w).1);
     assert!(w.links(&named("n2")).contains_key("sa-renamed"));
     assert!(!w.links(&named("n0")).contains_key("sa-renamed"));
-    sa.veth_peer = "b3".into();
+    sa.link = LinkKind::Veth(Veth { peer: "b3".into() });
     w.put(sa.clone());
     assert!(step(&mut w).1);
     assert!(
         matches!(w.status("sb"), ItemStatus::Pending { reason } if reason.contains("names `b3`"))
     );
     assert_eq!(w.converge(), 0, "scoped plans left nothing to do");
-    sa.veth_peer = "sb".into();
+    sa.link = LinkKind::Veth(Veth { peer: "sb".into() });
     w.put(sa);
     let (plan, scoped) = step(&mut w);
     assert!(

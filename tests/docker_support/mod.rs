@@ -243,6 +243,12 @@ impl PrivateDockerd {
         self.script("stop-daemon");
     }
 
+    /// Kills dockerd with SIGKILL (a crash), keeping its state (with `--live-restore`,
+    /// containers keep running).
+    pub fn kill_daemon(&self) {
+        self.script("kill-daemon");
+    }
+
     /// Starts dockerd again on the same state.
     pub fn start_daemon(&self) {
         self.script("start");
