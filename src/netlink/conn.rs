@@ -1,10 +1,12 @@
 //! One rtnetlink connection per namespace: opened on a dedicated OS thread that enters the
 //! namespace (the socket stays bound to the namespace it was created in), driven by a tokio
-//! task, reopened after timeouts or a closed socket.
+//! task, reopened after timeouts or a closed socket (a request that finds its connection
+//! ended goes to a reopened socket at once: nothing was sent).
 
 use super::error::{ext_ack_message, NlError};
+use super::faults::{Armed, Counter, Fault, NetlinkCounters};
 use crate::netns::{self, Namespace};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -17,7 +19,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
-/// Timeout of every netlink request.
+/// Timeout of every netlink request (tests shorten it).
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Receive buffer of each socket (capped by `net.core.rmem_max`).
 const RCVBUF: usize = 4 << 20;
@@ -43,31 +45,48 @@ impl Drop for Live {
 /// with it).
 pub(crate) struct NsConn {
     ns: Namespace,
-    _events: Option<super::events::Subscription>,
+    events: Option<super::events::Subscription>,
     label: String,
     rt: tokio::runtime::Handle,
     live: Mutex<Live>,
     /// The kernel runs one dump per socket at a time (a second one fails with EBUSY).
     dumping: tokio::sync::Mutex<()>,
+    /// How long a request waits for its complete answer.
+    timeout: Duration,
+    /// Faults armed by tests.
+    faults: Armed,
+    /// Sockets opened again after one broke.
+    reopened: Counter,
+    /// Dump answers marked interrupted.
+    dumps_interrupted: Counter,
+    /// Dumps given up after [`DUMP_ATTEMPTS`] interrupted answers.
+    dumps_given_up: Counter,
 }
 
 impl NsConn {
     /// Opens a connection inside `ns`; `label` names the namespace in messages; `events` is
-    /// its event subscription, if any (kept until the connection closes).
+    /// its event subscription, if any (kept until the connection closes); requests wait
+    /// `timeout` for their answer.
     pub(crate) async fn open(
         ns: Namespace,
         label: String,
         events: Option<super::events::Subscription>,
+        timeout: Duration,
     ) -> Result<NsConn, String> {
         let rt = tokio::runtime::Handle::current();
         let live = open_live(&ns, &rt, 0).await?;
         Ok(NsConn {
             ns,
-            _events: events,
+            events,
             label,
             rt,
             live: Mutex::new(live),
             dumping: tokio::sync::Mutex::new(()),
+            timeout,
+            faults: Armed::default(),
+            reopened: Counter::default(),
+            dumps_interrupted: Counter::default(),
+            dumps_given_up: Counter::default(),
         })
     }
 
@@ -79,6 +98,43 @@ impl NsConn {
     /// How messages name this namespace.
     pub(crate) fn label(&self) -> &str {
         &self.label
+    }
+
+    /// The faults tests armed on this connection.
+    pub(crate) fn faults(&self) -> &Armed {
+        &self.faults
+    }
+
+    /// Injects a test fault: counted ones are armed, `CloseSockets` closes both sockets now
+    /// (and returns once their tasks have ended).
+    pub(crate) async fn inject(&self, fault: Fault) {
+        if fault != Fault::CloseSockets {
+            self.faults.arm(fault);
+            return;
+        }
+        if let Some(events) = &self.events {
+            events.close_socket().await;
+        }
+        let task = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .task
+            .clone();
+        task.abort();
+        while !task.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// What the recovery of this connection did so far.
+    pub(crate) fn counters(&self) -> NetlinkCounters {
+        NetlinkCounters {
+            reopened: self.reopened.get(),
+            dumps_interrupted: self.dumps_interrupted.get(),
+            dumps_given_up: self.dumps_given_up.get(),
+            events_resubscribed: self.events.as_ref().map_or(0, |e| e.resubscriptions()),
+        }
     }
 
     /// A handle of a working connection, reopening the socket when it broke.
@@ -96,6 +152,7 @@ impl NsConn {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         if live.generation == generation {
             tracing::info!(ns = %self.label, "reopened netlink socket");
+            self.reopened.bump();
             *live = fresh;
         }
         Ok((live.handle.clone(), live.generation))
@@ -120,8 +177,9 @@ impl NsConn {
             .map(|(answer, _)| answer)
     }
 
-    /// A dump, repeated while the kernel reports it as interrupted by concurrent changes.
-    /// Dumps on one connection take turns.
+    /// A dump, repeated while the kernel reports it as interrupted by concurrent changes (an
+    /// interrupted dump may miss entries: it is never used). Dumps on one connection take
+    /// turns.
     pub(crate) async fn dump(
         &self,
         message: RouteNetlinkMessage,
@@ -129,58 +187,42 @@ impl NsConn {
         let _turn = self.dumping.lock().await;
         for _ in 0..DUMP_ATTEMPTS {
             let (answer, interrupted) = self.raw_request(message.clone(), NLM_F_DUMP).await?;
-            if !interrupted {
+            if !interrupted && !self.faults.interrupt_dump() {
                 return Ok(answer);
             }
-            tracing::debug!(ns = %self.label, "dump interrupted, repeating it");
+            self.dumps_interrupted.bump();
+            tracing::debug!(ns = %self.label, "dump interrupted by concurrent changes");
         }
+        self.dumps_given_up.bump();
         Err(NlError::Interrupted(DUMP_ATTEMPTS))
     }
 
+    /// Sends one request and waits for its complete answer; a timeout or a connection that
+    /// dies on the way marks the socket broken (the next request reopens it).
     async fn raw_request(
         &self,
         message: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
-        let (mut handle, generation) = self.handle().await?;
         let mut request = NetlinkMessage::from(message);
         // With NLM_F_ACK every request ends with an ACK, an error or (dumps) DONE.
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let collect = async {
-            let mut answers = handle.request(request).map_err(|_| NlError::Closed)?;
-            let mut out = Vec::new();
-            let mut interrupted = false;
-            let mut complete = false;
-            while let Some(msg) = answers.next().await {
-                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
-                    NetlinkPayload::Error(e) => match e.code {
-                        Some(code) => {
-                            return Err(NlError::Errno(
-                                Errno::from_raw(-code.get()),
-                                ext_ack_message(msg.header.flags, &e.header),
-                            ))
-                        }
-                        None => complete = true,
-                    },
-                    NetlinkPayload::Done(d) if d.code < 0 => {
-                        return Err(NlError::Errno(Errno::from_raw(-d.code), None))
-                    }
-                    NetlinkPayload::Done(_) => complete = true,
-                    NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
-                    _ => {}
-                }
-            }
-            // The stream also ends when the connection dies.
-            if !complete {
-                return Err(NlError::Closed);
-            }
-            Ok((out, interrupted))
+        let (answers, generation) = if self.faults.drop_request() {
+            (None, self.handle().await?.1)
+        } else {
+            let (answers, generation) = self.send(request).await?;
+            (Some(answers), generation)
         };
-        let result = match tokio::time::timeout(REQUEST_TIMEOUT, collect).await {
+        let answer = async {
+            match answers {
+                Some(answers) => collect(answers).await,
+                // A lost request (test fault): no answer ever comes.
+                None => std::future::pending().await,
+            }
+        };
+        let result = match tokio::time::timeout(self.timeout, answer).await {
             Ok(r) => r,
-            Err(_) => Err(NlError::Timeout(REQUEST_TIMEOUT)),
+            Err(_) => Err(NlError::Timeout(self.timeout)),
         };
         if let Err(e) = &result {
             if e.breaks_connection() {
@@ -189,6 +231,59 @@ impl NsConn {
         }
         result
     }
+
+    /// Hands `request` to a working connection. One whose task has ended (its socket failed)
+    /// takes nothing, so nothing was sent: the request goes to a reopened socket instead.
+    async fn send(
+        &self,
+        request: NetlinkMessage<RouteNetlinkMessage>,
+    ) -> Result<(impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>>, u64), NlError> {
+        for _ in 0..2 {
+            let (mut handle, generation) = self.handle().await?;
+            match handle.request(request.clone()) {
+                Ok(answers) => return Ok((answers, generation)),
+                Err(_) => self.mark_broken(generation),
+            }
+        }
+        Err(NlError::Closed)
+    }
+}
+
+/// Collects the answer messages of one request until its ACK, error or DONE; a kernel error
+/// becomes [`NlError::Errno`]. Also says whether a message was marked `NLM_F_DUMP_INTR`
+/// (DONE carries it too).
+async fn collect(
+    mut answers: impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
+    let mut out = Vec::new();
+    let mut interrupted = false;
+    let mut complete = false;
+    while let Some(msg) = answers.next().await {
+        interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
+        match msg.payload {
+            NetlinkPayload::InnerMessage(m) => out.push(m),
+            NetlinkPayload::Error(e) => match e.code {
+                Some(code) => {
+                    return Err(NlError::Errno(
+                        Errno::from_raw(-code.get()),
+                        ext_ack_message(msg.header.flags, &e.header),
+                    ))
+                }
+                None => complete = true,
+            },
+            NetlinkPayload::Done(d) if d.code < 0 => {
+                return Err(NlError::Errno(Errno::from_raw(-d.code), None))
+            }
+            NetlinkPayload::Done(_) => complete = true,
+            NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
+            _ => {}
+        }
+    }
+    // The stream also ends when the connection dies.
+    if !complete {
+        return Err(NlError::Closed);
+    }
+    Ok((out, interrupted))
 }
 
 /// Opens a socket inside `ns` on a dedicated thread and starts its connection task.

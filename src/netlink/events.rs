@@ -2,9 +2,12 @@
 //! IPv4/IPv6 route and neighbour changes. It is opened inside the namespace (on a dedicated
 //! thread, like the request socket) when the namespace is first resolved, before it is read,
 //! so that no change falls between the dump and the events; it closes with the namespace's
-//! connection.
+//! connection. Lost events (the receive buffer overflowed: ENOBUFS, which the socket survives)
+//! and a socket that closed (it is opened again) are reported as [`KernelEvent::Overrun`]: the
+//! namespace is read again in full.
 
 use super::dump::{parse_address, parse_link};
+use super::faults::Counter;
 use super::neigh::parse_neighbour;
 use super::route::parse_route;
 use crate::kernel::{KernelEvent, NsEvents, NsId};
@@ -14,7 +17,9 @@ use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::AsyncSocket;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::AbortHandle;
 
@@ -25,26 +30,88 @@ const EVENT_RCVBUF: usize = 8 << 20;
 /// `RTNLGRP_*` groups: link, neighbour, IPv4 address, IPv4 route, IPv6 address, IPv6 route.
 const GROUPS: [u32; 6] = [1, 3, 5, 7, 9, 11];
 
+/// How long to wait before trying again to open an event socket that could not be opened,
+/// first and at most.
+const RESUBSCRIBE_DELAY: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(5));
+
+/// At most one warning about lost events per namespace in this time (the others are debug).
+const OVERRUN_WARNING_EVERY: Duration = Duration::from_secs(10);
+
 /// A subscription; dropping it closes the socket (which would otherwise keep a namespace
 /// that went away alive).
 pub(crate) struct Subscription {
-    /// The task that drives the socket, and the one that forwards its messages.
-    tasks: [AbortHandle; 2],
+    task: AbortHandle,
+    shared: Arc<Shared>,
+}
+
+/// What the subscription's task shares with its owner.
+#[derive(Default)]
+struct Shared {
+    /// The task driving the current socket.
+    driver: Mutex<Option<AbortHandle>>,
+    /// Sockets opened again after one closed.
+    resubscribed: Counter,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+        // The task's end ends the socket's task too (see `AbortOnDrop`).
+        self.task.abort();
     }
 }
 
-/// Subscribes to the events of `ns` (identity `id`), forwarding them to `tx`. `rcvbuf`
-/// overrides the receive buffer (tests provoke overflows with a small one).
+/// Aborts a task when dropped: a socket's task ends with the task that reads its messages
+/// (also when that one is aborted), or else the socket would pin its namespace.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Subscription {
+    /// Closes the current socket, as a read error would (test fault); returns once its task
+    /// has ended. The subscription opens another one.
+    pub(crate) async fn close_socket(&self) {
+        let driver = self
+            .shared
+            .driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(driver) = driver {
+            driver.abort();
+            while !driver.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// How many times the socket was opened again after it closed.
+    pub(crate) fn resubscriptions(&self) -> u64 {
+        self.shared.resubscribed.get()
+    }
+}
+
+/// The messages an event socket receives.
+type Messages = futures::channel::mpsc::UnboundedReceiver<(
+    NetlinkMessage<RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
+/// An event socket's connection (to be driven by a task) and its messages.
+type EventSocket = (rtnetlink::proto::Connection<RouteNetlinkMessage>, Messages);
+
+/// Subscribes to the events of `ns` (identity `id`, named `label` in messages), forwarding
+/// them to `tx`. `rcvbuf` overrides the receive buffer (tests provoke overflows with a small
+/// one). When the socket closes, another one is opened and an [`KernelEvent::Overrun`] sent,
+/// so that the namespace is read again.
 pub(crate) async fn subscribe(
     ns: &Namespace,
     id: NsId,
+    label: String,
     tx: UnboundedSender<NsEvents>,
     rcvbuf: Option<usize>,
 ) -> Result<Subscription, String> {
@@ -52,11 +119,29 @@ pub(crate) async fn subscribe(
         .fd
         .try_clone()
         .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
+    let socket = open(&fd, rcvbuf).await?;
+    let shared = Arc::new(Shared::default());
+    let follow = Follow {
+        fd,
+        id,
+        label,
+        tx,
+        rcvbuf,
+        shared: shared.clone(),
+    };
+    let task = tokio::spawn(follow.run(socket)).abort_handle();
+    Ok(Subscription { task, shared })
+}
+
+/// Opens an event socket inside the namespace of `fd`, on a dedicated thread.
+async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<EventSocket, String> {
+    let fd = fd
+        .try_clone()
+        .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
     let rt = tokio::runtime::Handle::current();
-    let rt2 = rt.clone();
-    let (conn, messages) = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         netns::run_in(fd.as_fd(), move || {
-            let _enter = rt2.enter();
+            let _enter = rt.enter();
             let (mut conn, _handle, messages) = rtnetlink::new_connection()?;
             let socket = conn.socket_mut().socket_mut();
             if let Err(e) = socket.set_rx_buf_sz(rcvbuf.unwrap_or(EVENT_RCVBUF)) {
@@ -72,37 +157,90 @@ pub(crate) async fn subscribe(
     .await
     .map_err(|e| format!("namespace thread failed: {e}"))?
     .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot subscribe to kernel events: {e}"))?;
-    let driver = rt.spawn(conn).abort_handle();
-    let forwarder = rt.spawn(forward(id, messages, tx)).abort_handle();
-    Ok(Subscription {
-        tasks: [driver, forwarder],
-    })
+    .map_err(|e| format!("cannot subscribe to kernel events: {e}"))
 }
 
-/// Forwards every message, a batch of those already queued at a time.
-async fn forward(
-    ns: NsId,
-    mut messages: futures::channel::mpsc::UnboundedReceiver<(
-        NetlinkMessage<RouteNetlinkMessage>,
-        rtnetlink::sys::SocketAddr,
-    )>,
+/// The task of one subscription.
+struct Follow {
+    /// The namespace, to open sockets in it again.
+    fd: OwnedFd,
+    id: NsId,
+    label: String,
     tx: UnboundedSender<NsEvents>,
-) {
-    while let Some((first, _)) = messages.next().await {
-        let mut events: Vec<KernelEvent> = event(first).into_iter().collect();
-        while let Ok((more, _)) = messages.try_recv() {
-            events.extend(event(more));
-        }
-        if !events.is_empty() && tx.send(NsEvents { ns, events }).is_err() {
-            return;
+    rcvbuf: Option<usize>,
+    shared: Arc<Shared>,
+}
+
+impl Follow {
+    /// Forwards the events of `socket`, and of the sockets that replace it when it closes,
+    /// until the receiver is gone.
+    async fn run(self, mut socket: EventSocket) {
+        loop {
+            let (conn, messages) = socket;
+            let driver = AbortOnDrop(tokio::spawn(conn).abort_handle());
+            *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver.0.clone());
+            if !self.forward(messages).await {
+                return;
+            }
+            drop(driver);
+            // The socket closed (an error other than an overflow). Subscribed again before
+            // the namespace is read again, so that no change falls in between.
+            socket = self.reopen().await;
+            self.shared.resubscribed.bump();
+            tracing::info!(ns = %self.label, "kernel event socket closed; subscribed again");
+            if !self.send(vec![KernelEvent::Overrun]) {
+                return;
+            }
         }
     }
-    // The socket closed (an error other than an overflow): read the namespace again.
-    let _ = tx.send(NsEvents {
-        ns,
-        events: vec![KernelEvent::Overrun],
-    });
+
+    /// Opens a new event socket, trying again with growing delays until it works.
+    async fn reopen(&self) -> EventSocket {
+        let mut delay = RESUBSCRIBE_DELAY.0;
+        loop {
+            match open(&self.fd, self.rcvbuf).await {
+                Ok(socket) => return socket,
+                Err(e) => tracing::warn!(ns = %self.label, "{e}; trying again in {delay:?}"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RESUBSCRIBE_DELAY.1);
+        }
+    }
+
+    /// Forwards every message, a batch of those already queued at a time, until the socket
+    /// closes (true) or the receiver is gone (false).
+    async fn forward(&self, mut messages: Messages) -> bool {
+        let mut warned: Option<Instant> = None;
+        while let Some((first, _)) = messages.next().await {
+            let mut events: Vec<KernelEvent> = event(first).into_iter().collect();
+            while let Ok((more, _)) = messages.try_recv() {
+                events.extend(event(more));
+            }
+            if events.contains(&KernelEvent::Overrun) {
+                if warned.is_none_or(|t| t.elapsed() >= OVERRUN_WARNING_EVERY) {
+                    warned = Some(Instant::now());
+                    tracing::warn!(ns = %self.label,
+                        "kernel events lost (event socket receive buffer full): reading the namespace again");
+                } else {
+                    tracing::debug!(ns = %self.label, "kernel events lost again");
+                }
+            }
+            if !events.is_empty() && !self.send(events) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends events to the agent; false when it is gone.
+    fn send(&self, events: Vec<KernelEvent>) -> bool {
+        self.tx
+            .send(NsEvents {
+                ns: self.id,
+                events,
+            })
+            .is_ok()
+    }
 }
 
 /// The agent's view of one event message; `None` for what the agent does not follow.

@@ -6,6 +6,7 @@ mod create;
 mod dump;
 mod error;
 mod events;
+mod faults;
 mod neigh;
 mod route;
 mod update;
@@ -18,13 +19,20 @@ use crate::scheduler::ops::l3::{L3Op, L3Outcome};
 use crate::scheduler::ops::{FailureKind, Op, OpOutcome};
 use conn::NsConn;
 use dump::Ownership;
+#[doc(hidden)]
+pub use faults::{Fault, NetlinkCounters};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// How many operations of one batch run at the same time.
 const CONCURRENCY: usize = 128;
+
+/// Environment variable (for tests only) that sets the receive buffer of the event sockets in
+/// bytes, so that a test can make them overflow; see [`Executor::set_event_buffer`].
+pub const EVENT_RCVBUF_ENV: &str = "NSAGENT_EVENT_RCVBUF";
 
 /// Runs [`Op`]s. Owns the namespace descriptors and their netlink connections, and follows
 /// the kernel events of every namespace it holds open.
@@ -36,6 +44,8 @@ pub struct Executor {
     events_rx: Option<mpsc::UnboundedReceiver<NsEvents>>,
     /// Receive buffer of new event sockets (`None`: the default; tests shrink it).
     event_rcvbuf: Option<usize>,
+    /// Timeout of the requests of new connections (tests shorten it).
+    request_timeout: Duration,
     /// Connection in the agent's own namespace, for requests that may go to any socket.
     control: NsConn,
     state: Mutex<State>,
@@ -73,17 +83,35 @@ impl State {
 
 impl Executor {
     /// Creates an executor for the agent of `keys`, marking links with `group`. Must be
-    /// called inside a tokio runtime.
+    /// called inside a tokio runtime. The event sockets' receive buffer comes from
+    /// [`EVENT_RCVBUF_ENV`] when that is set (tests of lost events).
     pub async fn new(keys: KeyTree, group: u32) -> anyhow::Result<Self> {
         let initial = tokio::task::spawn_blocking(|| netns::initial()?.duplicate()).await??;
-        let control = NsConn::open(initial, "the agent's own namespace".into(), None)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let control = NsConn::open(
+            initial,
+            "the agent's own namespace".into(),
+            None,
+            conn::REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let event_rcvbuf = match std::env::var(EVENT_RCVBUF_ENV) {
+            Ok(v) => Some(v.trim().parse::<usize>().map_err(|e| {
+                anyhow::anyhow!("{EVENT_RCVBUF_ENV}={v:?}: not a number of bytes: {e}")
+            })?),
+            Err(_) => None,
+        };
+        if let Some(bytes) = event_rcvbuf {
+            tracing::warn!(
+                "{EVENT_RCVBUF_ENV}={bytes}: event sockets get a test-sized receive buffer"
+            );
+        }
         Ok(Executor {
             events_tx,
             events_rx: Some(events_rx),
-            event_rcvbuf: None,
+            event_rcvbuf,
+            request_timeout: conn::REQUEST_TIMEOUT,
             owner: Ownership {
                 group,
                 alias_prefix: keys.agent_prefix(),
@@ -100,9 +128,35 @@ impl Executor {
             .unwrap_or_else(|| mpsc::unbounded_channel().1)
     }
 
-    /// Event sockets opened from now on get this receive buffer (tests provoke overflows).
+    /// Event sockets opened from now on get this receive buffer (tests provoke overflows; the
+    /// kernel rounds it up to its minimum).
     pub fn set_event_buffer(&mut self, bytes: usize) {
         self.event_rcvbuf = Some(bytes);
+    }
+
+    /// Test-only: requests on connections opened from now on time out after `timeout`
+    /// instead of 10 s.
+    #[doc(hidden)]
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    /// Test-only: injects `fault` into the netlink connection of the open namespace `ns`;
+    /// false when `ns` is not open.
+    #[doc(hidden)]
+    pub async fn inject_netlink_fault(&self, ns: NsId, fault: Fault) -> bool {
+        let Some(conn) = self.open_conn(ns) else {
+            return false;
+        };
+        conn.inject(fault).await;
+        true
+    }
+
+    /// Test-only: what the recovery of the netlink connection of `ns` did so far (`None`
+    /// when `ns` is not open).
+    #[doc(hidden)]
+    pub fn netlink_counters(&self, ns: NsId) -> Option<NetlinkCounters> {
+        self.open_conn(ns).map(|c| c.counters())
     }
 
     /// Marks the links it creates with `group` from now on (and owns the links in it).
@@ -352,17 +406,22 @@ impl Executor {
             // concurrently by someone else wins, ours is dropped.
             let label = format!("{reference} ({id})");
             // Subscribed before anything reads the namespace: no change falls in between.
-            let events =
-                match events::subscribe(&resolved, id, self.events_tx.clone(), self.event_rcvbuf)
-                    .await
-                {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!("{label}: {e}; changes there are found by re-reads only");
-                        None
-                    }
-                };
-            match NsConn::open(resolved, label, events).await {
+            let events = events::subscribe(
+                &resolved,
+                id,
+                label.clone(),
+                self.events_tx.clone(),
+                self.event_rcvbuf,
+            )
+            .await;
+            let events = match events {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("{label}: {e}; changes there are found by re-reads only");
+                    None
+                }
+            };
+            match NsConn::open(resolved, label, events, self.request_timeout).await {
                 Ok(conn) => {
                     self.lock()
                         .conns

@@ -137,6 +137,12 @@ pub(crate) async fn set_attributes(
     ifindex: u32,
     attrs: Vec<LinkAttribute>,
 ) -> Result<(), NlError> {
+    if conn.faults().busy_link_change() {
+        return Err(NlError::Errno(
+            Errno::EBUSY,
+            Some("refused by a test fault".into()),
+        ));
+    }
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
     msg.attributes = attrs;

@@ -152,6 +152,7 @@ impl Scheduler {
             .filter(|ns| {
                 !matches!(self.l3_views.get(ns), Some(L3View::Known { .. }))
                     || self.refresh.contains(ns)
+                    || self.l3_view_backoff.contains_key(ns)
             })
             .filter(|ns| !self.l3_view_backoff.get(ns).is_some_and(|b| b.waiting(now)))
             .map(|ns| {

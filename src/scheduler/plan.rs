@@ -227,9 +227,11 @@ impl Scheduler {
             .collect();
         let read = needed_views.iter().chain(&lingering);
         for ns in read.clone() {
-            let waiting = self.view_backoff.get(ns).is_some_and(|b| b.waiting(now));
+            // A read that failed is retried after its backoff (the old view is kept meanwhile).
+            let backoff = self.view_backoff.get(ns);
+            let waiting = backoff.is_some_and(|b| b.waiting(now));
             let known = matches!(self.views.get(ns), Some(View::Known(_)));
-            if (!known || self.refresh.contains(ns)) && !waiting {
+            if (!known || self.refresh.contains(ns) || backoff.is_some()) && !waiting {
                 learn.push(Op::DumpNs { ns: *ns });
             }
         }

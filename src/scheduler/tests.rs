@@ -2303,3 +2303,54 @@ fn a_new_pair_is_kept_while_the_old_pair_of_an_end_waits_for_its_delete() {
     assert_eq!((links["a"].ifindex, links["h1"].ifindex), (a, h1));
     assert_eq!(w.status("d"), ItemStatus::Applied);
 }
+
+/// Lost kernel events (an overrun) make the namespace be read again; when that read fails
+/// (e.g. a dump interrupted again and again), the old view is kept and the read is retried
+/// after its backoff, until the drift it would have found is repaired.
+#[test]
+fn a_failed_read_after_lost_events_is_retried_until_it_succeeds() {
+    use crate::kernel::KernelEvent;
+    let mut w = World::new();
+    let mut a = veth("a", "b", named("n1"));
+    a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+    w.put(a);
+    w.put(veth("b", "a", named("n2")));
+    w.put_route(l3::route(
+        "r1",
+        "10.9.0.0/16",
+        Some("10.0.0.2"),
+        "a",
+        named("n1"),
+    ));
+    w.converge();
+    let ns = w.k.world[&named("n1")];
+    let ifindex = w.links(&named("n1"))["a"].ifindex;
+    let ours = |k: &FakeKernel| {
+        k.routes_in(&named("n1"))
+            .iter()
+            .filter(|r| r.protocol == DEFAULT_ROUTE_PROTOCOL)
+            .count()
+    };
+    assert_eq!(ours(&w.k), 1);
+    // Changed while the events were lost.
+    w.k.links
+        .get_mut(&ns)
+        .unwrap()
+        .get_mut(&ifindex)
+        .unwrap()
+        .link
+        .mtu = 1300;
+    w.k.routes.get_mut(&ns).unwrap().clear();
+    assert!(w.s.kernel_events(ns, &[KernelEvent::Overrun]));
+    w.k.fail_next.extend(["dump", "l3"]);
+    w.converge();
+    assert_eq!(w.links(&named("n1"))["a"].mtu, 1300, "the read failed");
+    assert_eq!(w.status("a"), ItemStatus::Applied, "the old view is kept");
+    w.settle(1);
+    assert_eq!(
+        w.links(&named("n1"))["a"].mtu,
+        1500,
+        "read again and repaired"
+    );
+    assert_eq!(ours(&w.k), 1, "the route is back");
+}
