@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod ctl;
 pub mod graph;

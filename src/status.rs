@@ -14,6 +14,7 @@
 //! published again. Writes are coalesced in a background task (latest status per item wins)
 //! and batched into transactions, so that publishing never slows the apply loop down.
 
+use crate::backoff::Retry;
 use crate::keys::{ItemKind, KeyTree};
 use crate::scheduler::ItemStatus;
 use crate::store::EtcdSettings;
@@ -210,7 +211,7 @@ struct State {
 async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut state = State::new(keys);
     let mut session: Option<Session> = None;
-    let mut delay = Duration::from_millis(100);
+    let mut retry = Retry::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut tick = tokio::time::interval(KEEP_ALIVE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -218,7 +219,7 @@ async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
             match open(&etcd, &mut state).await {
                 Ok(s) => {
                     session = Some(s);
-                    delay = Duration::from_millis(100);
+                    retry.reset();
                 }
                 Err(e) => tracing::debug!("status not published yet: {e:#}"),
             }
@@ -228,7 +229,7 @@ async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
                 true => {
                     tick.tick().await;
                 }
-                false => tokio::time::sleep(delay).await,
+                false => tokio::time::sleep(retry.current()).await,
             }
         };
         let message = tokio::select! {
@@ -247,7 +248,7 @@ async fn writer(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
                     None
                 }
                 None => {
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    retry.failed();
                     None
                 }
             },

@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::backoff::Retry;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, EventMessage};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
@@ -97,7 +98,7 @@ pub async fn track_reporting(
     connection: watch::Sender<bool>,
 ) -> Result<(), TrackerError> {
     let socket = socket_path(docker_host.as_deref())?;
-    let mut failures = 0u32;
+    let mut retry = Retry::new(RETRY_FIRST, RETRY_MAX);
     loop {
         let mut connected = false;
         let end = tokio::select! {
@@ -109,28 +110,20 @@ pub async fn track_reporting(
             return Ok(());
         };
         if connected {
-            failures = 0;
+            retry.reset();
         }
+        let failures = retry.failures();
         if failures == 0 {
             warn!(socket = %socket.display(), "Docker unreachable, retrying: {why}");
         } else {
             debug!(socket = %socket.display(), failures, "Docker still unreachable: {why}");
         }
-        let delay = retry_delay(failures);
-        failures = failures.saturating_add(1);
+        let delay = retry.failed();
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = tx.closed() => return Ok(()),
         }
     }
-}
-
-/// Delay before the next connection attempt after `failures` failures in a row:
-/// 100 ms, 200 ms, 400 ms, ... capped at 5 s.
-pub fn retry_delay(failures: u32) -> Duration {
-    RETRY_FIRST
-        .saturating_mul(1u32 << failures.min(16))
-        .min(RETRY_MAX)
 }
 
 /// How a session ended.
@@ -408,15 +401,6 @@ mod tests {
                 Err(TrackerError::UnsupportedHost(bad.into()))
             );
         }
-    }
-
-    #[test]
-    fn retry_delays_double_up_to_five_seconds() {
-        assert_eq!(retry_delay(0), Duration::from_millis(100));
-        assert_eq!(retry_delay(1), Duration::from_millis(200));
-        assert_eq!(retry_delay(5), Duration::from_millis(3200));
-        assert_eq!(retry_delay(6), Duration::from_secs(5));
-        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(5));
     }
 
     #[test]

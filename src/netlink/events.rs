@@ -196,14 +196,15 @@ impl Follow {
 
     /// Opens a new event socket, trying again with growing delays until it works.
     async fn reopen(&self) -> EventSocket {
-        let mut delay = RESUBSCRIBE_DELAY.0;
+        let mut retry = crate::backoff::Retry::new(RESUBSCRIBE_DELAY.0, RESUBSCRIBE_DELAY.1);
         loop {
             match open(&self.fd, self.rcvbuf).await {
                 Ok(socket) => return socket,
-                Err(e) => tracing::warn!(ns = %self.label, "{e}; trying again in {delay:?}"),
+                Err(e) => {
+                    tracing::warn!(ns = %self.label, "{e}; trying again in {:?}", retry.current())
+                }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(RESUBSCRIBE_DELAY.1);
+            tokio::time::sleep(retry.failed()).await;
         }
     }
 

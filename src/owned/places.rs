@@ -7,6 +7,7 @@
 //! while the agent was stopped).
 
 use super::owned_prefix;
+use crate::backoff::Retry;
 use crate::keys::KeyTree;
 use crate::model::{decode_namespace, NamespaceRef};
 use crate::store::EtcdSettings;
@@ -99,7 +100,7 @@ async fn keeper(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
     let mut pending: BTreeMap<NamespaceRef, bool> = BTreeMap::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut loads: Vec<oneshot::Sender<anyhow::Result<Vec<NamespaceRef>>>> = Vec::new();
-    let mut delay = Duration::from_millis(100);
+    let mut retry = Retry::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         if pending.is_empty() && loads.is_empty() {
             match rx.recv().await {
@@ -119,7 +120,7 @@ async fn keeper(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
         };
         match result {
             Ok(()) => {
-                delay = Duration::from_millis(100);
+                retry.reset();
                 for w in waiting.drain(..) {
                     let _ = w.send(());
                 }
@@ -127,8 +128,7 @@ async fn keeper(etcd: EtcdSettings, keys: KeyTree, mut rx: mpsc::UnboundedReceiv
             Err(e) => {
                 tracing::debug!("namespace record not written yet: {e:#}");
                 client = None;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(retry.failed()).await;
             }
         }
     }

@@ -6,10 +6,10 @@
 //! waits longer than the last, and the item says so in its status. Reading again is free;
 //! only repairs count, so that the passing states of the agent's own writes never slow one.
 
-use super::backoff;
 use super::l3::neighbour_matches;
 use super::state::{L3View, View};
 use super::{ItemStatus, Scheduler};
+use crate::backoff;
 use crate::kernel::{KernelEvent, KernelLink, NsId};
 use crate::keys::ItemKind;
 use std::collections::BTreeSet;

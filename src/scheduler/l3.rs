@@ -8,13 +8,13 @@
 //! Only routes carrying the agent's routing-protocol number and neighbour entries carrying it
 //! in `NDA_PROTOCOL` are ever changed or deleted.
 
-use super::backoff::Backoff;
 use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op};
 use super::state::{
     route_key, IfaceState, L3Target, L3View, L3Writes, RefState, RouteKey, StatusBook, View,
 };
 use super::{ItemStatus, Scheduler};
+use crate::backoff::Backoff;
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, NsId};
 use crate::keys::ItemKind;
 use crate::model::{ArpEntry, NamespaceRef, Route};

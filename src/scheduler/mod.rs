@@ -12,7 +12,6 @@
 //! The caller runs the phases of a [`Plan`] in order (the operations inside a phase are
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
-pub mod backoff;
 mod drift;
 mod l3;
 pub mod ops;
@@ -29,11 +28,11 @@ mod tests;
 
 pub use status::ItemStatus;
 
+use crate::backoff::Backoff;
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::ItemKind;
 use crate::keys::KeyTree;
 use crate::model::{ArpEntry, Interface, ModelError, NamespaceRef, Route};
-use backoff::Backoff;
 use ops::{FailureKind, Op, OpOutcome};
 use rustc_hash::FxHashMap;
 use state::{LinkWrites, RefState, View};

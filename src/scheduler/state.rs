@@ -2,8 +2,8 @@
 //! the statuses it keeps, and the plain types its planning phases (`plan`, `l3`, `quiet`,
 //! `drift`, `report`) pass each other. A leaf: it imports none of them.
 
-use super::backoff::Backoff;
 use super::ItemStatus;
+use crate::backoff::Backoff;
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
 use crate::keys::ItemKind;
 use ipnet::IpNet;

@@ -37,8 +37,8 @@ struct Mirror {
 
 /// Reconnection state across attempts.
 pub(super) struct Retry {
-    /// Delay before the next attempt.
-    backoff: Duration,
+    /// Delays between attempts.
+    backoff: crate::backoff::Retry,
     /// Set while etcd is unreachable: the outage has been reported already.
     outage: bool,
 }
@@ -46,7 +46,7 @@ pub(super) struct Retry {
 impl Retry {
     pub(super) fn new() -> Self {
         Retry {
-            backoff: BACKOFF_MIN,
+            backoff: crate::backoff::Retry::new(BACKOFF_MIN, BACKOFF_MAX),
             outage: false,
         }
     }
@@ -101,14 +101,14 @@ pub async fn watch(
             }
             End::Lost(e) => debug!(
                 "etcd still unreachable, next try in {:?}: {e:#}",
-                retry.backoff
+                retry.backoff.current()
             ),
         }
+        let delay = retry.backoff.failed();
         tokio::select! {
             _ = tx.closed() => return,
-            _ = tokio::time::sleep(retry.backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
-        retry.backoff = (retry.backoff * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -306,7 +306,7 @@ fn established(
     retry: &mut Retry,
 ) {
     connected.send_replace(true);
-    retry.backoff = BACKOFF_MIN;
+    retry.backoff.reset();
     if std::mem::take(&mut retry.outage) {
         info!("etcd reachable again: watching {prefix} on {endpoint} from revision {start}");
     } else {
