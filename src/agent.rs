@@ -10,7 +10,7 @@ use crate::model::{self, ArpEntry, ConfigItem, NamespaceRef, Route};
 use crate::netlink::Executor;
 use crate::owned::marks::{self, Requested};
 use crate::owned::places::Places;
-use crate::scheduler::ops::OpOutcome;
+use crate::scheduler::rounds::run_plan;
 use crate::scheduler::{Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
@@ -303,29 +303,26 @@ impl Agent {
         }
         self.record_places(&plan).await;
         let mut repaired = BTreeSet::new();
-        for phase in plan.phases {
-            let started = Instant::now();
-            let reports: Vec<_> = phase.iter().map(|op| self.scheduler.report(op)).collect();
-            let outcomes = self.executor.execute(phase.clone()).await;
-            tracing::trace!(ops = phase.len(), elapsed = ?started.elapsed(), "phase done");
-            let now = self.now();
-            for ((op, outcome), report) in phase.iter().zip(outcomes).zip(reports) {
-                let failed = matches!(
-                    outcome,
-                    OpOutcome::Failed { .. }
-                        | OpOutcome::L3(crate::scheduler::ops::l3::L3Outcome::Failed { .. })
-                );
-                if let (false, Some(report)) = (failed, &report) {
-                    for item in self.journal.done(report) {
-                        self.api.kernel_repair(item.0);
-                        repaired.insert(item);
-                    }
+        let Agent {
+            scheduler,
+            executor,
+            journal,
+            api,
+            started,
+            ..
+        } = self;
+        let now = || started.elapsed();
+        run_plan(scheduler, executor, plan, now, |done| {
+            if let (false, Some(report)) = (done.failed(), &done.report) {
+                for item in journal.done(report) {
+                    api.kernel_repair(item.0);
+                    repaired.insert(item);
                 }
-                self.api.operation_done(op, &outcome, report.as_ref());
-                tracing::trace!(?op, ?outcome, "done");
-                self.scheduler.complete(op, outcome, now);
             }
-        }
+            api.operation_done(done.op, done.outcome, done.report.as_ref());
+            tracing::trace!(op = ?done.op, outcome = ?done.outcome, "done");
+        })
+        .await;
         self.scheduler.repaired(repaired, self.now());
         self.forget_released();
         true

@@ -17,6 +17,7 @@ use crate::model::NamespaceRef;
 use crate::netns;
 use crate::scheduler::ops::l3::{L3Op, L3Outcome};
 use crate::scheduler::ops::{FailureKind, Op, OpOutcome};
+use crate::scheduler::rounds::Kernel;
 use conn::NsConn;
 use dump::Ownership;
 #[doc(hidden)]
@@ -166,9 +167,12 @@ impl Executor {
 
     /// Runs a batch of independent operations concurrently; outcome `i` belongs to `ops[i]`.
     pub async fn execute(&mut self, ops: Vec<Op>) -> Vec<OpOutcome> {
-        let this = &*self;
+        self.run_all(ops).await
+    }
+
+    async fn run_all(&self, ops: Vec<Op>) -> Vec<OpOutcome> {
         let mut done: Vec<(usize, OpOutcome)> = futures::stream::iter(ops.into_iter().enumerate())
-            .map(|(i, op)| async move { (i, this.run(op).await) })
+            .map(|(i, op)| async move { (i, self.run(op).await) })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
@@ -447,6 +451,15 @@ impl Executor {
             state.prune();
         }
         OpOutcome::NsResolved { ns: id }
+    }
+}
+
+impl Kernel for Executor {
+    fn execute(
+        &mut self,
+        ops: Vec<Op>,
+    ) -> impl std::future::Future<Output = Vec<OpOutcome>> + Send {
+        self.run_all(ops)
     }
 }
 

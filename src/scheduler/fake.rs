@@ -3,6 +3,7 @@
 
 use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op, OpOutcome};
+use super::rounds::{run_plan, Kernel};
 use super::{Plan, Scheduler};
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
 use crate::keys::KeyTree;
@@ -514,14 +515,9 @@ impl FakeKernel {
         }
     }
 
-    /// Runs a plan, feeding every outcome back.
+    /// Runs a plan through the agent's round loop, feeding every outcome back.
     pub fn run(&mut self, s: &mut Scheduler, plan: &Plan, now: Duration) {
-        for phase in &plan.phases {
-            let outcomes: Vec<_> = phase.iter().map(|op| self.execute(op)).collect();
-            for (op, outcome) in phase.iter().zip(outcomes) {
-                s.complete(op, outcome, now);
-            }
-        }
+        futures::executor::block_on(run_plan(s, self, plan.clone(), || now, |_| {}));
     }
 
     /// Plans and runs until nothing is left to do; returns the number of rounds.
@@ -621,5 +617,15 @@ fn gone() -> OpOutcome {
     OpOutcome::Failed {
         kind: FailureKind::NamespaceGone,
         error: "namespace is gone".into(),
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn execute(
+        &mut self,
+        ops: Vec<Op>,
+    ) -> impl std::future::Future<Output = Vec<OpOutcome>> + Send {
+        let outcomes: Vec<OpOutcome> = ops.iter().map(|op| FakeKernel::execute(self, op)).collect();
+        std::future::ready(outcomes)
     }
 }

@@ -18,6 +18,7 @@ pub mod ops;
 mod plan;
 mod quiet;
 pub mod report;
+pub mod rounds;
 mod state;
 mod status;
 
