@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 steps=(
     "cargo fmt --check"
     "cargo clippy --locked --all-targets -- -D warnings"
-    "cargo test --locked --lib --bins --tests"
+    "cargo test --locked --no-fail-fast --lib --bins --tests"
 )
 
 results=()

@@ -100,29 +100,46 @@ impl Monitor {
     }
 
     /// Writes a marker event (address 127.0.0.`n`/8 on `lo`) and waits until it is recorded,
-    /// so that everything before it is recorded too.
+    /// so that everything before it is recorded too. The monitor may not listen yet when it
+    /// has just started (a loaded machine): the marker is written again until it is seen.
     async fn mark(&self, n: u8) {
-        self.netns
-            .run(&["ip", "addr", "add", &format!("127.0.0.{n}/8"), "dev", "lo"]);
+        let address = format!("127.0.0.{n}/8");
         let marker = Monitor::marker(n);
-        converge("the monitor's marker", || {
-            self.events()
-                .contains(&marker)
-                .then_some(())
-                .ok_or_else(|| self.events())
-        })
-        .await;
+        let deadline = std::time::Instant::now() + CONVERGE;
+        loop {
+            self.netns
+                .run(&["ip", "addr", "replace", &address, "dev", "lo"]);
+            let seen = wait_until_async(Duration::from_secs(1), POLL, || {
+                self.events().contains(&marker)
+            })
+            .await;
+            if seen {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the monitor's marker never came: {}",
+                self.events()
+            );
+            self.netns
+                .run(&["ip", "addr", "del", &address, "dev", "lo"]);
+        }
     }
 
-    /// The events recorded between markers `from` and `to`.
+    /// The events recorded between markers `from` and `to` (after the last writing of
+    /// `from`, which may have been written more than once; markers left out).
     fn between(&self, from: u8, to: u8) -> Vec<String> {
         let (from, to) = (Monitor::marker(from), Monitor::marker(to));
-        self.events()
-            .lines()
-            .skip_while(|l| !l.contains(&from))
-            .skip(1)
+        let events = self.events();
+        let lines: Vec<&str> = events.lines().collect();
+        let start = lines
+            .iter()
+            .rposition(|l| l.contains(&from))
+            .map_or(0, |i| i + 1);
+        lines[start..]
+            .iter()
             .take_while(|l| !l.contains(&to))
-            .map(str::to_string)
+            .map(|l| l.to_string())
             .collect()
     }
 }
