@@ -26,8 +26,8 @@ struct DesiredEnd<'a> {
     ns: NsId,
 }
 
-impl DesiredEnd<'_> {
-    fn peer(&self) -> &str {
+impl<'a> DesiredEnd<'a> {
+    fn peer(&self) -> &'a str {
         self.item.veth_peer()
     }
 
@@ -72,6 +72,114 @@ struct Planned {
     l3: Option<super::l3::L3Plan>,
     /// The item each link update is for (a link adopted by name has no alias to tell).
     link_writes: LinkWrites,
+}
+
+/// The namespace references a plan looks at.
+struct Scan<'a> {
+    /// To resolve and read.
+    refs: HashSet<&'a NamespaceRef>,
+    /// Where a pair can be applied (a missing named namespace is created).
+    apply: HashSet<&'a NamespaceRef>,
+}
+
+/// The first phase of a plan.
+struct Learned {
+    /// Resolutions and reads.
+    ops: Vec<Op>,
+    /// The namespaces in use (resolved references).
+    needed: BTreeSet<NsId>,
+}
+
+/// The owned links by item, and those no item names.
+struct Claimed<'a> {
+    claims: HashMap<&'a str, Vec<Claim<'a>>>,
+    orphans: Vec<(NsId, &'a KernelLink)>,
+}
+
+/// The link operations a plan collects, and what routes may assume of each interface.
+struct Work<'a> {
+    deletes: Vec<(NsId, &'a KernelLink)>,
+    updates: Vec<Op>,
+    creates: Vec<Op>,
+    link_writes: LinkWrites,
+    ifaces: HashMap<&'a str, IfaceState<'a>>,
+}
+
+impl<'a> Work<'a> {
+    fn new(orphans: Vec<(NsId, &'a KernelLink)>) -> Self {
+        Work {
+            deletes: orphans,
+            updates: Vec::new(),
+            creates: Vec::new(),
+            link_writes: HashMap::default(),
+            ifaces: HashMap::default(),
+        }
+    }
+}
+
+/// What routes and entries may assume of each interface before pairs are planned: absent
+/// when invalid or waiting, busy while held or about to be applied.
+fn interface_states<'a>(
+    order: &[(&'a str, &'a Item)],
+    valid: &HashMap<&'a str, &'a Interface>,
+    decisions: &[(&'a str, Decision<'a>)],
+) -> HashMap<&'a str, IfaceState<'a>> {
+    let mut ifaces = HashMap::default();
+    for (name, item) in order {
+        if !valid.contains_key(name) {
+            let why = match &item.config {
+                Err(_) => "its value is invalid".to_string(),
+                Ok(_) => "it is not valid".to_string(),
+            };
+            ifaces.insert(*name, IfaceState::Absent(why));
+        }
+    }
+    for (name, decision) in decisions {
+        let state = match decision {
+            Decision::Withdraw(s) => IfaceState::Absent(s.detail().to_string()),
+            Decision::Hold(_) | Decision::Desired(_) => IfaceState::Busy,
+        };
+        ifaces.insert(*name, state);
+    }
+    ifaces
+}
+
+/// The phases of a plan, in order, without empty ones: learn; delete links; update links
+/// (renames before new pairs, which may take a name being given up); create links; routes
+/// and neighbours after the links they use, routes through a gateway after the link-scope
+/// routes that may make it reachable; delete old routes and entries (new routes first, so
+/// that no moment has none); let namespaces go.
+fn assemble(
+    learn: Vec<Op>,
+    deletes: Vec<Op>,
+    updates: Vec<Op>,
+    creates: Vec<Op>,
+    l3: Option<&mut super::l3::L3Plan>,
+    releases: Vec<Op>,
+) -> Plan {
+    let (l3_writes, gateway_writes, l3_deletes) = match l3 {
+        Some(l3) => (
+            std::mem::take(&mut l3.writes),
+            std::mem::take(&mut l3.gateway_writes),
+            std::mem::take(&mut l3.deletes),
+        ),
+        None => Default::default(),
+    };
+    Plan {
+        phases: [
+            learn,
+            deletes,
+            updates,
+            creates,
+            l3_writes,
+            gateway_writes,
+            l3_deletes,
+            releases,
+        ]
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect(),
+    }
 }
 
 impl Scheduler {
@@ -160,14 +268,51 @@ impl Scheduler {
         };
         let scoped = scoped_claims.is_some();
         let valid = self.valid_items(&order, book);
+        let scan = self.namespaces_to_scan(&valid, scoped);
+        let learned = self.learn(&scan, now, scoped);
+        let decisions = self.decide_all(&order, &valid, now);
+        let claimed = self.claim_links(&decisions, &valid, scoped_claims);
+        let mut work = Work::new(claimed.orphans);
+        self.withdraw(&decisions, &claimed.claims, &valid, &mut work, book);
+        work.ifaces = interface_states(&order, &valid, &decisions);
+        self.plan_pairs(&decisions, &claimed.claims, now, &mut work, book);
 
-        let mut scan: HashSet<&NamespaceRef> = HashSet::default();
-        scan.insert(&NamespaceRef::Default);
-        scan.extend(self.l3_namespaces());
-        scan.extend(self.recorded.iter().filter(|_| !scoped));
+        let deletes = self.delete_ops(std::mem::take(&mut work.deletes), now);
+        self.untangle_renames(&mut work.updates);
+        // A scoped plan is made only when no route or entry depends on what it decides.
+        let mut l3 = (!scoped).then(|| self.plan_l3(now, &work.ifaces, book));
+        let stale_refs = self.stale_refs(&scan.refs, scoped);
+        let releases = self.releases(&learned, scoped);
+        Planned {
+            plan: assemble(
+                learned.ops,
+                deletes,
+                work.updates,
+                work.creates,
+                l3.as_mut(),
+                releases,
+            ),
+            stale_refs,
+            l3,
+            link_writes: work.link_writes,
+        }
+    }
+
+    /// The namespace references to resolve and read (the agent's own, those of valid
+    /// interfaces, routes, entries and the record), and those where a pair can be applied
+    /// (a missing named one is created there).
+    fn namespaces_to_scan<'a>(
+        &'a self,
+        valid: &HashMap<&'a str, &'a Interface>,
+        scoped: bool,
+    ) -> Scan<'a> {
+        let mut refs: HashSet<&NamespaceRef> = HashSet::default();
+        refs.insert(&NamespaceRef::Default);
+        refs.extend(self.l3_namespaces());
+        refs.extend(self.recorded.iter().filter(|_| !scoped));
         let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
-            scan.insert(&i.namespace);
+            refs.insert(&i.namespace);
             if valid
                 .get(i.veth_peer())
                 .is_some_and(|p| p.veth_peer() == i.name)
@@ -175,86 +320,122 @@ impl Scheduler {
                 apply.insert(&i.namespace);
             }
         }
+        Scan { refs, apply }
+    }
 
-        // Phase 0: learn namespaces and their contents.
-        let mut learn = Vec::new();
-        let mut needed_views = BTreeSet::new();
-        let mut ordered: Vec<&NamespaceRef> = scan.iter().copied().collect();
+    /// The first phase: resolve references, read namespaces (those in use, and those no
+    /// longer referenced while something of ours may be left in them).
+    fn learn(&self, scan: &Scan, now: Duration, scoped: bool) -> Learned {
+        let mut ops = Vec::new();
+        let mut needed = BTreeSet::new();
+        let mut ordered: Vec<&NamespaceRef> = scan.refs.iter().copied().collect();
         ordered.sort();
-        for r in &ordered {
+        for r in ordered {
             if matches!(r, NamespaceRef::Microservice(_)) && !self.microservices_known {
                 continue;
             }
-            let named = matches!(r, NamespaceRef::Named(_));
-            match self.refs.get(*r) {
-                None => learn.push(Op::ResolveNs {
-                    reference: (*r).clone(),
-                    create: named && apply.contains(r),
-                }),
-                Some(RefState::Unavailable {
-                    backoff,
-                    allow_create,
-                    tried_create,
-                    ..
-                }) => {
-                    let create = named && apply.contains(r) && *allow_create;
-                    if !backoff.waiting(now) || (create && !tried_create) {
-                        learn.push(Op::ResolveNs {
-                            reference: (*r).clone(),
-                            create,
-                        });
-                    }
-                }
+            match self.refs.get(r) {
                 Some(RefState::Resolved(ns)) => {
-                    needed_views.insert(*ns);
+                    needed.insert(*ns);
                 }
+                state => ops.extend(self.resolve_op(r, state, scan.apply.contains(r), now)),
             }
         }
-        // Namespaces no longer referenced are read too while something of ours may be left in
-        // them (a delete failed, so the view was forgotten): the delete is retried before
-        // they are released.
+        // A delete that failed left the view forgotten: the namespace is read and the delete
+        // retried before it is released.
         let lingering: Vec<NsId> = self
             .views
             .iter()
             .filter(|_| !scoped)
             .filter(|(ns, view)| {
-                !needed_views.contains(ns)
+                !needed.contains(ns)
                     && (matches!(view, View::Unknown)
                         || self.refresh.contains(ns)
                         || matches!(self.l3_views.get(ns), Some(L3View::Unknown)))
             })
             .map(|(ns, _)| *ns)
             .collect();
-        let read = needed_views.iter().chain(&lingering);
+        let read = needed.iter().chain(&lingering);
         for ns in read.clone() {
             // A read that failed is retried after its backoff (the old view is kept meanwhile).
             let backoff = self.view_backoff.get(ns);
             let waiting = backoff.is_some_and(|b| b.waiting(now));
             let known = matches!(self.views.get(ns), Some(View::Known(_)));
             if (!known || self.refresh.contains(ns) || backoff.is_some()) && !waiting {
-                learn.push(Op::DumpNs { ns: *ns });
+                ops.push(Op::DumpNs { ns: *ns });
             }
         }
-        learn.extend(self.l3_dumps(read, now));
+        ops.extend(self.l3_dumps(read, now));
+        Learned { ops, needed }
+    }
 
-        // Decide every valid item (in name order, so that plans are deterministic).
-        let decisions: Vec<(&str, Decision)> = order
+    /// The resolution of reference `r` (not resolved: never tried, or unavailable), if it is
+    /// due; a missing named namespace is created where something is to be applied.
+    fn resolve_op(
+        &self,
+        r: &NamespaceRef,
+        state: Option<&RefState>,
+        apply: bool,
+        now: Duration,
+    ) -> Option<Op> {
+        let creatable = matches!(r, NamespaceRef::Named(_)) && apply;
+        let create = match state {
+            None => creatable,
+            Some(RefState::Unavailable {
+                backoff,
+                allow_create,
+                tried_create,
+                ..
+            }) => {
+                let create = creatable && *allow_create;
+                let first_creation = create && !tried_create;
+                if backoff.waiting(now) && !first_creation {
+                    return None;
+                }
+                create
+            }
+            Some(RefState::Resolved(_)) => return None,
+        };
+        Some(Op::ResolveNs {
+            reference: r.clone(),
+            create,
+        })
+    }
+
+    /// Decides every valid item, in name order (plans are deterministic).
+    fn decide_all<'a>(
+        &self,
+        order: &[(&'a str, &'a Item)],
+        valid: &HashMap<&'a str, &'a Interface>,
+        now: Duration,
+    ) -> Vec<(&'a str, Decision<'a>)> {
+        order
             .iter()
             .filter_map(|(n, _)| valid.get(n).map(|i| (*n, *i)))
-            .map(|(n, i)| (n, self.decide(i, &valid, now)))
-            .collect();
-        let desired: HashMap<&str, DesiredEnd> = decisions
+            .map(|(n, i)| (n, self.decide(i, valid, now)))
+            .collect()
+    }
+
+    /// Who owns which link: by alias, or (a link the agent created but had not aliased yet)
+    /// by host name; owned links no item names are orphans. A scoped plan has the links of
+    /// its items already.
+    fn claim_links<'a>(
+        &'a self,
+        decisions: &[(&'a str, Decision<'a>)],
+        valid: &HashMap<&'a str, &'a Interface>,
+        scoped_claims: Option<HashMap<&'a str, Vec<Claim<'a>>>>,
+    ) -> Claimed<'a> {
+        let scoped = scoped_claims.is_some();
+        let mut claims = scoped_claims.unwrap_or_default();
+        let mut orphans = Vec::new();
+        let desired: Vec<(&str, &DesiredEnd)> = decisions
             .iter()
             .filter_map(|(n, d)| match d {
-                Decision::Desired(e) => Some((*n, *e)),
+                Decision::Desired(e) => Some((*n, e)),
                 _ => None,
             })
             .collect();
-
-        // Who owns which link (a scoped plan has the links of its items).
-        let mut orphans: Vec<(NsId, &KernelLink)> = Vec::new();
         let mut host_names: Option<HashSet<&str>> = None;
-        let mut claims: HashMap<&str, Vec<Claim>> = scoped_claims.unwrap_or_default();
         for (ns, view) in self.views.iter().filter(|_| !scoped) {
             let View::Known(links) = view else { continue };
             for link in links.values() {
@@ -287,202 +468,182 @@ impl Scheduler {
                 }
             }
         }
+        Claimed { claims, orphans }
+    }
 
-        let mut deletes: Vec<(NsId, &KernelLink)> = orphans;
-        let mut updates = Vec::new();
-        let mut creates = Vec::new();
-        let mut link_writes = HashMap::default();
-        for (name, decision) in &decisions {
+    /// Statuses of items that wait or are held; the links of items that wait or are no
+    /// longer configured (validly) are deleted.
+    fn withdraw<'a>(
+        &self,
+        decisions: &[(&'a str, Decision<'a>)],
+        claims: &HashMap<&'a str, Vec<Claim<'a>>>,
+        valid: &HashMap<&'a str, &'a Interface>,
+        work: &mut Work<'a>,
+        book: &mut StatusBook,
+    ) {
+        for (name, decision) in decisions {
             match decision {
                 Decision::Withdraw(s) => {
                     let links = claims.get(name).map(Vec::as_slice).unwrap_or_default();
-                    deletes.extend(links.iter().map(|c| (c.ns, c.link)));
+                    work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
                     book.set(name, s.clone());
                 }
                 Decision::Hold(s) => book.set(name, s.clone()),
                 Decision::Desired(_) => {}
             }
         }
-        for (name, links) in &claims {
+        for (name, links) in claims {
             if !valid.contains_key(name) {
-                deletes.extend(links.iter().map(|c| (c.ns, c.link)));
+                work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
             }
         }
+    }
 
-        // What dependents may assume about each interface.
-        let mut ifaces: HashMap<&str, IfaceState> = HashMap::default();
-        for (name, item) in &order {
-            if !valid.contains_key(name) {
-                let why = match &item.config {
-                    Err(_) => "its value is invalid".to_string(),
-                    Ok(_) => "it is not valid".to_string(),
-                };
-                ifaces.insert(name, IfaceState::Absent(why));
-            }
-        }
-        for (name, decision) in &decisions {
-            let state = match decision {
-                Decision::Withdraw(s) => IfaceState::Absent(s.detail().to_string()),
-                Decision::Hold(_) | Decision::Desired(_) => IfaceState::Busy,
-            };
-            ifaces.insert(name, state);
-        }
-
+    /// VETH pairs, each once (from its end with the smaller name): changed in place when both
+    /// ends exist where they should, else (re)created.
+    fn plan_pairs<'a>(
+        &self,
+        decisions: &[(&'a str, Decision<'a>)],
+        claims: &HashMap<&'a str, Vec<Claim<'a>>>,
+        now: Duration,
+        work: &mut Work<'a>,
+        book: &mut StatusBook,
+    ) {
+        let desired: HashMap<&str, DesiredEnd> = decisions
+            .iter()
+            .filter_map(|(n, d)| match d {
+                Decision::Desired(e) => Some((*n, *e)),
+                _ => None,
+            })
+            .collect();
         // Ends (name, peer) of links whose delete waits for a retry.
         let waiting_ends = self.waiting_ends(now);
-        // Pairs, each once (from its end with the smaller name).
-        for (name, decision) in &decisions {
-            let Decision::Desired(end) = decision else {
-                continue;
-            };
-            if end.peer() < *name {
-                continue;
-            }
+        for (name, end) in decisions.iter().filter_map(|(n, d)| match d {
+            Decision::Desired(e) if e.peer() >= *n => Some((*n, e)),
+            _ => None,
+        }) {
             let Some(peer_end) = desired.get(end.peer()) else {
                 continue;
             };
-            let ca = claims.get(name).map(Vec::as_slice).unwrap_or_default();
-            let cb = claims
-                .get(end.peer())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            // Links of an earlier pair of these items (another peer or namespace) are
-            // removed on their own; they do not stand in the way of the current pair.
-            let (fit_a, stale_a): (Vec<&Claim>, Vec<&Claim>) =
-                ca.iter().partition(|c| fits(c, end));
-            let (fit_b, stale_b): (Vec<&Claim>, Vec<&Claim>) =
-                cb.iter().partition(|c| fits(c, peer_end));
-            deletes.extend(stale_a.iter().chain(&stale_b).map(|c| (c.ns, c.link)));
-            let in_place = match (fit_a.as_slice(), fit_b.as_slice()) {
-                ([a], [b]) => Some((*a, *b)),
-                _ => None,
-            };
-            // A link that has to go first but cannot yet (its delete, or its peer's, waits
-            // for a retry) holds the pair back.
-            let blocked = if in_place.is_some() {
-                fit_a
-                    .iter()
-                    .chain(&fit_b)
-                    .any(|c| self.link_waiting(c.ns, c.link.ifindex, now))
-            } else {
-                ca.iter()
-                    .chain(cb)
-                    .any(|c| self.claim_waiting(c, &waiting_ends, now))
-            };
-            if blocked {
-                for n in [*name, end.peer()] {
-                    book.set(
-                        n,
-                        ItemStatus::Pending {
-                            reason: "waiting to retry removing its old link".into(),
-                        },
-                    );
-                }
-                continue;
-            }
-            let mut busy = false;
-            if let Some((ka, kb)) = in_place {
-                for (k, d) in [(ka, end), (kb, peer_end)] {
-                    if let Some(changes) = changes(&self.keys, k.link, d.item) {
-                        busy = true;
-                        link_writes.insert((k.ns, k.link.ifindex), d.item.name.clone());
-                        updates.push(Op::UpdateLink {
-                            ns: k.ns,
-                            ifindex: k.link.ifindex,
-                            changes,
-                        });
-                    }
-                }
-                if !busy {
-                    for (k, n) in [(ka, *name), (kb, end.peer())] {
-                        let usable = IfaceState::Usable {
-                            ns: k.ns,
-                            link: k.link,
-                        };
-                        ifaces.insert(n, usable);
-                    }
-                }
-            } else {
-                deletes.extend(fit_a.iter().chain(&fit_b).map(|c| (c.ns, c.link)));
-                creates.push(Op::CreatePair {
-                    a: end.spec(&self.keys),
-                    b: peer_end.spec(&self.keys),
-                });
-                busy = true;
-            }
-            let s = if busy {
-                ItemStatus::Applying
-            } else {
-                ItemStatus::Applied
-            };
-            book.set(name, s.clone());
-            book.set(end.peer(), s);
+            let pair = [(name, end), (end.peer(), peer_end)];
+            let status = self.plan_pair(pair, claims, &waiting_ends, now, work);
+            book.set(name, status.clone());
+            book.set(end.peer(), status);
         }
+    }
 
-        let deletes = self.delete_ops(deletes, now);
-        self.untangle_renames(&mut updates);
-        // A scoped plan is made only when no route or entry depends on what it decides.
-        let mut l3 = (!scoped).then(|| self.plan_l3(now, &ifaces, book));
+    /// One pair: the operations that make it (into `work`), and its status.
+    fn plan_pair<'a>(
+        &self,
+        [(name, end), (peer, peer_end)]: [(&'a str, &DesiredEnd<'a>); 2],
+        claims: &HashMap<&'a str, Vec<Claim<'a>>>,
+        waiting_ends: &HashSet<(&str, &str)>,
+        now: Duration,
+        work: &mut Work<'a>,
+    ) -> ItemStatus {
+        let ca = claims.get(name).map(Vec::as_slice).unwrap_or_default();
+        let cb = claims.get(peer).map(Vec::as_slice).unwrap_or_default();
+        // Links of an earlier pair of these items (another peer or namespace) are removed on
+        // their own; they do not stand in the way of the current pair.
+        let (fit_a, stale_a): (Vec<&Claim>, Vec<&Claim>) = ca.iter().partition(|c| fits(c, end));
+        let (fit_b, stale_b): (Vec<&Claim>, Vec<&Claim>) =
+            cb.iter().partition(|c| fits(c, peer_end));
+        work.deletes
+            .extend(stale_a.iter().chain(&stale_b).map(|c| (c.ns, c.link)));
+        let in_place = match (fit_a.as_slice(), fit_b.as_slice()) {
+            ([a], [b]) => Some((*a, *b)),
+            _ => None,
+        };
+        // A link that has to go first but cannot yet (its delete, or its peer's, waits for a
+        // retry) holds the pair back.
+        let blocked = if in_place.is_some() {
+            fit_a
+                .iter()
+                .chain(&fit_b)
+                .any(|c| self.link_waiting(c.ns, c.link.ifindex, now))
+        } else {
+            ca.iter()
+                .chain(cb)
+                .any(|c| self.claim_waiting(c, waiting_ends, now))
+        };
+        if blocked {
+            return ItemStatus::Pending {
+                reason: "waiting to retry removing its old link".into(),
+            };
+        }
+        let Some((ka, kb)) = in_place else {
+            work.deletes
+                .extend(fit_a.iter().chain(&fit_b).map(|c| (c.ns, c.link)));
+            work.creates.push(Op::CreatePair {
+                a: end.spec(&self.keys),
+                b: peer_end.spec(&self.keys),
+            });
+            return ItemStatus::Applying;
+        };
+        let mut busy = false;
+        for (k, d) in [(ka, end), (kb, peer_end)] {
+            if let Some(changes) = changes(&self.keys, k.link, d.item) {
+                busy = true;
+                work.link_writes
+                    .insert((k.ns, k.link.ifindex), d.item.name.clone());
+                work.updates.push(Op::UpdateLink {
+                    ns: k.ns,
+                    ifindex: k.link.ifindex,
+                    changes,
+                });
+            }
+        }
+        if busy {
+            return ItemStatus::Applying;
+        }
+        for (k, n) in [(ka, name), (kb, peer)] {
+            work.ifaces.insert(
+                n,
+                IfaceState::Usable {
+                    ns: k.ns,
+                    link: k.link,
+                },
+            );
+        }
+        ItemStatus::Applied
+    }
 
-        // Let go of namespaces nothing refers to any more, once they hold nothing of ours,
-        // in a round that resolves nothing (a reference being resolved may name one of them).
-        let stale_refs: Vec<NamespaceRef> = self
-            .refs
+    /// References nothing refers to any more (let go of after this plan).
+    fn stale_refs(&self, scan: &HashSet<&NamespaceRef>, scoped: bool) -> Vec<NamespaceRef> {
+        self.refs
             .keys()
             .filter(|_| !scoped)
             .filter(|r| !scan.contains(r))
             .cloned()
-            .collect();
-        let resolving = learn.iter().any(|op| matches!(op, Op::ResolveNs { .. }));
-        let mut releases = Vec::new();
-        for (ns, view) in self.views.iter().filter(|_| !resolving && !scoped) {
-            // Released only once nothing of ours is known to be left in it.
-            let links_clear = matches!(view, View::Known(links) if links.is_empty());
-            let l3_clear = match self.l3_views.get(ns) {
-                None => true,
-                Some(L3View::Known {
-                    routes, neighbours, ..
-                }) => routes.is_empty() && neighbours.is_empty(),
-                Some(L3View::Unknown) => false,
-            };
-            if !needed_views.contains(ns) && links_clear && l3_clear {
-                releases.push(Op::ReleaseNs { ns: *ns });
-            }
-        }
+            .collect()
+    }
 
-        // Renames and other updates before new pairs, which may take a name being given up;
-        // routes and neighbours after the links they use, routes through a gateway after the
-        // link-scope routes that may make it reachable; new routes before the old ones they
-        // replace are deleted, so that no moment has none.
-        let (l3_writes, gateway_writes, l3_deletes) = match &mut l3 {
-            Some(l3) => (
-                std::mem::take(&mut l3.writes),
-                std::mem::take(&mut l3.gateway_writes),
-                std::mem::take(&mut l3.deletes),
-            ),
-            None => Default::default(),
-        };
-        let plan = Plan {
-            phases: [
-                learn,
-                deletes,
-                updates,
-                creates,
-                l3_writes,
-                gateway_writes,
-                l3_deletes,
-                releases,
-            ]
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect(),
-        };
-        Planned {
-            plan,
-            stale_refs,
-            l3,
-            link_writes,
+    /// Namespaces to let go of: nothing refers to them and nothing of ours is known to be
+    /// left in them; only in a round that resolves nothing (a reference being resolved may
+    /// name one of them).
+    fn releases(&self, learned: &Learned, scoped: bool) -> Vec<Op> {
+        let resolving = learned
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::ResolveNs { .. }));
+        if resolving || scoped {
+            return Vec::new();
         }
+        self.views
+            .iter()
+            .filter(|(ns, view)| {
+                let links_clear = matches!(view, View::Known(links) if links.is_empty());
+                let l3_clear = match self.l3_views.get(ns) {
+                    None => true,
+                    Some(L3View::Known {
+                        routes, neighbours, ..
+                    }) => routes.is_empty() && neighbours.is_empty(),
+                    Some(L3View::Unknown) => false,
+                };
+                !learned.needed.contains(ns) && links_clear && l3_clear
+            })
+            .map(|(ns, _)| Op::ReleaseNs { ns: *ns })
+            .collect()
     }
 
     /// Valid VETH items among `items` by name, with host-name conflicts removed; statuses
