@@ -47,6 +47,12 @@ pub struct KernelLink {
     /// Addresses, without those the kernel makes itself (IPv6 link-local, from router
     /// advertisements), sorted.
     pub addresses: Vec<IpNet>,
+    /// Its kind (`IFLA_INFO_KIND`: `veth`, `dummy`, `vrf`, `tun`, ...); "" when unknown.
+    pub kind: String,
+    /// Index of its master (the VRF it is enslaved to); 0 for none.
+    pub master: u32,
+    /// The routing table of a VRF.
+    pub vrf_table: Option<u32>,
 }
 
 /// A route as read from (or written to) the kernel, limited to what the agent manages.

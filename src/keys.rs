@@ -112,14 +112,17 @@ impl KeyTree {
         }
     }
 
-    /// The alias that marks a VETH end as owned by this agent: `/vnf-agent/<label>/<name>/<peer>`.
+    /// The alias that marks a link as owned by this agent: `/vnf-agent/<label>/<name>/<peer>`
+    /// for a VETH end, `/vnf-agent/<label>/<name>` for a single link (`peer` empty).
     pub fn link_alias(&self, name: &str, peer: &str) -> String {
         let mut alias =
             String::with_capacity(self.agent_prefix.len() + name.len() + peer.len() + 1);
         alias.push_str(&self.agent_prefix);
         alias.push_str(name);
-        alias.push('/');
-        alias.push_str(peer);
+        if !peer.is_empty() {
+            alias.push('/');
+            alias.push_str(peer);
+        }
         alias
     }
 
@@ -128,11 +131,12 @@ impl KeyTree {
         self.split_link_alias(alias) == Some((name, peer))
     }
 
-    /// Splits an alias written by [`Self::link_alias`] into (name, peer), without copying.
+    /// Splits an alias written by [`Self::link_alias`] into (name, peer), without copying;
+    /// the peer is "" for a single link.
     pub fn split_link_alias<'a>(&self, alias: &'a str) -> Option<(&'a str, &'a str)> {
         let rest = alias.strip_prefix(self.agent_prefix.as_str())?;
-        let (name, peer) = rest.split_once('/')?;
-        if name.is_empty() || peer.is_empty() || peer.contains('/') {
+        let (name, peer) = rest.split_once('/').unwrap_or((rest, ""));
+        if name.is_empty() || (peer.is_empty() && rest.contains('/')) || peer.contains('/') {
             return None;
         }
         Some((name, peer))

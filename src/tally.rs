@@ -58,6 +58,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::ResolveNs { .. } => "resolve_namespace",
         Op::DumpNs { .. } => "read_links",
         Op::CreatePair { .. } => "create_pair",
+        Op::CreateLink { .. } => "create_link",
         Op::UpdateLink { .. } => "update_link",
         Op::DeleteLink { .. } => "delete_link",
         Op::ReleaseNs { .. } => "release_namespace",

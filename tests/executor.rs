@@ -47,6 +47,7 @@ fn end(ns: NsId, name: &str, peer: &str) -> EndSpec {
         mac: None,
         up: false,
         addresses: Vec::new(),
+        master: 0,
     }
 }
 
@@ -497,6 +498,7 @@ async fn update_link_in_place_keeps_the_index() {
         mtu: Some(1300),
         mac: Some(mac),
         up: None,
+        master: None,
         add_addresses: vec![net("10.80.1.1/24")],
         del_addresses: vec![net("10.80.0.1/24")],
     };

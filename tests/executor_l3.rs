@@ -83,6 +83,7 @@ async fn setup(tag: &str) -> Setup {
         mac: None,
         up: true,
         addresses: addresses.iter().map(|a| net(a)).collect(),
+        master: 0,
     };
     let a = end(ids[0], format!("{p}0"), &["10.81.0.1/24", "fd81::1/64"]);
     let b = end(ids[1], format!("{p}1"), &["10.81.0.2/24", "fd81::2/64"]);

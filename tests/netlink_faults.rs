@@ -60,6 +60,7 @@ fn end(ns: NsId, name: &str, peer: &str) -> EndSpec {
         mac: None,
         up: true,
         addresses: Vec::new(),
+        master: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 use super::arp::decode_arp;
 use super::fields::Object;
 use super::json::{quote, Json};
-use super::link::{KindContext, LinkKind, INTERFACE_TYPES, KIND_FIELDS};
+use super::link::{KindContext, LinkKind, FIXED_HOST_NAMES, INTERFACE_TYPES, KIND_FIELDS};
 use super::route::decode_route;
 use super::{ConfigItem, Interface, MacAddr, ModelError, NamespaceRef};
 use crate::keys::ItemKind;
@@ -21,6 +21,7 @@ const COMMON_FIELDS: &[&str] = &[
     "mtu",
     "host_if_name",
     "namespace",
+    "vrf_master_interface",
 ];
 const NAMESPACE_FIELDS: &[&str] = &["type", "pid", "microservice", "name", "filepath"];
 
@@ -59,11 +60,16 @@ pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError
     let description = obj.string("description")?;
     let type_number = obj.enumeration("type", INTERFACE_TYPES)?;
     let enabled = obj.bool("enabled")?;
-    let ip_addresses = ip_addresses(&obj)?;
+    let fixed_host_name = FIXED_HOST_NAMES[type_number];
+    let ip_addresses = ip_addresses(&obj, fixed_host_name.is_some())?;
     let phys_address = phys_address(&obj)?;
     let mtu = mtu(&obj)?;
-    let host_if_name = host_if_name(&obj, &name)?;
+    let host_if_name = match fixed_host_name {
+        Some(fixed) => fixed_host_name_of(&obj, type_number, fixed)?,
+        None => host_if_name(&obj, &name)?,
+    };
     let namespace = namespace(&obj)?;
+    let vrf_master_interface = vrf_master_interface(&obj, &name)?;
     let cx = KindContext {
         key,
         name: &name,
@@ -80,8 +86,50 @@ pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError
         mtu,
         host_if_name,
         namespace,
+        vrf_master_interface,
         link,
     })
+}
+
+/// The host name of a kind whose links all have the same one (`lo`): `host_if_name` may
+/// only repeat it.
+fn fixed_host_name_of(obj: &Object, type_number: usize, fixed: &str) -> Result<String, ModelError> {
+    let given = obj.string("host_if_name")?;
+    if !given.is_empty() && given != fixed {
+        return Err(obj.error(
+            "host_if_name",
+            format!(
+                "is {} but a {} is always `{fixed}`; leave `host_if_name` out",
+                quote(&given),
+                INTERFACE_TYPES[type_number]
+            ),
+        ));
+    }
+    Ok(fixed.to_string())
+}
+
+/// `vrf_master_interface`: the logical name of a VRF_DEVICE interface, or "".
+fn vrf_master_interface(obj: &Object, name: &str) -> Result<String, ModelError> {
+    let master = obj.string("vrf_master_interface")?;
+    if master == name {
+        return Err(obj.error(
+            "vrf_master_interface",
+            format!(
+                "is {}, the interface itself; name a VRF_DEVICE interface",
+                quote(&master)
+            ),
+        ));
+    }
+    if master.contains('/') {
+        return Err(obj.error(
+            "vrf_master_interface",
+            format!(
+                "{} contains `/`; it must be the logical `name` of a VRF_DEVICE interface",
+                quote(&master)
+            ),
+        ));
+    }
+    Ok(master)
 }
 
 /// Decodes and validates a value of any kind.
@@ -138,12 +186,14 @@ pub(super) fn check_name(obj: &Object, key: &str, name: &str) -> Result<(), Mode
 }
 
 /// `ip_addresses`: `<ip>/<prefix>` each, kept as given (host bits too), no address twice.
-fn ip_addresses(obj: &Object) -> Result<Vec<IpNet>, ModelError> {
+fn ip_addresses(obj: &Object, loopback: bool) -> Result<Vec<IpNet>, ModelError> {
     let mut nets: Vec<IpNet> = Vec::new();
     for (i, text) in obj.strings("ip_addresses")?.iter().enumerate() {
         let field = format!("ip_addresses[{i}]");
         let net = ip_net(obj, &field, text)?;
-        if let Some(problem) = link_address_problem(&net) {
+        if let Some(problem) =
+            link_address_problem(&net).filter(|_| !loopback || !net.addr().is_loopback())
+        {
             return Err(obj.error(&field, format!("{net} is {problem}")));
         }
         if let Some(j) = nets.iter().position(|n| n.addr() == net.addr()) {

@@ -34,6 +34,12 @@ impl Interface {
         if let Some(ns) = namespace_json(&self.namespace) {
             out.insert("namespace".into(), ns);
         }
+        if !self.vrf_master_interface.is_empty() {
+            out.insert(
+                "vrf_master_interface".into(),
+                json!(self.vrf_master_interface),
+            );
+        }
         self.link.encode(&mut out);
         Value::Object(out)
     }

@@ -130,6 +130,8 @@ pub struct Interface {
     pub host_if_name: String,
     /// Where the link lives.
     pub namespace: NamespaceRef,
+    /// Logical name of the VRF_DEVICE interface the link is enslaved to; "" for none.
+    pub vrf_master_interface: String,
     /// What kind of link it is, with the kind's own data (`type` and its fields).
     pub link: link::LinkKind,
 }

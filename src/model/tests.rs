@@ -375,7 +375,7 @@ fn interface_type_by_number_or_name() {
     }
     for t in [
         json!("veth"),
-        json!(2),
+        json!(7),
         json!(-1),
         json!("1"),
         json!(true),
@@ -384,7 +384,7 @@ fn interface_type_by_number_or_name() {
         rejected(
             veth(json!({"type": t})),
             "type",
-            &["expected one of VETH (0), AUTO_TAP (1)"],
+            &["expected one of VETH (0), AUTO_TAP (1), TAP (2), LOOPBACK (3), EXISTING (4), VRF_DEVICE (5), DUMMY (6)"],
         );
     }
 }
@@ -876,6 +876,7 @@ fn v1_veth_examples_decode() {
             mtu: 1500,
             host_if_name: "veth1Name".into(),
             namespace: NamespaceRef::Named("ns1".into()),
+            vrf_master_interface: String::new(),
             link: LinkKind::Veth(Veth {
                 peer: "veth2".into(),
             }),
@@ -1041,7 +1042,7 @@ prop_compose! {
         };
         Interface {
             name, description, enabled, ip_addresses, phys_address, mtu,
-            host_if_name, namespace, link,
+            host_if_name, namespace, link, vrf_master_interface: String::new(),
         }
     }
 }
@@ -1179,4 +1180,82 @@ proptest! {
             prop_assert!(!e.message.is_empty());
         }
     }
+}
+
+#[test]
+fn single_link_kinds_decode_and_round_trip() {
+    use crate::model::link::{Lifecycle, OwnedLink};
+    let cases = [
+        (
+            json!({"name": "d1", "type": "DUMMY"}),
+            Lifecycle::Owned(OwnedLink::Dummy),
+        ),
+        (
+            json!({"name": "d1", "type": 6}),
+            Lifecycle::Owned(OwnedLink::Dummy),
+        ),
+        (
+            json!({"name": "t1", "type": "TAP"}),
+            Lifecycle::Owned(OwnedLink::Tap),
+        ),
+        (
+            json!({"name": "v1", "type": "VRF_DEVICE", "vrf_dev": {"routing_table": 10}}),
+            Lifecycle::Owned(OwnedLink::Vrf { table: 10 }),
+        ),
+        (
+            json!({"name": "e1", "type": "EXISTING", "link_only": true}),
+            Lifecycle::Existing { link_only: true },
+        ),
+        (
+            json!({"name": "l1", "type": 3}),
+            Lifecycle::Existing { link_only: false },
+        ),
+    ];
+    for (value, lifecycle) in cases {
+        let i = ok(value.clone());
+        assert_eq!(i.link.lifecycle(), lifecycle, "{value}");
+        let again = decode(&i.to_canonical_json()).unwrap();
+        assert_eq!(again, i, "{value} round trip");
+    }
+    let lo = ok(json!({"name": "l1", "type": "LOOPBACK", "ip_addresses": ["127.0.0.2/8"]}));
+    assert_eq!(lo.host_if_name, "lo");
+}
+
+#[test]
+fn single_link_kinds_refuse_what_the_kernel_would() {
+    rejected(
+        json!({"name": "v1", "type": "VRF_DEVICE"}),
+        "vrf_dev.routing_table",
+        &["is required for a VRF_DEVICE"],
+    );
+    rejected(
+        json!({"name": "v1", "type": "VRF_DEVICE", "vrf_dev": {"routing_table": 254}}),
+        "vrf_dev.routing_table",
+        &["254 is the kernel's main table"],
+    );
+    rejected(
+        json!({"name": "d1", "type": "DUMMY", "vrf_dev": {"routing_table": 5}}),
+        "vrf_dev.routing_table",
+        &["is set but `type` is DUMMY (6); set `type` to VRF_DEVICE (5)"],
+    );
+    rejected(
+        json!({"name": "l1", "type": "LOOPBACK", "host_if_name": "lo0"}),
+        "host_if_name",
+        &["a LOOPBACK is always `lo`"],
+    );
+    rejected(
+        json!({"name": "d1", "type": "DUMMY", "ip_addresses": ["127.0.0.2/8"]}),
+        "ip_addresses[0]",
+        &["loopback address"],
+    );
+    rejected(
+        json!({"name": "d1", "type": "DUMMY", "vrf_master_interface": "d1"}),
+        "vrf_master_interface",
+        &["the interface itself"],
+    );
+    rejected(
+        veth(json!({"type": "DUMMY"})),
+        "veth.peer_if_name",
+        &["set `type` to VETH (0)"],
+    );
 }

@@ -1,15 +1,16 @@
-//! Creating a VETH pair in one request, both ends placed directly in their namespaces.
+//! Creating links: a VETH pair in one request, both ends placed directly in their
+//! namespaces; a single dummy or VRF in its namespace; then marking and configuring them.
 
 use super::conn::NsConn;
 use super::dump::{link_by_name, Ownership};
 use super::error::NlError;
 use super::update::add_address;
 use crate::kernel::KernelLink;
-use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome};
+use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome, OwnedLink};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVrf, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
@@ -40,7 +41,10 @@ pub(crate) async fn create_pair(
     }
     // The pair exists and carries the group mark; from here on a failure leaves it in place
     // for the scheduler's next dump to finish or remove.
-    let (ra, rb) = futures::join!(finish_end(conns.a, a), finish_end(conns.b, b));
+    let (ra, rb) = futures::join!(
+        finish_end(conns.a, a, "veth"),
+        finish_end(conns.b, b, "veth")
+    );
     match (ra, rb) {
         (Ok(a), Ok(b)) => OpOutcome::PairCreated { a, b },
         (Err(e), _) | (_, Err(e)) => OpOutcome::Failed {
@@ -70,7 +74,99 @@ fn pair_message(
     RouteNetlinkMessage::NewLink(link)
 }
 
-fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage {
+/// Creates a single dummy or VRF link in its namespace, then sets its alias, master and
+/// addresses.
+pub(crate) async fn create_single(
+    conn: &NsConn,
+    end: &EndSpec,
+    kind: OwnedLink,
+    owner: &Ownership,
+) -> OpOutcome {
+    let mut link = end_message(end, conn, owner.group, false);
+    let info = match kind {
+        OwnedLink::Dummy => vec![LinkInfo::Kind(InfoKind::Dummy)],
+        OwnedLink::Vrf { table } => vec![
+            LinkInfo::Kind(InfoKind::Vrf),
+            LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(table)])),
+        ],
+        OwnedLink::Tap => return super::tap::create_tap(conn, end, owner).await,
+    };
+    link.attributes.push(LinkAttribute::LinkInfo(info));
+    let created = conn
+        .request(
+            RouteNetlinkMessage::NewLink(link),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .await;
+    if let Err(e) = created {
+        return single_failed(conn, end, kind, owner, e).await;
+    }
+    finished(finish_end(conn, end, kind.kernel_kind()).await, kind)
+}
+
+/// The outcome of a single link's creation from its finishing step.
+pub(crate) fn finished(result: Result<KernelLink, String>, kind: OwnedLink) -> OpOutcome {
+    match result {
+        Ok(mut link) => {
+            link.kind = kind.kernel_kind().to_string();
+            if let OwnedLink::Vrf { table } = kind {
+                link.vrf_table = Some(table);
+            }
+            OpOutcome::Created { link }
+        }
+        Err(error) => OpOutcome::Failed {
+            kind: FailureKind::Other,
+            error,
+        },
+    }
+}
+
+/// Classifies a failed single create: a name taken by a link we do not own is a conflict;
+/// a kind the kernel does not know (its module missing) says so.
+pub(crate) async fn single_failed(
+    conn: &NsConn,
+    end: &EndSpec,
+    kind: OwnedLink,
+    owner: &Ownership,
+    e: NlError,
+) -> OpOutcome {
+    let what = format!(
+        "cannot create {} {} in {}: {e}",
+        kind.kernel_kind(),
+        end.name,
+        conn.label()
+    );
+    if e.is(Errno::EOPNOTSUPP) {
+        return OpOutcome::Failed {
+            kind: FailureKind::Other,
+            error: format!(
+                "{what} (the kernel has no `{}` link driver: load its module, e.g. `modprobe {}`)",
+                kind.kernel_kind(),
+                kind.kernel_kind()
+            ),
+        };
+    }
+    let conflict = e.is(Errno::EEXIST)
+        && matches!(link_by_name(conn, &end.name).await, Ok(Some(l)) if !owner.owns(&l));
+    OpOutcome::Failed {
+        kind: if conflict {
+            FailureKind::Conflict
+        } else {
+            FailureKind::Other
+        },
+        error: if conflict {
+            format!(
+                "link {} already exists in {} and is not owned by this agent",
+                end.name,
+                conn.label()
+            )
+        } else {
+            what
+        },
+    }
+}
+
+pub(crate) fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage {
     let mut msg = LinkMessage::default();
     if up {
         msg.header.flags = LinkFlags::Up;
@@ -91,10 +187,14 @@ fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage 
 /// After creation: set the end's alias (and admin state, for the peer) by name while reading
 /// its index, then add its addresses; two round trips, the requests of each sent together.
 /// The link is reported as read, with what was just set.
-async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> {
+pub(crate) async fn finish_end(
+    conn: &NsConn,
+    end: &EndSpec,
+    kind: &str,
+) -> Result<KernelLink, String> {
     let at = |what: &str, e: NlError| {
         format!(
-            "veth {} created in {}, but cannot {what}: {e}",
+            "{kind} {} created in {}, but cannot {what}: {e}",
             end.name,
             conn.label()
         )
@@ -108,6 +208,9 @@ async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> 
         set.header.flags = LinkFlags::Up;
         set.header.change_mask = LinkFlags::Up;
     }
+    if end.master != 0 {
+        set.attributes.push(LinkAttribute::Controller(end.master));
+    }
     let (set, found) = futures::join!(
         conn.request(RouteNetlinkMessage::SetLink(set), 0),
         link_by_name(conn, &end.name)
@@ -115,7 +218,7 @@ async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> 
     set.map_err(|e| at("set its alias", e))?;
     let mut link = found.map_err(|e| at("find it", e))?.ok_or_else(|| {
         format!(
-            "veth {} created but not found in {}",
+            "{kind} {} created but not found in {}",
             end.name,
             conn.label()
         )
@@ -131,6 +234,7 @@ async fn finish_end(conn: &NsConn, end: &EndSpec) -> Result<KernelLink, String> 
     }
     link.alias = Some(end.alias.clone());
     link.up = end.up;
+    link.master = end.master;
     link.addresses = end.addresses.clone();
     link.addresses.sort();
     link.addresses.dedup();

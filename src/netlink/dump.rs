@@ -6,7 +6,9 @@ use crate::kernel::{KernelLink, LinkPresence};
 use crate::model::MacAddr;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVrf, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -207,6 +209,9 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> KernelLink {
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
         addresses: Vec::new(),
+        kind: String::new(),
+        master: 0,
+        vrf_table: None,
     };
     for attr in &msg.attributes {
         match attr {
@@ -217,10 +222,29 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> KernelLink {
             LinkAttribute::Address(bytes) => {
                 link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr)
             }
+            LinkAttribute::Controller(m) => link.master = *m,
+            LinkAttribute::LinkInfo(infos) => parse_link_info(infos, &mut link),
             _ => {}
         }
     }
     link
+}
+
+/// The kind of a link, and a VRF's table.
+fn parse_link_info(infos: &[LinkInfo], link: &mut KernelLink) {
+    for info in infos {
+        match info {
+            LinkInfo::Kind(kind) => link.kind = kind.to_string(),
+            LinkInfo::Data(InfoData::Vrf(attrs)) => {
+                for attr in attrs {
+                    if let InfoVrf::TableId(table) = attr {
+                        link.vrf_table = Some(*table);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The address of an address message with its `IFA_PROTO` mark (who made it), if any.

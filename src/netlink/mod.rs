@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod neigh;
 mod route;
+mod tap;
 mod update;
 
 use crate::kernel::{NsEvents, NsId};
@@ -272,6 +273,10 @@ impl Executor {
                 };
                 create::create_pair(conns, &a, &b, &self.owner).await
             }
+            Op::CreateLink { end, kind } => match self.conn(end.ns) {
+                Ok(conn) => create::create_single(&conn, &end, kind, &self.owner).await,
+                Err(failed) => *failed,
+            },
             Op::UpdateLink {
                 ns,
                 ifindex,

@@ -219,4 +219,5 @@ fn same_link(known: &KernelLink, event: &KernelLink) -> bool {
         && known.up == event.up
         && known.alias == event.alias
         && known.group == event.group
+        && known.master == event.master
 }

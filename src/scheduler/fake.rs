@@ -2,7 +2,7 @@
 //! works against the real kernel: the integration tests are).
 
 use super::ops::l3::{L3Op, L3Outcome};
-use super::ops::{FailureKind, Op, OpOutcome};
+use super::ops::{FailureKind, Op, OpOutcome, OwnedLink};
 use super::rounds::{run_plan, Kernel};
 use super::{Plan, Scheduler};
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
@@ -84,6 +84,9 @@ impl FakeKernel {
                 mac: None,
                 up: r == NamespaceRef::Default,
                 addresses: Vec::new(),
+                kind: String::new(),
+                master: 0,
+                vrf_table: None,
             },
             peer: (id, 1),
         };
@@ -107,7 +110,12 @@ impl FakeKernel {
 
     /// Removes a link; the kernel flushes its routes and neighbour entries with it.
     fn remove_link(&mut self, ns: NsId, ifindex: u32) -> Option<FakeLink> {
-        let l = self.links.get_mut(&ns).and_then(|m| m.remove(&ifindex))?;
+        let links = self.links.get_mut(&ns)?;
+        let l = links.remove(&ifindex)?;
+        // The links enslaved to a VRF are released with it.
+        for other in links.values_mut().filter(|o| o.link.master == ifindex) {
+            other.link.master = 0;
+        }
         self.flush_routes(ns, ifindex);
         if let Some(n) = self.neighbours.get_mut(&ns) {
             n.retain(|e| e.ifindex != ifindex);
@@ -301,6 +309,9 @@ impl FakeKernel {
             mac: None,
             up: false,
             addresses: vec![],
+            kind: "veth".into(),
+            master: 0,
+            vrf_table: None,
         };
         self.links.get_mut(&ns).unwrap().insert(
             index,
@@ -310,6 +321,55 @@ impl FakeKernel {
             },
         );
         index
+    }
+
+    /// Creates a single owned link (dummy, TAP, VRF) as the kernel would.
+    fn create_single(&mut self, end: &super::ops::EndSpec, kind: OwnedLink) -> OpOutcome {
+        if let Some(f) = self.fault("create") {
+            return f;
+        }
+        let Some(links) = self.links.get(&end.ns) else {
+            return gone();
+        };
+        if let Some(l) = links.values().find(|l| l.link.name == end.name) {
+            let kind = if self.owned(&l.link) {
+                FailureKind::Other
+            } else {
+                FailureKind::Conflict
+            };
+            return OpOutcome::Failed {
+                kind,
+                error: format!("link {} exists", end.name),
+            };
+        }
+        self.writes += 1;
+        let index = self.index();
+        let link = KernelLink {
+            ifindex: index,
+            name: end.name.clone(),
+            alias: Some(end.alias.clone()),
+            group: self.group,
+            mtu: match (end.mtu, kind) {
+                (0, OwnedLink::Vrf { .. }) => 65575,
+                (0, _) => 1500,
+                (m, _) => m,
+            },
+            mac: Some(end.mac.unwrap_or(MacAddr([2, 0, 0, 0, 1, index as u8]))),
+            up: end.up,
+            addresses: end.addresses.clone(),
+            kind: kind.kernel_kind().into(),
+            master: end.master,
+            vrf_table: match kind {
+                OwnedLink::Vrf { table } => Some(table),
+                _ => None,
+            },
+        };
+        let fake = FakeLink {
+            link: link.clone(),
+            peer: (end.ns, 0),
+        };
+        self.links.get_mut(&end.ns).unwrap().insert(index, fake);
+        OpOutcome::Created { link }
     }
 
     fn index(&mut self) -> u32 {
@@ -409,6 +469,9 @@ impl FakeKernel {
                     mac: Some(s.mac.unwrap_or(MacAddr([2, 0, 0, 0, 0, index as u8]))),
                     up: s.up,
                     addresses: s.addresses.clone(),
+                    kind: "veth".into(),
+                    master: s.master,
+                    vrf_table: None,
                 };
                 let (mut la, mut lb) = (mk(a, ia), mk(b, ib));
                 for l in [&mut la, &mut lb] {
@@ -442,6 +505,7 @@ impl FakeKernel {
                 }
                 OpOutcome::PairCreated { a: la, b: lb }
             }
+            Op::CreateLink { end, kind } => self.create_single(end, *kind),
             Op::UpdateLink {
                 ns,
                 ifindex,
@@ -488,6 +552,9 @@ impl FakeKernel {
                 }
                 if let Some(u) = changes.up {
                     l.up = u;
+                }
+                if let Some(m) = changes.master {
+                    l.master = m;
                 }
                 l.addresses.retain(|a| !changes.del_addresses.contains(a));
                 l.addresses.extend(changes.add_addresses.iter().copied());
@@ -576,7 +643,7 @@ impl FakeKernel {
     }
 
     /// The state of the kernel without ifindexes or namespace ids: per namespace reference,
-    /// each link with its peer's namespace reference and name. MACs the kernel chose are
+    /// each link with its peer's namespace reference and name, and its master's name. MACs the kernel chose are
     /// left out (they differ between runs by design).
     pub fn normalized(&self, keep_mac: impl Fn(&KernelLink) -> bool) -> BTreeSet<String> {
         let name_of = |id: &NsId| {
@@ -600,8 +667,13 @@ impl FakeKernel {
                 if !keep_mac(&k) {
                     k.mac = None;
                 }
+                let master = links
+                    .get(&k.master)
+                    .map(|m| m.link.name.clone())
+                    .unwrap_or_default();
+                k.master = 0;
                 out.insert(format!(
-                    "{} {:?} peer={}@{}",
+                    "{} {:?} peer={}@{} master={master}",
                     name_of(id),
                     k,
                     peer,

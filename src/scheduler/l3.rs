@@ -73,8 +73,8 @@ enum L3Decision<T> {
     Hold(ItemStatus),
 }
 
-/// The kernel form of a configured route in namespace `ns` through `oif`.
-fn kernel_route(r: &Route, oif: u32, protocol: u8) -> KernelRoute {
+/// The kernel form of a configured route through `oif`, in routing table `table`.
+fn kernel_route(r: &Route, oif: u32, table: u32, protocol: u8) -> KernelRoute {
     let v6 = matches!(r.dst, IpNet::V6(_));
     let scope = if v6 {
         // The kernel keeps no scope for IPv6 routes; it reports universe for all of them.
@@ -88,7 +88,7 @@ fn kernel_route(r: &Route, oif: u32, protocol: u8) -> KernelRoute {
         }
     };
     KernelRoute {
-        table: if r.table == 0 { MAIN_TABLE } else { r.table },
+        table,
         dst: r.dst,
         gateway: r.gateway,
         source: r.src,
@@ -221,6 +221,21 @@ impl Scheduler {
         }
     }
 
+    /// The routing table of a route: its own `table`, else the table of the VRF its
+    /// interface is enslaved to, else main.
+    fn route_table(&self, r: &Route) -> u32 {
+        if r.table != 0 {
+            return r.table;
+        }
+        let config = |name: &str| self.items.get(name).and_then(|i| i.config.as_ref().ok());
+        config(&r.interface)
+            .map(|i| i.vrf_master_interface.as_str())
+            .filter(|vrf| !vrf.is_empty())
+            .and_then(config)
+            .and_then(|vrf| vrf.link.vrf_table())
+            .unwrap_or(MAIN_TABLE)
+    }
+
     /// The link an item names in namespace `ns`: a configured interface by its logical name,
     /// else a link the agent does not manage by its host name.
     fn l3_link<'a, T>(
@@ -348,7 +363,7 @@ impl Scheduler {
                     },
                 ),
                 Ok(r) => {
-                    let k = route_key(&kernel_route(r, 0, self.protocol));
+                    let k = route_key(&kernel_route(r, 0, self.route_table(r), self.protocol));
                     match seen.get(&(self.ns_key(&r.namespace), k)) {
                         Some(other) => {
                             let error = format!(
@@ -408,7 +423,10 @@ impl Scheduler {
                 (Some(ns), L3Decision::Hold(s)) => {
                     let r = valid.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
                     if let Some(r) = r {
-                        held.insert((*ns, route_key(&kernel_route(r, 0, self.protocol))));
+                        held.insert((
+                            *ns,
+                            route_key(&kernel_route(r, 0, self.route_table(r), self.protocol)),
+                        ));
                     }
                     book.hold_kind(kind, name, s.clone());
                 }
@@ -540,7 +558,7 @@ impl Scheduler {
         if let Some(s) = self.repair_hold(ItemKind::Route, name, now) {
             return L3Decision::Hold(s);
         }
-        L3Decision::Desired(kernel_route(r, oif, self.protocol))
+        L3Decision::Desired(kernel_route(r, oif, self.route_table(r), self.protocol))
     }
 
     fn plan_neighbours(
@@ -696,7 +714,7 @@ impl Scheduler {
             return;
         }
         let touched: Vec<NsId> = match op {
-            Op::CreatePair { a, b } => vec![a.ns, b.ns],
+            Op::CreatePair { .. } | Op::CreateLink { .. } => op.namespaces(),
             Op::UpdateLink { ns, .. } => vec![*ns],
             // Deleting a VETH end deletes its peer, in a namespace not named here.
             Op::DeleteLink { .. } => self.l3_views.keys().copied().collect(),

@@ -34,7 +34,7 @@ use crate::kernel::{KernelLink, NsId};
 use crate::keys::ItemKind;
 use crate::keys::KeyTree;
 use crate::model::{ArpEntry, Interface, ModelError, NamespaceRef, Route};
-use ops::{FailureKind, Op, OpOutcome};
+use ops::{EndSpec, FailureKind, Op, OpOutcome};
 use rustc_hash::FxHashMap;
 use state::{LinkWrites, RefState, View};
 use std::collections::{BTreeMap, BTreeSet};
@@ -369,6 +369,9 @@ impl Scheduler {
     /// `ip netns del`, ...). The executor has already let go of it.
     pub fn namespace_vanished(&mut self, reference: &NamespaceRef, now: Duration) {
         let Some(RefState::Resolved(ns)) = self.refs.get(reference).cloned() else {
+            // Already unavailable (its process was seen gone first): look again now, so that
+            // the items' status gives the latest reason.
+            self.namespace_changed(reference);
             return;
         };
         self.disturb();
@@ -415,7 +418,7 @@ impl Scheduler {
             .iter()
             .flatten()
             .filter(|op| match op {
-                Op::CreatePair { .. } | Op::UpdateLink { .. } => true,
+                Op::CreatePair { .. } | Op::CreateLink { .. } | Op::UpdateLink { .. } => true,
                 Op::L3(op) => op.puts(),
                 _ => false,
             })
@@ -568,15 +571,13 @@ impl Scheduler {
             }
             (Op::DumpNs { ns }, outcome) => self.view_failed(*ns, outcome, now),
             (Op::CreatePair { a, b }, OpOutcome::PairCreated { a: ka, b: kb }) => {
-                for (spec, link) in [(a, ka), (b, kb)] {
-                    if let Some(name) = self.alias_item(&spec.alias) {
-                        self.item_backoff.remove(&name);
-                    }
-                    self.remember_link(spec.ns, link);
-                }
+                self.created([(a, ka), (b, kb)]);
             }
-            (Op::CreatePair { a, b }, OpOutcome::Failed { kind, error }) => {
-                for spec in [a, b] {
+            (Op::CreateLink { end, .. }, OpOutcome::Created { link }) => {
+                self.created([(end, link)]);
+            }
+            (Op::CreatePair { .. } | Op::CreateLink { .. }, OpOutcome::Failed { kind, error }) => {
+                for spec in op.created_ends() {
                     if let Some(name) = self.alias_item(&spec.alias) {
                         let prev = self.item_backoff.get(&name);
                         let b = Backoff::after_failure(prev, error.clone(), now);
@@ -667,9 +668,11 @@ impl Scheduler {
             alias.and_then(|a| keys.split_link_alias(a)).map(|(n, _)| n)
         }
         match (op, outcome) {
-            (Op::CreatePair { a, b }, OpOutcome::PairCreated { .. }) => {
-                q.touch_link(a.ns, name(keys, Some(&a.alias)));
-                q.touch_link(b.ns, name(keys, Some(&b.alias)));
+            (Op::CreatePair { .. }, OpOutcome::PairCreated { .. })
+            | (Op::CreateLink { .. }, OpOutcome::Created { .. }) => {
+                for end in op.created_ends() {
+                    q.touch_link(end.ns, name(keys, Some(&end.alias)));
+                }
             }
             (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Updated { link }) => {
                 let old = match self.views.get(ns) {
@@ -707,6 +710,16 @@ impl Scheduler {
     fn reread_view(&mut self, ns: NsId) {
         if self.views.contains_key(&ns) {
             self.refresh.insert(ns);
+        }
+    }
+
+    /// Links created as asked: their items' retries are over.
+    fn created<'a>(&mut self, made: impl IntoIterator<Item = (&'a EndSpec, KernelLink)>) {
+        for (spec, link) in made {
+            if let Some(name) = self.alias_item(&spec.alias) {
+                self.item_backoff.remove(&name);
+            }
+            self.remember_link(spec.ns, link);
         }
     }
 

@@ -4,14 +4,17 @@ use crate::kernel::{KernelLink, NsId};
 use crate::model::{MacAddr, NamespaceRef};
 use ipnet::IpNet;
 
-/// One end of a VETH pair to create.
+pub use crate::model::link::OwnedLink;
+
+/// One link to create: a VETH end, or a single owned link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndSpec {
     /// Namespace the end is created in.
     pub ns: NsId,
     /// Host name.
     pub name: String,
-    /// Ownership alias (`/vnf-agent/<label>/<name>/<peer>`).
+    /// Ownership alias (`/vnf-agent/<label>/<name>/<peer>`, `/vnf-agent/<label>/<name>` for
+    /// a single link).
     pub alias: String,
     /// MTU; 0 = kernel default.
     pub mtu: u32,
@@ -21,6 +24,8 @@ pub struct EndSpec {
     pub up: bool,
     /// Addresses to add after creation.
     pub addresses: Vec<IpNet>,
+    /// Index of the VRF to enslave it to (in its namespace); 0 for none.
+    pub master: u32,
 }
 
 /// In-place changes of one existing link. `None`/empty = leave as it is.
@@ -36,6 +41,8 @@ pub struct LinkChanges {
     pub mac: Option<MacAddr>,
     /// New admin state.
     pub up: Option<bool>,
+    /// New master (a VRF's index; 0 to release it).
+    pub master: Option<u32>,
     /// Addresses to add.
     pub add_addresses: Vec<IpNet>,
     /// Addresses to remove.
@@ -50,6 +57,7 @@ impl LinkChanges {
             && self.mtu.is_none()
             && self.mac.is_none()
             && self.up.is_none()
+            && self.master.is_none()
             && self.add_addresses.is_empty()
             && self.del_addresses.is_empty()
     }
@@ -78,6 +86,14 @@ pub enum Op {
         a: EndSpec,
         /// The other end.
         b: EndSpec,
+    },
+    /// Create a single owned link (dummy, TAP, VRF) in its namespace, then mark and
+    /// configure it.
+    CreateLink {
+        /// The link.
+        end: EndSpec,
+        /// What to create.
+        kind: OwnedLink,
     },
     /// Change an existing owned link in place.
     UpdateLink {
@@ -108,10 +124,20 @@ pub enum Op {
 }
 
 impl Op {
+    /// The links a create operation makes.
+    pub fn created_ends(&self) -> Vec<&EndSpec> {
+        match self {
+            Op::CreatePair { a, b } => vec![a, b],
+            Op::CreateLink { end, .. } => vec![end],
+            _ => Vec::new(),
+        }
+    }
+
     /// The namespaces the operation acts in (none for resolving a reference).
     pub fn namespaces(&self) -> Vec<NsId> {
         match self {
             Op::CreatePair { a, b } => vec![a.ns, b.ns],
+            Op::CreateLink { end, .. } => vec![end.ns],
             Op::UpdateLink { ns, .. }
             | Op::DeleteLink { ns, .. }
             | Op::DumpNs { ns }
@@ -124,7 +150,10 @@ impl Op {
     /// True for the operations that change the kernel (not reads, resolutions, releases).
     pub fn writes(&self) -> bool {
         match self {
-            Op::CreatePair { .. } | Op::UpdateLink { .. } | Op::DeleteLink { .. } => true,
+            Op::CreatePair { .. }
+            | Op::CreateLink { .. }
+            | Op::UpdateLink { .. }
+            | Op::DeleteLink { .. } => true,
             Op::L3(op) => !matches!(op, l3::L3Op::Dump { .. }),
             Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => false,
         }
@@ -171,6 +200,11 @@ pub enum OpOutcome {
         a: KernelLink,
         /// End `b`.
         b: KernelLink,
+    },
+    /// `CreateLink` result: the link as it now is.
+    Created {
+        /// The link.
+        link: KernelLink,
     },
     /// `UpdateLink` result: the link as it now is.
     Updated {

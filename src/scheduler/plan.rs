@@ -10,6 +10,7 @@ use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, 
 use super::{Item, ItemStatus, Plan, Scheduler};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
+use crate::model::link::Lifecycle;
 use crate::model::{Interface, NamespaceRef};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -19,7 +20,12 @@ use std::time::Duration;
 /// The MTU a VETH end gets when its configuration leaves it at 0 (the kernel's default).
 pub const DEFAULT_VETH_MTU: u32 = 1500;
 
-/// One valid VETH end that can be applied, in the namespace it resolves to.
+/// The MTU a VRF gets when its configuration leaves it at 0 (the kernel's default since
+/// Linux 4.12, `IP_MAX_MTU`).
+pub const DEFAULT_VRF_MTU: u32 = 65575;
+
+/// One valid link (VETH end or single owned link) that can be applied, in the namespace it
+/// resolves to.
 #[derive(Clone, Copy, Debug)]
 struct DesiredEnd<'a> {
     item: &'a Interface,
@@ -31,9 +37,10 @@ impl<'a> DesiredEnd<'a> {
         self.item.veth_peer()
     }
 
-    fn spec(&self, keys: &KeyTree) -> EndSpec {
+    fn spec(&self, keys: &KeyTree, master: u32) -> EndSpec {
         let i = self.item;
         EndSpec {
+            master,
             ns: self.ns,
             name: i.host_if_name.clone(),
             alias: keys.link_alias(&i.name, i.veth_peer()),
@@ -53,6 +60,14 @@ enum Decision<'a> {
     /// are removed and it waits with this status.
     Withdraw(ItemStatus),
     /// Not decidable yet (namespace being read, retry backoff): the kernel is left as it is.
+    Hold(ItemStatus),
+}
+
+/// Why links cannot be applied yet, found while planning them.
+enum Waiting {
+    /// Their links are removed meanwhile.
+    Withdraw(ItemStatus),
+    /// The kernel is left as it is meanwhile.
     Hold(ItemStatus),
 }
 
@@ -275,7 +290,7 @@ impl Scheduler {
         let mut work = Work::new(claimed.orphans);
         self.withdraw(&decisions, &claimed.claims, &valid, &mut work, book);
         work.ifaces = interface_states(&order, &valid, &decisions);
-        self.plan_pairs(&decisions, &claimed.claims, now, &mut work, book);
+        self.plan_links(&decisions, &claimed.claims, now, &mut work, book);
 
         let deletes = self.delete_ops(std::mem::take(&mut work.deletes), now);
         self.untangle_renames(&mut work.updates);
@@ -313,10 +328,14 @@ impl Scheduler {
         let mut apply: HashSet<&NamespaceRef> = HashSet::default();
         for i in valid.values() {
             refs.insert(&i.namespace);
-            if valid
-                .get(i.veth_peer())
-                .is_some_and(|p| p.veth_peer() == i.name)
-            {
+            let applicable = match i.link.lifecycle() {
+                Lifecycle::Pair { peer } => {
+                    valid.get(peer).is_some_and(|p| p.veth_peer() == i.name)
+                }
+                Lifecycle::Owned(_) => true,
+                Lifecycle::Adopted { .. } | Lifecycle::Existing { .. } => false,
+            };
+            if applicable {
                 apply.insert(&i.namespace);
             }
         }
@@ -499,9 +518,10 @@ impl Scheduler {
         }
     }
 
-    /// VETH pairs, each once (from its end with the smaller name): changed in place when both
-    /// ends exist where they should, else (re)created.
-    fn plan_pairs<'a>(
+    /// Links: VRFs first (the links that join one find it usable), then VETH pairs, each
+    /// once (from its end with the smaller name), and single links; each changed in place
+    /// when it exists where it should, else (re)created.
+    fn plan_links<'a>(
         &self,
         decisions: &[(&'a str, Decision<'a>)],
         claims: &HashMap<&'a str, Vec<Claim<'a>>>,
@@ -509,80 +529,118 @@ impl Scheduler {
         work: &mut Work<'a>,
         book: &mut StatusBook,
     ) {
-        let desired: HashMap<&str, DesiredEnd> = decisions
+        let mut desired: Vec<(&'a str, &DesiredEnd<'a>)> = decisions
             .iter()
             .filter_map(|(n, d)| match d {
-                Decision::Desired(e) => Some((*n, *e)),
+                Decision::Desired(e) => Some((*n, e)),
                 _ => None,
             })
             .collect();
+        let by_name: HashMap<&str, &DesiredEnd> = desired.iter().copied().collect();
         // Ends (name, peer) of links whose delete waits for a retry.
         let waiting_ends = self.waiting_ends(now);
-        for (name, end) in decisions.iter().filter_map(|(n, d)| match d {
-            Decision::Desired(e) if e.peer() >= *n => Some((*n, e)),
-            _ => None,
-        }) {
-            let Some(peer_end) = desired.get(end.peer()) else {
-                continue;
+        desired.sort_by_key(|(_, e)| e.item.link.vrf_table().is_none());
+        for (name, end) in desired {
+            let ends = match end.item.link.lifecycle() {
+                Lifecycle::Pair { peer } if peer >= name => match by_name.get(peer) {
+                    Some(peer_end) => vec![(name, end), (end.peer(), *peer_end)],
+                    None => continue,
+                },
+                Lifecycle::Owned(_) => vec![(name, end)],
+                _ => continue,
             };
-            let pair = [(name, end), (end.peer(), peer_end)];
-            let status = self.plan_pair(pair, claims, &waiting_ends, now, work);
-            book.set(name, status.clone());
-            book.set(end.peer(), status);
+            let status = match self.masters(&ends, work) {
+                Ok(masters) => self.plan_ends(&ends, &masters, claims, &waiting_ends, now, work),
+                Err(Waiting::Withdraw(status)) => {
+                    for (n, _) in &ends {
+                        let links = claims.get(n).map(Vec::as_slice).unwrap_or_default();
+                        work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
+                        let absent = IfaceState::Absent(status.detail().to_string());
+                        work.ifaces.insert(n, absent);
+                    }
+                    status
+                }
+                Err(Waiting::Hold(status)) => status,
+            };
+            for (n, _) in &ends {
+                book.set(n, status.clone());
+            }
         }
     }
 
-    /// One pair: the operations that make it (into `work`), and its status.
-    fn plan_pair<'a>(
+    /// The index of the VRF each end joins (0 for none), or why they wait: held while a
+    /// VRF is being applied in the end's namespace, withdrawn while it cannot be.
+    fn masters(&self, ends: &[(&str, &DesiredEnd)], work: &Work) -> Result<Vec<u32>, Waiting> {
+        ends.iter()
+            .map(|(_, end)| {
+                let vrf = end.item.vrf_master_interface.as_str();
+                if vrf.is_empty() {
+                    return Ok(0);
+                }
+                let reason = format!("waiting for VRF interface `{vrf}` to be applied");
+                match work.ifaces.get(vrf) {
+                    Some(IfaceState::Usable { ns, link }) if *ns == end.ns => Ok(link.ifindex),
+                    Some(IfaceState::Busy) => Err(Waiting::Hold(ItemStatus::Pending { reason })),
+                    _ => Err(Waiting::Withdraw(ItemStatus::Pending { reason })),
+                }
+            })
+            .collect()
+    }
+
+    /// The links of one item (or pair): the operations that make them (into `work`), and
+    /// their status.
+    fn plan_ends<'a>(
         &self,
-        [(name, end), (peer, peer_end)]: [(&'a str, &DesiredEnd<'a>); 2],
+        ends: &[(&'a str, &DesiredEnd<'a>)],
+        masters: &[u32],
         claims: &HashMap<&'a str, Vec<Claim<'a>>>,
         waiting_ends: &HashSet<(&str, &str)>,
         now: Duration,
         work: &mut Work<'a>,
     ) -> ItemStatus {
-        let ca = claims.get(name).map(Vec::as_slice).unwrap_or_default();
-        let cb = claims.get(peer).map(Vec::as_slice).unwrap_or_default();
-        // Links of an earlier pair of these items (another peer or namespace) are removed on
-        // their own; they do not stand in the way of the current pair.
-        let (fit_a, stale_a): (Vec<&Claim>, Vec<&Claim>) = ca.iter().partition(|c| fits(c, end));
-        let (fit_b, stale_b): (Vec<&Claim>, Vec<&Claim>) =
-            cb.iter().partition(|c| fits(c, peer_end));
-        work.deletes
-            .extend(stale_a.iter().chain(&stale_b).map(|c| (c.ns, c.link)));
-        let in_place = match (fit_a.as_slice(), fit_b.as_slice()) {
-            ([a], [b]) => Some((*a, *b)),
-            _ => None,
-        };
+        let mut fitting = Vec::with_capacity(ends.len());
+        let mut all_claims = Vec::new();
+        for (name, end) in ends {
+            let claimed = claims.get(name).map(Vec::as_slice).unwrap_or_default();
+            // Links of an earlier value of the item (another peer, namespace or kind) are
+            // removed on their own; they do not stand in the way of the current one.
+            let (fit, stale): (Vec<&Claim>, Vec<&Claim>) =
+                claimed.iter().partition(|c| fits(c, end));
+            work.deletes.extend(stale.iter().map(|c| (c.ns, c.link)));
+            all_claims.extend(claimed);
+            fitting.push(fit);
+        }
+        let in_place: Option<Vec<&Claim>> = fitting
+            .iter()
+            .map(|fit| match fit.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            })
+            .collect();
         // A link that has to go first but cannot yet (its delete, or its peer's, waits for a
-        // retry) holds the pair back.
-        let blocked = if in_place.is_some() {
-            fit_a
+        // retry) holds the item back.
+        let blocked = match &in_place {
+            Some(kept) => kept
                 .iter()
-                .chain(&fit_b)
-                .any(|c| self.link_waiting(c.ns, c.link.ifindex, now))
-        } else {
-            ca.iter()
-                .chain(cb)
-                .any(|c| self.claim_waiting(c, waiting_ends, now))
+                .any(|c| self.link_waiting(c.ns, c.link.ifindex, now)),
+            None => all_claims
+                .iter()
+                .any(|c| self.claim_waiting(c, waiting_ends, now)),
         };
         if blocked {
             return ItemStatus::Pending {
                 reason: "waiting to retry removing its old link".into(),
             };
         }
-        let Some((ka, kb)) = in_place else {
+        let Some(kept) = in_place else {
             work.deletes
-                .extend(fit_a.iter().chain(&fit_b).map(|c| (c.ns, c.link)));
-            work.creates.push(Op::CreatePair {
-                a: end.spec(&self.keys),
-                b: peer_end.spec(&self.keys),
-            });
+                .extend(fitting.iter().flatten().map(|c| (c.ns, c.link)));
+            work.creates.push(self.create_op(ends, masters));
             return ItemStatus::Applying;
         };
         let mut busy = false;
-        for (k, d) in [(ka, end), (kb, peer_end)] {
-            if let Some(changes) = changes(&self.keys, k.link, d.item) {
+        for ((k, (_, d)), master) in kept.iter().zip(ends).zip(masters) {
+            if let Some(changes) = changes(&self.keys, k.link, d.item, *master) {
                 busy = true;
                 work.link_writes
                     .insert((k.ns, k.link.ifindex), d.item.name.clone());
@@ -596,7 +654,7 @@ impl Scheduler {
         if busy {
             return ItemStatus::Applying;
         }
-        for (k, n) in [(ka, name), (kb, peer)] {
+        for (k, (n, _)) in kept.iter().zip(ends) {
             work.ifaces.insert(
                 n,
                 IfaceState::Usable {
@@ -606,6 +664,18 @@ impl Scheduler {
             );
         }
         ItemStatus::Applied
+    }
+
+    /// The operation that creates the links of one item (or pair).
+    fn create_op(&self, ends: &[(&str, &DesiredEnd)], masters: &[u32]) -> Op {
+        let spec = |i: usize| ends[i].1.spec(&self.keys, masters[i]);
+        match ends[0].1.item.link.lifecycle() {
+            Lifecycle::Owned(kind) => Op::CreateLink { end: spec(0), kind },
+            _ => Op::CreatePair {
+                a: spec(0),
+                b: spec(1),
+            },
+        }
     }
 
     /// References nothing refers to any more (let go of after this plan).
@@ -699,28 +769,83 @@ impl Scheduler {
         valid
     }
 
+    /// What to do with one valid item: its requirements (peer, VRF, namespaces) met or not,
+    /// and whether a retry or repair holds it.
     fn decide<'a>(
         &self,
         i: &'a Interface,
         valid: &HashMap<&str, &'a Interface>,
         now: Duration,
     ) -> Decision<'a> {
-        let peer_name = i.veth_peer();
+        let mut involved = vec![i];
+        match i.link.lifecycle() {
+            Lifecycle::Pair { peer } => match self.peer_of(i, peer, valid) {
+                Ok(p) => involved.push(p),
+                Err(waiting) => return waiting,
+            },
+            Lifecycle::Owned(_) => {}
+            Lifecycle::Adopted { .. } | Lifecycle::Existing { .. } => {
+                return pending(format!(
+                    "{} interfaces are not supported yet",
+                    i.link.type_name()
+                ))
+            }
+        }
+        for j in &involved {
+            if let Err(waiting) = vrf_of(j, valid) {
+                return waiting;
+            }
+        }
+        let own_ns = match self.namespaces_of(&involved) {
+            Ok(ns) => ns,
+            Err(waiting) => return waiting,
+        };
+        for j in &involved {
+            if let Some(b) = self.item_backoff.get(&j.name).filter(|b| b.waiting(now)) {
+                return Decision::Hold(ItemStatus::Failed {
+                    error: b.error.clone(),
+                });
+            }
+            if let Some(s) = self.repair_hold(ItemKind::Interface, &j.name, now) {
+                return Decision::Hold(s);
+            }
+        }
+        Decision::Desired(DesiredEnd {
+            item: i,
+            ns: own_ns,
+        })
+    }
+
+    /// The valid peer of VETH end `i`, naming `i` as its own peer.
+    fn peer_of<'a>(
+        &self,
+        i: &Interface,
+        peer_name: &str,
+        valid: &HashMap<&str, &'a Interface>,
+    ) -> Result<&'a Interface, Decision<'a>> {
         let Some(peer) = valid.get(peer_name) else {
-            return pending(if self.items.contains_key(peer_name) {
+            return Err(pending(if self.items.contains_key(peer_name) {
                 format!("peer interface `{peer_name}` is not valid")
             } else {
                 format!("peer interface `{peer_name}` is not configured")
-            });
+            }));
         };
         if peer.veth_peer() != i.name {
-            return pending(format!(
+            return Err(pending(format!(
                 "peer interface `{peer_name}` names `{}` as its peer",
                 peer.veth_peer()
-            ));
+            )));
         }
+        Ok(peer)
+    }
+
+    /// The namespace of the first of `involved` (the item; then its peer), once every one of
+    /// theirs is resolved and read.
+    fn namespaces_of<'a>(&self, involved: &[&Interface]) -> Result<NsId, Decision<'a>> {
+        let i = involved[0];
         let mut own_ns = None;
-        for (r, own) in [(&i.namespace, true), (&peer.namespace, false)] {
+        for (n, j) in involved.iter().enumerate() {
+            let r = &j.namespace;
             match self.refs.get(r) {
                 Some(RefState::Unavailable {
                     reason,
@@ -729,47 +854,37 @@ impl Scheduler {
                 }) => {
                     let key = &self.items[&i.name].key;
                     let field = namespace_field(r);
-                    return Decision::Withdraw(ItemStatus::Failed {
-                        error: if own {
+                    return Err(Decision::Withdraw(ItemStatus::Failed {
+                        error: if n == 0 {
                             format!("{key}: field `{field}`: {reason}")
                         } else {
-                            format!("the namespace of peer interface `{peer_name}` is unusable: {reason}")
+                            format!(
+                                "the namespace of peer interface `{}` is unusable: {reason}",
+                                j.name
+                            )
                         },
-                    });
+                    }));
                 }
                 Some(RefState::Unavailable { reason, .. }) => {
-                    return pending(format!("waiting for the {r}: {reason}"));
+                    return Err(pending(format!("waiting for the {r}: {reason}")));
                 }
                 Some(RefState::Resolved(ns))
                     if matches!(self.views.get(ns), Some(View::Known(_))) =>
                 {
-                    if own {
-                        own_ns = Some(*ns);
-                    }
+                    own_ns = own_ns.or(Some(*ns));
                 }
                 _ => {
-                    return Decision::Hold(ItemStatus::Pending {
+                    return Err(Decision::Hold(ItemStatus::Pending {
                         reason: self.reading(r),
-                    });
+                    }));
                 }
             }
         }
-        for n in [i.name.as_str(), peer_name] {
-            if let Some(b) = self.item_backoff.get(n).filter(|b| b.waiting(now)) {
-                return Decision::Hold(ItemStatus::Failed {
-                    error: b.error.clone(),
-                });
-            }
-            if let Some(s) = self.repair_hold(ItemKind::Interface, n, now) {
-                return Decision::Hold(s);
-            }
-        }
-        match own_ns {
-            Some(ns) => Decision::Desired(DesiredEnd { item: i, ns }),
-            None => Decision::Hold(ItemStatus::Pending {
+        own_ns.ok_or_else(|| {
+            Decision::Hold(ItemStatus::Pending {
                 reason: format!("reading the {}", i.namespace),
-            }),
-        }
+            })
+        })
     }
 
     /// Why an item waits while its namespace is being looked up.
@@ -892,6 +1007,25 @@ fn temporary_name(ifindex: u32) -> String {
     format!("nsatmp{ifindex:x}")
 }
 
+/// The VRF interface `i` names is configured, valid, a VRF_DEVICE and in `i`'s namespace
+/// (else `i` waits for it).
+fn vrf_of<'a>(i: &Interface, valid: &HashMap<&str, &'a Interface>) -> Result<(), Decision<'a>> {
+    let vrf = i.vrf_master_interface.as_str();
+    if vrf.is_empty() {
+        return Ok(());
+    }
+    let problem = match valid.get(vrf) {
+        None => "is not configured (or not valid)",
+        Some(v) if v.link.vrf_table().is_none() => "is not a VRF_DEVICE",
+        Some(v) if v.namespace != i.namespace => "is in another namespace",
+        Some(_) => return Ok(()),
+    };
+    Err(pending(format!(
+        "VRF interface `{vrf}` (`vrf_master_interface` of `{}`) {problem}",
+        i.name
+    )))
+}
+
 fn pending(reason: String) -> Decision<'static> {
     Decision::Withdraw(ItemStatus::Pending { reason })
 }
@@ -907,16 +1041,33 @@ pub(super) fn namespace_field(r: &NamespaceRef) -> &'static str {
     }
 }
 
-/// True when an owned link can be kept for this end: right namespace, right peer.
+/// True when an owned link can be kept for this end: right namespace, peer and kind.
 fn fits(c: &Claim, end: &DesiredEnd) -> bool {
-    c.ns == end.ns && c.alias_peer.is_none_or(|p| p == end.peer())
+    let kind_fits = match end.item.link.lifecycle() {
+        Lifecycle::Pair { .. } => c.link.kind == "veth",
+        Lifecycle::Owned(kind) => {
+            c.link.kind == kind.kernel_kind() && c.link.vrf_table == end.item.link.vrf_table()
+        }
+        Lifecycle::Adopted { .. } | Lifecycle::Existing { .. } => false,
+    };
+    kind_fits && c.ns == end.ns && c.alias_peer.is_none_or(|p| p == end.peer())
+}
+
+/// The MTU a link must have: the configured one, else the kernel's default for a new link
+/// of its kind.
+fn wanted_mtu(i: &Interface) -> u32 {
+    match (i.mtu, i.link.vrf_table()) {
+        (0, Some(_)) => DEFAULT_VRF_MTU,
+        (0, None) => DEFAULT_VETH_MTU,
+        (mtu, _) => mtu,
+    }
 }
 
 /// The in-place changes that make `k` match the configuration `i`, if any.
 /// Addresses of both are sorted (the executor reports them sorted, the scheduler keeps its
 /// configuration sorted).
-fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges> {
-    let want_mtu = if i.mtu == 0 { DEFAULT_VETH_MTU } else { i.mtu };
+fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface, master: u32) -> Option<LinkChanges> {
+    let mtu = Some(wanted_mtu(i)).filter(|m| k.mtu != *m);
     let alias_ok = k
         .alias
         .as_deref()
@@ -924,9 +1075,10 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     let mac = i.phys_address.filter(|m| k.mac != Some(*m));
     if k.name == i.host_if_name
         && alias_ok
-        && k.mtu == want_mtu
+        && mtu.is_none()
         && mac.is_none()
         && k.up == i.enabled
+        && k.master == master
         && k.addresses == i.ip_addresses
     {
         return None;
@@ -935,9 +1087,10 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface) -> Option<LinkChanges>
     Some(LinkChanges {
         rename: (k.name != i.host_if_name).then(|| i.host_if_name.clone()),
         alias: (!alias_ok).then(|| keys.link_alias(&i.name, i.veth_peer())),
-        mtu: (k.mtu != want_mtu).then_some(want_mtu),
+        mtu,
         mac,
         up: (k.up != i.enabled).then_some(i.enabled),
+        master: (k.master != master).then_some(master),
         add_addresses: add,
         del_addresses: del,
     })

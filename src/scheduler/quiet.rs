@@ -26,7 +26,7 @@ use std::time::Duration;
 /// related to a touched one are found without reading every item.
 #[derive(Clone, Debug, Default)]
 pub(super) struct ItemIndex {
-    /// Peer name → names of the items naming it as their peer.
+    /// Peer (or VRF) name → names of the items naming it as their peer (or VRF).
     by_peer: FxHashMap<String, FxHashSet<String>>,
     /// Host name → names of the items with it.
     by_host: FxHashMap<String, FxHashSet<String>>,
@@ -39,11 +39,15 @@ impl ItemIndex {
     pub(super) fn add(&mut self, name: &str, item: &Item) {
         let Ok(i) = &item.config else { return };
         let set = |map: &mut FxHashMap<String, FxHashSet<String>>, key: &str| {
+            if key.is_empty() {
+                return;
+            }
             map.entry(key.to_string())
                 .or_default()
                 .insert(name.to_string());
         };
         set(&mut self.by_peer, i.veth_peer());
+        set(&mut self.by_peer, &i.vrf_master_interface);
         set(&mut self.by_host, &i.host_if_name);
         self.by_ref
             .entry(i.namespace.clone())
@@ -63,6 +67,7 @@ impl ItemIndex {
             }
         };
         unset(&mut self.by_peer, i.veth_peer());
+        unset(&mut self.by_peer, &i.vrf_master_interface);
         unset(&mut self.by_host, &i.host_if_name);
         if let Some(set) = self.by_ref.get_mut(&i.namespace) {
             set.remove(name);
@@ -177,9 +182,10 @@ impl Scheduler {
             let mut related: Vec<&str> = self.index.named_as_peer(n).collect();
             if let Some(Ok(i)) = self.items.get(n).map(|i| &i.config) {
                 related.push(i.veth_peer());
+                related.push(&i.vrf_master_interface);
                 related.extend(self.index.with_host(&i.host_if_name));
             }
-            for r in related {
+            for r in related.into_iter().filter(|r| !r.is_empty()) {
                 if names.insert(r) {
                     work.push(r);
                 }

@@ -71,6 +71,21 @@ impl Scheduler {
                 );
                 report(items, Object::Link, Change::Create, what)
             }
+            Op::CreateLink { end, kind } => {
+                let items = self
+                    .keys
+                    .parse_link_alias(&end.alias)
+                    .map(|(name, _)| (ItemKind::Interface, name))
+                    .into_iter()
+                    .collect();
+                let what = format!(
+                    "created {} {} in the {}",
+                    kind.kernel_kind(),
+                    end.name,
+                    self.place(end.ns)
+                );
+                report(items, Object::Link, Change::Create, what)
+            }
             Op::UpdateLink {
                 ns,
                 ifindex,

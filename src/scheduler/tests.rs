@@ -25,6 +25,7 @@ fn veth(name: &str, peer: &str, ns: NamespaceRef) -> Interface {
         mtu: 0,
         host_if_name: name.into(),
         namespace: ns,
+        vrf_master_interface: String::new(),
         link: LinkKind::Veth(Veth { peer: peer.into() }),
     }
 }
@@ -872,12 +873,30 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
             0..3,
         ),
         prop::option::of(0..3u8),
+        (
+            prop_oneof![12 => Just(0u8), 1 => Just(1), 1 => Just(2), 2 => Just(3)],
+            prop_oneof![4 => Just(None), 1 => (0..4usize).prop_map(Some)],
+        ),
     )
-        .prop_map(|(n, p, ns, host, mtu, enabled, addrs, mac)| {
+        .prop_map(|(n, p, ns, host, mtu, enabled, addrs, mac, (kind, vrf))| {
             // Mostly the partner (a-b, c-d), so that pairs form and then change.
             // Never itself: the decoder refuses a VETH that peers with itself.
             let p = p.filter(|p| *p != n).unwrap_or(n ^ 1);
             let mut i = veth(NAMES[n], NAMES[p], ns);
+            // Now and then a single link instead (VRFs among them), or a VRF member.
+            match kind {
+                1 => i.link = LinkKind::Dummy(crate::model::link::dummy::Dummy),
+                2 => i.link = LinkKind::Tap(crate::model::link::tap::Tap),
+                3 => {
+                    let table = 10 + n as u32 % 2;
+                    i.link = LinkKind::VrfDevice(crate::model::link::vrf::Vrf { table });
+                }
+                _ => {}
+            }
+            i.vrf_master_interface = vrf
+                .filter(|v| *v != n)
+                .map(|v| NAMES[v].to_string())
+                .unwrap_or_default();
             if let Some(h) = host {
                 i.host_if_name = h.into();
             }
@@ -2354,3 +2373,8 @@ fn a_failed_read_after_lost_events_is_retried_until_it_succeeds() {
     );
     assert_eq!(ours(&w.k), 1, "the route is back");
 }
+
+// ---- single owned links: DUMMY, TAP, VRF_DEVICE ----------------------------------------
+
+#[path = "tests_kinds.rs"]
+mod kinds;

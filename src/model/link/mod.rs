@@ -4,7 +4,12 @@
 //! is its file and one line in the list below.
 
 pub mod auto_tap;
+pub mod dummy;
+pub mod existing;
+pub mod loopback;
+pub mod tap;
 pub mod veth;
+pub mod vrf;
 
 use super::fields::Object;
 use super::ModelError;
@@ -16,6 +21,8 @@ pub(in crate::model) trait Kind: Sized {
     const NAME: &'static str;
     /// The fields of the interface value that are its own (`veth`).
     const FIELDS: &'static [&'static str];
+    /// The host name every link of the kind has (`lo`), if it is fixed.
+    const HOST_NAME: Option<&'static str> = None;
     /// The first of its own fields that `obj` sets to something other than a zero value
     /// (a value of another kind must not), if any.
     fn given(obj: &Object) -> Result<Option<&'static str>, ModelError>;
@@ -40,11 +47,15 @@ macro_rules! link_kinds {
             )*
         }
 
-        /// `type` names; the index is the number (VETH 0 and AUTO_TAP 1, as in the v1 model).
+        /// `type` names; the index is the number (VETH 0 and AUTO_TAP 1, as in the v1 model;
+        /// LOOPBACK 3, EXISTING 4, VRF_DEVICE 5 and DUMMY 6 as in the Go agent's v3 model).
         pub const INTERFACE_TYPES: &[&str] = &[$(<$ty as Kind>::NAME),*];
 
         /// The fields of the interface value that belong to one kind or another.
         pub const KIND_FIELDS: &[&[&str]] = &[$(<$ty as Kind>::FIELDS),*];
+
+        /// For each kind (by number): its fixed host name, if it has one.
+        pub const FIXED_HOST_NAMES: &[Option<&str>] = &[$(<$ty as Kind>::HOST_NAME),*];
 
         /// For each kind (by number): the first of its fields `obj` sets, if any.
         const GIVEN: &[fn(&Object) -> Result<Option<&'static str>, ModelError>] =
@@ -96,6 +107,11 @@ macro_rules! link_kinds {
 link_kinds! {
     Veth(veth::Veth),
     AutoTap(auto_tap::AutoTap),
+    Tap(tap::Tap),
+    Loopback(loopback::Loopback),
+    Existing(existing::Existing),
+    VrfDevice(vrf::Vrf),
+    Dummy(dummy::Dummy),
 }
 
 /// How the agent handles a link of some kind.
@@ -107,12 +123,45 @@ pub enum Lifecycle<'a> {
         /// The other end's logical name.
         peer: &'a str,
     },
+    /// A single link the agent creates, marks as its own and deletes with its item.
+    Owned(OwnedLink),
     /// A link another program creates under `temp_name` in the agent's own namespace; the
     /// agent takes it over and gives it back when the item goes.
     Adopted {
         /// Its name before the agent takes it over.
         temp_name: &'a str,
     },
+    /// A link someone else made, found by its host name in the item's namespace; never
+    /// created or deleted by the agent, which removes only the addresses it added.
+    Existing {
+        /// Only wait for it; change nothing on it.
+        link_only: bool,
+    },
+}
+
+/// What the agent creates for a [`Lifecycle::Owned`] link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnedLink {
+    /// A dummy link (`ip link add NAME type dummy`).
+    Dummy,
+    /// A persistent TAP (`ip tuntap add NAME mode tap`).
+    Tap,
+    /// A VRF bound to a routing table (`ip link add NAME type vrf table N`).
+    Vrf {
+        /// The routing table.
+        table: u32,
+    },
+}
+
+impl OwnedLink {
+    /// The kernel's name of the link kind (`IFLA_INFO_KIND`): `dummy`, `tun`, `vrf`.
+    pub fn kernel_kind(&self) -> &'static str {
+        match self {
+            OwnedLink::Dummy => "dummy",
+            OwnedLink::Tap => "tun",
+            OwnedLink::Vrf { .. } => "vrf",
+        }
+    }
 }
 
 /// Context for decoding a kind's data: the value's key, logical name and host name.
@@ -126,6 +175,14 @@ impl LinkKind {
     /// The `type` name of the kind (`VETH`, ...).
     pub fn type_name(&self) -> &'static str {
         INTERFACE_TYPES[self.type_number()]
+    }
+
+    /// The routing table of a VRF device.
+    pub fn vrf_table(&self) -> Option<u32> {
+        match self.lifecycle() {
+            Lifecycle::Owned(OwnedLink::Vrf { table }) => Some(table),
+            _ => None,
+        }
     }
 
     /// The logical name of the other end of a VETH pair.
