@@ -128,6 +128,9 @@ fn link_attributes(c: &LinkChanges) -> Option<Vec<LinkAttribute>> {
     if let Some(mac) = c.mac {
         attrs.push(LinkAttribute::Address(mac.0.to_vec()));
     }
+    if let Some(g) = c.group {
+        attrs.push(LinkAttribute::Group(g));
+    }
     (!attrs.is_empty()).then_some(attrs)
 }
 
