@@ -39,6 +39,11 @@ pub(crate) async fn delete_links(conn: &NsConn, links: &[LinkRef], group: u32) -
     if !in_group.is_empty() {
         match delete_group(conn, group).await {
             Ok(()) => {
+                tracing::debug!(
+                    "{} links deleted together (group {group}) in {}",
+                    in_group.len(),
+                    conn.label()
+                );
                 for i in &in_group {
                     outcomes[*i] = Some(OpOutcome::Deleted);
                 }
