@@ -8,10 +8,14 @@
 //!   same kernel work (create pair with group/MTU/MAC/up, set alias, add address) in the
 //!   same run, and next to the time etcd itself takes to commit the transaction;
 //! * single: p50/p90 time from putting the second end of one pair until the pair is
-//!   configured, with the N pairs in place.
+//!   configured, with the N pairs in place;
+//! * deletion: the time from ONE etcd delete of all 2N keys until every end is gone (its
+//!   address removed), next to the floor measured in the same run for the same links made
+//!   the same way by `ip -batch`: one `ip -n NS link del group G` per namespace, and next to
+//!   `ip -batch` deleting them one by one (`link del`, one end per pair).
 //!
-//! "Configured" is observed in the kernel, not taken from the agent: one netlink multicast
-//! listener per namespace records when each expected address appears. The agent runs in this
+//! "Configured" and "gone" are observed in the kernel, not taken from the agent: one netlink
+//! multicast listener per namespace records when each expected address appears or goes. The agent runs in this
 //! process on its own runtime thread, against a private etcd on free ports.
 
 #[path = "../tests/common/mod.rs"]
@@ -26,6 +30,9 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{ip_batch, ms, percentile, AgentThread, Seen, Watcher};
+
+/// An end: (item name, host name, namespace, address).
+type End = (String, String, String, IpAddr);
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -44,8 +51,20 @@ struct Args {
 }
 
 struct Plan {
-    /// (name, host, namespace, address) per end, ends 2i and 2i+1 form pair i.
-    ends: Vec<(String, String, String, IpAddr)>,
+    /// Every end; ends 2i and 2i+1 form pair i.
+    ends: Vec<End>,
+}
+
+impl Plan {
+    /// Every end's address appearing.
+    fn addresses(&self) -> HashSet<Seen> {
+        self.ends.iter().map(|e| Seen::Address(e.3)).collect()
+    }
+
+    /// Every end's address going away.
+    fn addresses_gone(&self) -> HashSet<Seen> {
+        self.ends.iter().map(|e| Seen::AddressGone(e.3)).collect()
+    }
 }
 
 fn plan(prefix: &str, pairs: usize, namespaces: &[String]) -> Plan {
@@ -69,7 +88,7 @@ fn plan(prefix: &str, pairs: usize, namespaces: &[String]) -> Plan {
     Plan { ends }
 }
 
-fn end_json(end: &(String, String, String, IpAddr), peer: &str) -> String {
+fn end_json(end: &End, peer: &str) -> String {
     serde_json::json!({
         "name": end.0, "host_if_name": end.1, "enabled": true, "mtu": 1500,
         "ip_addresses": [format!("{}/24", end.3)],
@@ -79,33 +98,11 @@ fn end_json(end: &(String, String, String, IpAddr), peer: &str) -> String {
     .to_string()
 }
 
-fn main() {
-    let args = Args::parse();
-    support::init_logging();
-    assert!(nix::unistd::geteuid().is_root(), "the benchmark needs root");
-    let etcd = common::Etcd::start_new();
-    let prefix = common::unique_prefix("q");
-    let label = format!("bench-{prefix}");
-    let keys = KeyTree::new(&label);
-    let group = keys.default_link_group();
-    let namespaces: Vec<String> = (0..args.namespaces)
-        .map(|i| format!("{prefix}n{i}"))
-        .collect();
-    let _guard = common::NetnsGuard::new(namespaces.clone());
-    for ns in &namespaces {
-        common::ip(&["netns", "add", ns]);
-    }
-    let p = plan(&prefix, args.pairs, &namespaces);
-    println!(
-        "nsagent VETH benchmark: {} pairs over {} namespaces (kernel {})",
-        args.pairs,
-        args.namespaces,
-        String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim()
-    );
-
-    // ---- ip -batch doing the same kernel work -------------------------------------------
-    let watcher = Watcher::start(&namespaces);
-    let want: HashSet<Seen> = p.ends.iter().map(|e| Seen::Address(e.3)).collect();
+/// The same kernel work as the agent's bulk creation, by `ip -batch` (one process for the
+/// pairs, one per namespace for aliases and addresses); the time until every address is
+/// there, and the number of `ip` processes.
+fn ip_create(p: &Plan, keys: &KeyTree, group: u32, namespaces: &[String]) -> (Duration, usize) {
+    let watcher = Watcher::start(namespaces);
     let started = Instant::now();
     let mut links = String::new();
     let mut per_ns: BTreeMap<&str, String> = BTreeMap::new();
@@ -131,54 +128,73 @@ fn main() {
     for (ns, cmds) in &per_ns {
         ip_batch(&["-n", ns], cmds);
     }
-    let ip_done = watcher
-        .wait_all(&want, Duration::from_secs(120))
+    let done = watcher
+        .wait_all(&p.addresses(), Duration::from_secs(120))
         .expect("ip -batch addresses");
-    let ip_time = ip_done - started;
-    for ns in &namespaces {
-        // Deleting the ends in one namespace deletes their peers too.
-        let out = common::ip(&["-n", ns, "-j", "link", "show"]);
-        let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&out)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        let cmds: String = names.iter().map(|n| format!("link del {n}\n")).collect();
-        let _ = Command::new("ip")
-            .args(["-n", ns, "-force", "-batch", "-"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .map(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(cmds.as_bytes()).unwrap();
-                c.wait()
-            });
+    (done - started, 1 + per_ns.len())
+}
+
+/// Deletes the pairs `ip_create` made one by one (`link del` of end `a` of each pair, one
+/// `ip -batch` per namespace); the time until every address is gone.
+fn ip_delete_one_by_one(p: &Plan, namespaces: &[String]) -> Duration {
+    let mut per_ns: BTreeMap<&str, String> = BTreeMap::new();
+    for pair in p.ends.chunks(2) {
+        let a = &pair[0];
+        per_ns
+            .entry(&a.2)
+            .or_default()
+            .push_str(&format!("link del {}\n", a.1));
     }
-    drop(watcher);
+    let watcher = Watcher::start(namespaces);
+    let started = Instant::now();
+    for (ns, cmds) in &per_ns {
+        ip_batch(&["-n", ns], cmds);
+    }
+    let done = watcher
+        .wait_all(&p.addresses_gone(), Duration::from_secs(300))
+        .expect("ip -batch deleted every end");
+    done - started
+}
 
-    // ---- the agent ------------------------------------------------------------------------
-    let config = AgentConfig {
-        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
-        label: label.clone(),
-        link_group: Some(group),
-        namespace_check_interval: Duration::from_millis(250),
-        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
-        kernel_resync_interval: None,
-        docker_host: None,
-        http_listen: None,
-    };
-    let agent = AgentThread::start(config);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = rt.block_on(etcd.client());
-    std::thread::sleep(Duration::from_millis(500)); // the agent's first (empty) resync
+/// Deletes the pairs `ip_create` made by group: `ip -n NS link del group G` for every
+/// namespace in turn (one finding its links gone with their peers fails, harmlessly); the
+/// time until every address is gone.
+fn ip_delete_by_group(p: &Plan, group: u32, namespaces: &[String]) -> Duration {
+    let watcher = Watcher::start(namespaces);
+    let group = group.to_string();
+    let started = Instant::now();
+    for ns in namespaces {
+        let _ = common::try_ip(&["-n", ns, "link", "del", "group", &group]);
+    }
+    let done = watcher
+        .wait_all(&p.addresses_gone(), Duration::from_secs(300))
+        .expect("ip link del group deleted every end");
+    done - started
+}
 
-    let watcher = Watcher::start(&namespaces);
+/// The figures of one run.
+struct Figures {
+    agent_create: Duration,
+    ip_create: Duration,
+    ip_processes: usize,
+    committed: Duration,
+    singles: Vec<Duration>,
+    single_puts: Vec<Duration>,
+    agent_delete: Duration,
+    group_delete: Duration,
+    one_by_one_delete: Duration,
+}
+
+/// The agent's bulk creation: one transaction of every key until every address is there;
+/// the time, and how long etcd took to commit the transaction.
+fn agent_create(
+    rt: &tokio::runtime::Runtime,
+    client: &mut etcd_client::Client,
+    keys: &KeyTree,
+    p: &Plan,
+    namespaces: &[String],
+) -> (Duration, Duration) {
+    let watcher = Watcher::start(namespaces);
     let ops: Vec<etcd_client::TxnOp> = p
         .ends
         .chunks(2)
@@ -203,17 +219,27 @@ fn main() {
         .expect("txn");
     let committed = started.elapsed();
     let done = watcher
-        .wait_all(&want, Duration::from_secs(300))
+        .wait_all(&p.addresses(), Duration::from_secs(300))
         .expect("agent applied all pairs");
-    let agent_time = done - started;
+    (done - started, committed)
+}
 
-    // ---- single pair latency with all pairs in place --------------------------------------
-    let mut samples = Vec::new();
-    // How long etcd takes to acknowledge the put (its commit, fsync included).
-    let mut put_samples = Vec::new();
+/// Single-pair latency with all pairs in place: from putting the second end until both ends
+/// have their address, and how long etcd took to acknowledge that put (`samples` each,
+/// sorted). Each sample pair is deleted again.
+fn single_pairs(
+    rt: &tokio::runtime::Runtime,
+    client: &mut etcd_client::Client,
+    keys: &KeyTree,
+    prefix: &str,
+    namespaces: &[String],
+    samples: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let watcher = Watcher::start(namespaces);
+    let (mut latencies, mut puts) = (Vec::new(), Vec::new());
     let ns0 = &namespaces[0];
     let ns1 = &namespaces[1 % namespaces.len()];
-    for i in 0..args.samples {
+    for i in 0..samples {
         let a = (
             format!("sa{i}"),
             format!("{prefix}s{i}"),
@@ -241,69 +267,167 @@ fn main() {
             None,
         ))
         .unwrap();
-        put_samples.push(t0.elapsed());
+        puts.push(t0.elapsed());
         let done = watcher
             .wait_all(
                 &HashSet::from([Seen::Address(a.3), Seen::Address(b.3)]),
                 Duration::from_secs(10),
             )
             .expect("single pair applied");
-        samples.push(done - t0);
+        latencies.push(done - t0);
         for n in [&a.0, &b.0] {
             rt.block_on(client.delete(keys.key(ItemKind::Interface, n), None))
                 .unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    samples.sort();
-    put_samples.sort();
+    latencies.sort();
+    puts.sort();
+    (latencies, puts)
+}
 
+/// The agent's deletion: one etcd delete of every key until every address is gone.
+fn agent_delete(
+    rt: &tokio::runtime::Runtime,
+    client: &mut etcd_client::Client,
+    keys: &KeyTree,
+    p: &Plan,
+    namespaces: &[String],
+) -> Duration {
+    let watcher = Watcher::start(namespaces);
+    let started = Instant::now();
+    rt.block_on(client.delete(
+        keys.config_prefix(),
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    ))
+    .expect("delete the configuration");
+    let done = watcher
+        .wait_all(&p.addresses_gone(), Duration::from_secs(300))
+        .expect("agent deleted every end");
+    done - started
+}
+
+fn print_figures(args: &Args, f: &Figures) {
     println!();
     println!(
         "bulk, one etcd transaction of {} keys until every end has its address:",
         2 * args.pairs
     );
-    println!("  nsagent          {:>10}", ms(agent_time));
+    println!("  nsagent          {:>10}", ms(f.agent_create));
     println!(
         "  ip -batch        {:>10}   (same kernel work, {} ip processes)",
-        ms(ip_time),
-        1 + per_ns.len()
+        ms(f.ip_create),
+        f.ip_processes
     );
     println!(
         "  etcd commit      {:>10}   (the transaction alone, included in nsagent's time)",
-        ms(committed)
+        ms(f.committed)
     );
     println!(
         "  ratio nsagent / ip -batch: {:.2}x (target <= 1.5x)",
-        agent_time.as_secs_f64() / ip_time.as_secs_f64()
+        f.agent_create.as_secs_f64() / f.ip_create.as_secs_f64()
     );
     println!();
-    println!("single pair, second end put until both ends have their address ({} samples, {} pairs in place):", samples.len(), args.pairs);
+    println!("single pair, second end put until both ends have their address ({} samples, {} pairs in place):", f.singles.len(), args.pairs);
     println!(
         "  p50 {}   p90 {}   max {}   (target p50 < 5 ms)",
-        ms(percentile(&samples, 0.5)),
-        ms(percentile(&samples, 0.9)),
-        ms(*samples.last().unwrap())
+        ms(percentile(&f.singles, 0.5)),
+        ms(percentile(&f.singles, 0.9)),
+        ms(*f.singles.last().unwrap())
     );
     println!(
         "  of which etcd acknowledging the put: p50 {}   p90 {}",
-        ms(percentile(&put_samples, 0.5)),
-        ms(percentile(&put_samples, 0.9))
+        ms(percentile(&f.single_puts, 0.5)),
+        ms(percentile(&f.single_puts, 0.9))
+    );
+    println!();
+    println!(
+        "deletion, one etcd delete of all {} keys until every end is gone:",
+        2 * args.pairs
+    );
+    println!("  nsagent          {:>10}", ms(f.agent_delete));
+    println!(
+        "  ip link del group{:>10}   (floor: one `ip -n NS link del group G` per namespace, {} ip processes)",
+        ms(f.group_delete),
+        args.namespaces
+    );
+    println!(
+        "  ip -batch        {:>10}   (one by one: `link del` of one end per pair, an ip process per namespace)",
+        ms(f.one_by_one_delete)
+    );
+    println!(
+        "  ratio nsagent / group floor: {:.2}x (target <= 1.5x)",
+        f.agent_delete.as_secs_f64() / f.group_delete.as_secs_f64()
+    );
+}
+
+fn main() {
+    let args = Args::parse();
+    support::init_logging();
+    assert!(nix::unistd::geteuid().is_root(), "the benchmark needs root");
+    let etcd = common::Etcd::start_new();
+    let prefix = common::unique_prefix("q");
+    let label = format!("bench-{prefix}");
+    let keys = KeyTree::new(&label);
+    let group = keys.default_link_group();
+    let namespaces: Vec<String> = (0..args.namespaces)
+        .map(|i| format!("{prefix}n{i}"))
+        .collect();
+    let _guard = common::NetnsGuard::new(namespaces.clone());
+    for ns in &namespaces {
+        common::ip(&["netns", "add", ns]);
+    }
+    let p = plan(&prefix, args.pairs, &namespaces);
+    println!(
+        "nsagent VETH benchmark: {} pairs over {} namespaces (kernel {})",
+        args.pairs,
+        args.namespaces,
+        String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim()
     );
 
-    // ---- clean up: deleting the configuration removes every pair ---------------------------
-    drop(watcher);
-    let gone = support::remove_config_and_wait(
-        &rt,
-        &mut client,
-        keys.config_prefix(),
-        &namespaces,
-        &prefix,
-        Duration::from_secs(60),
-    );
+    let (ip_time, ip_processes) = ip_create(&p, &keys, group, &namespaces);
+    let one_by_one_delete = ip_delete_one_by_one(&p, &namespaces);
+    ip_create(&p, &keys, group, &namespaces);
+    let group_delete = ip_delete_by_group(&p, group, &namespaces);
+
+    let config = AgentConfig {
+        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
+        label: label.clone(),
+        link_group: Some(group),
+        namespace_check_interval: Duration::from_millis(250),
+        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
+        kernel_resync_interval: None,
+        docker_host: None,
+        http_listen: None,
+    };
+    let agent = AgentThread::start(config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = rt.block_on(etcd.client());
+    std::thread::sleep(Duration::from_millis(500)); // the agent's first (empty) resync
+    let (agent_time, committed) = agent_create(&rt, &mut client, &keys, &p, &namespaces);
+    let (singles, single_puts) =
+        single_pairs(&rt, &mut client, &keys, &prefix, &namespaces, args.samples);
+    let agent_delete = agent_delete(&rt, &mut client, &keys, &p, &namespaces);
     drop(agent);
-    assert!(
-        gone,
-        "the agent did not remove the pairs after their configuration was deleted"
+    print_figures(
+        &args,
+        &Figures {
+            agent_create: agent_time,
+            ip_create: ip_time,
+            ip_processes,
+            committed,
+            singles,
+            single_puts,
+            agent_delete,
+            group_delete,
+            one_by_one_delete,
+        },
     );
+    let left = namespaces
+        .iter()
+        .any(|ns| common::ip(&["-n", ns, "link", "show"]).contains(&prefix));
+    assert!(!left, "links of the benchmark are left behind");
 }

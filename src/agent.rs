@@ -266,12 +266,15 @@ impl Agent {
         let mut client = store::connect(&self.etcd).await?.client;
         let marks = marks::resolve(&mut client, &self.keys, self.requested).await?;
         self.executor.set_link_group(marks.link_group);
+        self.executor.set_delete_group(marks.delete_group);
         self.scheduler.set_link_group(marks.link_group);
+        self.scheduler.set_delete_group(marks.delete_group);
         self.scheduler.set_route_protocol(marks.route_protocol);
         let recorded = self.places.load().await?;
         tracing::info!(
             route_protocol = marks.route_protocol,
             link_group = marks.link_group,
+            delete_group = marks.delete_group,
             recorded_namespaces = recorded.len(),
             "ownership marks of label {}",
             self.keys.label()

@@ -61,6 +61,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::CreateLink { .. } => "create_link",
         Op::UpdateLink { .. } => "update_link",
         Op::DeleteLink { .. } => "delete_link",
+        Op::DeleteLinks { .. } => "delete_links",
         Op::ReleaseNs { .. } => "release_namespace",
         Op::L3(L3Op::Dump { .. }) => "read_routes_and_neighbours",
         Op::L3(L3Op::AddRoute { .. }) => "add_route",

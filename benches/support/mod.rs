@@ -22,13 +22,15 @@ use std::time::{Duration, Instant};
 pub enum Seen {
     /// An address (RTM_NEWADDR).
     Address(IpAddr),
+    /// An address went away (RTM_DELADDR), as when its link is deleted.
+    AddressGone(IpAddr),
     /// A route to this destination prefix (RTM_NEWROUTE).
     Route(IpAddr, u8),
     /// A neighbour entry (RTM_NEWNEIGH).
     Neighbour(IpAddr),
 }
 
-/// Records when addresses appear in the namespaces it listens to.
+/// Records when addresses appear (or go) in the namespaces it listens to.
 pub struct Watcher {
     rx: mpsc::Receiver<(Seen, Instant)>,
     stop: Arc<AtomicBool>,
@@ -155,6 +157,14 @@ fn seen_in(m: &RouteNetlinkMessage) -> Vec<Seen> {
             .iter()
             .filter_map(|attr| match attr {
                 AddressAttribute::Address(ip) => Some(Seen::Address(*ip)),
+                _ => None,
+            })
+            .collect(),
+        RouteNetlinkMessage::DelAddress(a) => a
+            .attributes
+            .iter()
+            .filter_map(|attr| match attr {
+                AddressAttribute::Address(ip) => Some(Seen::AddressGone(*ip)),
                 _ => None,
             })
             .collect(),

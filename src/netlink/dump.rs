@@ -17,6 +17,9 @@ use std::net::IpAddr;
 pub(crate) struct Ownership {
     /// Link group that marks owned links.
     pub group: u32,
+    /// The transient group owned links are deleted through (they are the agent's in it too:
+    /// a deletion cut short leaves them there).
+    pub delete_group: u32,
     /// Alias prefix that marks owned links.
     pub alias_prefix: String,
 }
@@ -25,6 +28,7 @@ impl Ownership {
     /// True when `link` carries one of the marks.
     pub(crate) fn owns(&self, link: &KernelLink) -> bool {
         link.group == self.group
+            || link.group == self.delete_group
             || link
                 .alias
                 .as_deref()

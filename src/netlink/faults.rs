@@ -21,6 +21,9 @@ pub enum Fault {
     /// The request and event sockets close now, as after a read or send error: their
     /// connection tasks end.
     CloseSockets,
+    /// The next `n` group deletions are refused with EBUSY without reaching the kernel
+    /// (after their links were moved into the group).
+    RefuseGroupDeletes(u32),
 }
 
 /// Counters of one namespace's netlink connection (test-only).
@@ -44,6 +47,7 @@ pub(crate) struct Armed {
     drop_requests: AtomicU32,
     interrupt_dumps: AtomicU32,
     busy_link_changes: AtomicU32,
+    refuse_group_deletes: AtomicU32,
 }
 
 impl Armed {
@@ -53,6 +57,7 @@ impl Armed {
             Fault::DropRequests(n) => (&self.drop_requests, n),
             Fault::InterruptDumps(n) => (&self.interrupt_dumps, n),
             Fault::BusyLinkChanges(n) => (&self.busy_link_changes, n),
+            Fault::RefuseGroupDeletes(n) => (&self.refuse_group_deletes, n),
             Fault::CloseSockets => return,
         };
         counter.store(n, Ordering::SeqCst);
@@ -71,6 +76,11 @@ impl Armed {
     /// True (once per armed count) when this link change is refused with EBUSY.
     pub(crate) fn busy_link_change(&self) -> bool {
         take(&self.busy_link_changes)
+    }
+
+    /// True (once per armed count) when this group deletion is refused.
+    pub(crate) fn refuse_group_delete(&self) -> bool {
+        take(&self.refuse_group_deletes)
     }
 }
 

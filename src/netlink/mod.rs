@@ -3,6 +3,7 @@
 
 mod conn;
 mod create;
+mod delete;
 mod dump;
 mod error;
 mod events;
@@ -116,6 +117,7 @@ impl Executor {
             request_timeout: conn::REQUEST_TIMEOUT,
             owner: Ownership {
                 group,
+                delete_group: crate::owned::marks::default_delete_group(group),
                 alias_prefix: keys.agent_prefix(),
             },
             control,
@@ -161,9 +163,18 @@ impl Executor {
         self.open_conn(ns).map(|c| c.counters())
     }
 
-    /// Marks the links it creates with `group` from now on (and owns the links in it).
+    /// Marks the links it creates with `group` from now on (and owns the links in it); the
+    /// transient deletion group becomes the one derived from it until
+    /// [`Executor::set_delete_group`].
     pub fn set_link_group(&mut self, group: u32) {
         self.owner.group = group;
+        self.owner.delete_group = crate::owned::marks::default_delete_group(group);
+    }
+
+    /// Deletes several links of a namespace through `group` from now on (and owns the links
+    /// in it).
+    pub fn set_delete_group(&mut self, group: u32) {
+        self.owner.delete_group = group;
     }
 
     /// Runs a batch of independent operations concurrently; outcome `i` belongs to `ops[i]`.
@@ -290,6 +301,13 @@ impl Executor {
                 // A namespace that is gone took its links with it.
                 Err(_) => OpOutcome::Deleted,
             },
+            Op::DeleteLinks { ns, links } => {
+                let outcomes = match self.conn(ns) {
+                    Ok(conn) => delete::delete_links(&conn, &links, self.owner.delete_group).await,
+                    Err(_) => vec![OpOutcome::Deleted; links.len()],
+                };
+                OpOutcome::EachDeleted { outcomes }
+            }
             Op::ReleaseNs { ns } => {
                 let mut state = self.lock();
                 state.refs.retain(|_, id| *id != ns);

@@ -131,6 +131,9 @@ fn link_attributes(c: &LinkChanges) -> Option<Vec<LinkAttribute>> {
     if let Some(master) = c.master {
         attrs.push(LinkAttribute::Controller(master));
     }
+    if let Some(g) = c.group {
+        attrs.push(LinkAttribute::Group(g));
+    }
     (!attrs.is_empty()).then_some(attrs)
 }
 

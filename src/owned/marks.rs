@@ -1,7 +1,9 @@
 //! The marks that tell this agent's kernel objects from everyone else's, chosen per label.
 //!
 //! Links carry the agent's link group (32 bits, derived from the label) and an alias naming
-//! the label, so labels never mix them up. Routes and neighbour entries only have an 8-bit
+//! the label, so labels never mix them up. A second group of its own, derived from the link
+//! group, holds the links it is deleting for the instant between moving them there and
+//! deleting the whole group in one request per namespace (`ip link del group`). Routes and neighbour entries only have an 8-bit
 //! protocol number: the default is taken from a label-derived sequence through the numbers
 //! `rtnetlink.h` leaves unassigned, skipping those other labels have recorded, and recorded
 //! itself, so that it stays the same across restarts.
@@ -20,6 +22,10 @@ pub struct Marks {
     pub route_protocol: u8,
     /// `IFLA_GROUP` of its links.
     pub link_group: u32,
+    /// `IFLA_GROUP` its links are moved into just before they are deleted together; 0 in
+    /// records written before it existed (one is then chosen and recorded).
+    #[serde(default)]
+    pub delete_group: u32,
 }
 
 /// Marks given by flags or the configuration file (`None` = choose).
@@ -40,7 +46,7 @@ pub fn protocol_pool() -> impl Iterator<Item = u8> + Clone {
 /// The pool in the order a label tries it: from a label-derived start, wrapping around.
 pub fn protocol_sequence(label: &str) -> Vec<u8> {
     let pool: Vec<u8> = protocol_pool().collect();
-    let start = (fnv1a(label.as_bytes()) as usize) % pool.len();
+    let start = (fnv1a(b"nsagent-protocol/", label.as_bytes()) as usize) % pool.len();
     pool[start..]
         .iter()
         .chain(&pool[..start])
@@ -56,9 +62,51 @@ pub fn choose_protocol(label: &str, taken: &BTreeSet<u8>) -> Option<u8> {
         .find(|p| !taken.contains(p))
 }
 
-fn fnv1a(bytes: &[u8]) -> u32 {
+/// The transient groups the agent with `link_group` may delete its links through, in the
+/// order it tries them: derived from the link group, in the range default link groups use
+/// (clear of 0, of small numbers admins use by hand, of what `ip` prints as negative), never
+/// the link group itself.
+pub fn delete_group_sequence(link_group: u32) -> impl Iterator<Item = u32> {
+    (0u32..)
+        .map(move |i| {
+            let seed = [link_group.to_le_bytes(), i.to_le_bytes()].concat();
+            (fnv1a(b"nsagent-delete/", &seed) & 0x7fff_ffff) | 0x4000_0000
+        })
+        .filter(move |g| *g != link_group)
+}
+
+/// The transient deletion group of `link_group` when nothing else is known: the first of
+/// its sequence.
+pub fn default_delete_group(link_group: u32) -> u32 {
+    delete_group_sequence(link_group)
+        .next()
+        .unwrap_or(link_group ^ 1)
+}
+
+/// The transient deletion group of `link_group`: the first of its sequence that is not in
+/// `taken` (other agents' groups).
+pub fn choose_delete_group(link_group: u32, taken: &BTreeSet<u32>) -> u32 {
+    delete_group_sequence(link_group)
+        .take(1024)
+        .find(|g| !taken.contains(g))
+        .unwrap_or_else(|| default_delete_group(link_group))
+}
+
+/// A group one of `a` and `b` deletes through that the other also uses, if any.
+fn shared_delete_group(a: &Marks, b: &Marks) -> Option<u32> {
+    [
+        (a.delete_group, b.link_group),
+        (a.delete_group, b.delete_group),
+        (a.link_group, b.delete_group),
+    ]
+    .into_iter()
+    .find(|(x, y)| *x != 0 && x == y)
+    .map(|(x, _)| x)
+}
+
+fn fnv1a(prefix: &[u8], bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in b"nsagent-protocol/".iter().chain(bytes) {
+    for b in prefix.iter().chain(bytes) {
         h ^= u32::from(*b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -124,9 +172,20 @@ pub fn decide(
         .link_group
         .or(recorded.map(|r| r.link_group))
         .unwrap_or_else(|| keys.default_link_group());
+    let taken_groups: BTreeSet<u32> = others
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|o| [o.marks.link_group, o.marks.delete_group])
+        .collect();
+    let delete_group = recorded
+        .filter(|r| r.link_group == link_group && r.delete_group != 0)
+        .filter(|r| r.delete_group != link_group)
+        .map(|r| r.delete_group)
+        .unwrap_or_else(|| choose_delete_group(link_group, &taken_groups));
     let marks = Marks {
         route_protocol,
         link_group,
+        delete_group,
     };
     if let Some(old) = recorded.filter(|r| r.route_protocol != route_protocol) {
         warnings.push(format!(
@@ -147,6 +206,8 @@ pub fn decide(
             (other.marks.route_protocol == route_protocol)
                 .then(|| format!("route protocol {route_protocol}")),
             (other.marks.link_group == link_group).then(|| format!("link group {link_group}")),
+            shared_delete_group(&marks, &other.marks)
+                .map(|g| format!("link group {g} (one of them deletes links through it)")),
         ]
         .into_iter()
         .flatten()
@@ -278,6 +339,7 @@ mod tests {
             marks: Marks {
                 route_protocol,
                 link_group,
+                delete_group: default_delete_group(link_group),
             },
             running,
         }
@@ -321,6 +383,7 @@ mod tests {
         let recorded = Marks {
             route_protocol: 150,
             link_group: 0x4000_0007,
+            delete_group: 0x4000_0008,
         };
         // Another label that started meanwhile and took the same sequence start does not
         // move it; nothing is written again.
@@ -358,6 +421,7 @@ mod tests {
         let recorded = Marks {
             route_protocol: 150,
             link_group: 77,
+            delete_group: 78,
         };
         let requested = Requested {
             route_protocol: Some(201),
@@ -368,7 +432,8 @@ mod tests {
             d.marks,
             Marks {
                 route_protocol: 201,
-                link_group: 77
+                link_group: 77,
+                delete_group: 78,
             }
         );
         assert_eq!(d.write, Some(d.marks));
@@ -377,5 +442,61 @@ mod tests {
             "{:?}",
             d.warnings
         );
+    }
+
+    #[test]
+    fn the_delete_group_is_derived_from_the_link_group_and_kept_clear_of_others() {
+        let keys = KeyTree::new("uxlab");
+        let link_group = keys.default_link_group();
+        let first = decide(&keys, Requested::default(), None, Some(&[])).unwrap();
+        assert_eq!(first.marks.delete_group, default_delete_group(link_group));
+        assert_ne!(first.marks.delete_group, link_group);
+        assert!((0x4000_0000..=0x7fff_ffff).contains(&first.marks.delete_group));
+        // Another label whose link group is our first choice: the next one is taken.
+        let squatter = [other("x", 120, default_delete_group(link_group), false)];
+        let d = decide(&keys, Requested::default(), None, Some(&squatter)).unwrap();
+        assert_eq!(
+            Some(d.marks.delete_group),
+            delete_group_sequence(link_group).nth(1)
+        );
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn an_old_record_without_delete_group_gets_one_written() {
+        let keys = KeyTree::new("uxlab");
+        let old: Marks = serde_json::from_str(r#"{"route_protocol":150,"link_group":77}"#).unwrap();
+        assert_eq!(old.delete_group, 0);
+        let d = decide(&keys, Requested::default(), Some(old), Some(&[])).unwrap();
+        assert_eq!(d.marks.link_group, 77);
+        assert_eq!(d.marks.delete_group, default_delete_group(77));
+        assert_eq!(d.write, Some(d.marks));
+        // A changed link group takes a delete group derived from the new one.
+        let recorded = d.marks;
+        let requested = Requested {
+            route_protocol: None,
+            link_group: Some(5000),
+        };
+        let d = decide(&keys, requested, Some(recorded), Some(&[])).unwrap();
+        assert_eq!(d.marks.delete_group, default_delete_group(5000));
+    }
+
+    #[test]
+    fn a_delete_group_shared_with_a_running_agent_is_refused() {
+        let keys = KeyTree::new("uxlab2");
+        // The running agent's link group is the one our recorded record deletes through.
+        let recorded = Marks {
+            route_protocol: 150,
+            link_group: 0x4000_0100,
+            delete_group: 0x4000_0200,
+        };
+        let running = [other("uxlab", 151, 0x4000_0200, true)];
+        let e = decide(&keys, Requested::default(), Some(recorded), Some(&running))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("link group 1073742336"), "{e}");
+        let stopped = [other("uxlab", 151, 0x4000_0200, false)];
+        let d = decide(&keys, Requested::default(), Some(recorded), Some(&stopped)).unwrap();
+        assert!(d.warnings[0].contains("deletes links"), "{:?}", d.warnings);
     }
 }

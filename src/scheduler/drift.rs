@@ -107,6 +107,9 @@ impl Scheduler {
             |ifindex: u32| l3.and_then(|(_, _, links)| links.iter().find(|l| l.ifindex == ifindex));
         match e {
             KernelEvent::Overrun => true,
+            // Only the agent moves links into its transient group, to delete them in the
+            // same operation; a failure there makes it read the namespace again anyway.
+            KernelEvent::Link(l) if l.group == self.delete_group => false,
             KernelEvent::Link(l) => match owned.get(&l.ifindex) {
                 Some(known) => !same_link(known, l),
                 None if self.is_ours(l) => true,
@@ -154,9 +157,10 @@ impl Scheduler {
         }
     }
 
-    /// True for a link that carries this agent's group or alias.
+    /// True for a link that carries this agent's group (or its transient one) or alias.
     fn is_ours(&self, l: &KernelLink) -> bool {
         l.group == self.link_group
+            || l.group == self.delete_group
             || l.alias
                 .as_deref()
                 .is_some_and(|a| self.keys.split_link_alias(a).is_some())

@@ -23,6 +23,8 @@ pub struct FakeLink {
 pub struct FakeKernel {
     pub keys: KeyTree,
     pub group: u32,
+    /// The transient group links are deleted through (derived from `group`, as by default).
+    pub delete_group: u32,
     /// Which references name an existing namespace.
     pub world: BTreeMap<NamespaceRef, NsId>,
     pub links: BTreeMap<NsId, BTreeMap<u32, FakeLink>>,
@@ -30,7 +32,10 @@ pub struct FakeKernel {
     next_index: u32,
     /// Write operations executed (creates, updates, deletes).
     pub writes: usize,
-    /// One-shot faults: the next operation of this kind fails.
+    /// One-shot faults: the next operation of this kind fails. For group deletions:
+    /// `delete` fails the whole operation, `group` the group deletion after the links were
+    /// moved (they are then deleted one by one), `stranded` everything after the moves (the
+    /// links stay in the transient group, as when the agent stops half-way).
     pub fail_next: BTreeSet<&'static str>,
     /// Lasting faults: creating a link with one of these names fails (after creating it, as
     /// when the kernel refuses the alias of a new pair).
@@ -46,6 +51,7 @@ pub struct FakeKernel {
 impl FakeKernel {
     pub fn new(keys: KeyTree, group: u32) -> Self {
         let mut k = FakeKernel {
+            delete_group: crate::owned::marks::default_delete_group(group),
             keys,
             group,
             world: BTreeMap::new(),
@@ -379,6 +385,7 @@ impl FakeKernel {
 
     fn owned(&self, l: &KernelLink) -> bool {
         l.group == self.group
+            || l.group == self.delete_group
             || l.alias
                 .as_deref()
                 .is_some_and(|a| a.starts_with(&self.keys.agent_prefix()))
@@ -556,6 +563,9 @@ impl FakeKernel {
                 if let Some(m) = changes.master {
                     l.master = m;
                 }
+                if let Some(g) = changes.group {
+                    l.group = g;
+                }
                 l.addresses.retain(|a| !changes.del_addresses.contains(a));
                 l.addresses.extend(changes.add_addresses.iter().copied());
                 l.addresses.sort();
@@ -577,9 +587,49 @@ impl FakeKernel {
                 }
                 OpOutcome::Deleted
             }
+            Op::DeleteLinks { ns, links } => {
+                if let Some(f) = self.fault("delete") {
+                    return f;
+                }
+                let outcomes = self.delete_links(*ns, links);
+                OpOutcome::EachDeleted { outcomes }
+            }
             Op::ReleaseNs { .. } => OpOutcome::Released,
             Op::L3(op) => OpOutcome::L3(self.execute_l3(op)),
         }
+    }
+
+    /// A group deletion, as the executor does it: move every link into the transient group,
+    /// delete every link of that group in the namespace (with their peers); links one by one
+    /// when the group deletion fails.
+    fn delete_links(&mut self, ns: NsId, links: &[super::ops::LinkRef]) -> Vec<OpOutcome> {
+        let group = self.delete_group;
+        self.writes += links.len();
+        for l in links {
+            if let Some(fl) = self.links.get_mut(&ns).and_then(|m| m.get_mut(&l.ifindex)) {
+                fl.link.group = group;
+            }
+        }
+        if let Some(f) = self.fault("stranded") {
+            return vec![f; links.len()];
+        }
+        let doomed: Vec<u32> = match self.fault("group") {
+            Some(_) => links.iter().map(|l| l.ifindex).collect(),
+            None => self
+                .links
+                .get(&ns)
+                .into_iter()
+                .flatten()
+                .filter(|(_, l)| l.link.group == group)
+                .map(|(i, _)| *i)
+                .collect(),
+        };
+        for ifindex in doomed {
+            if let Some(l) = self.remove_link(ns, ifindex) {
+                self.remove_link(l.peer.0, l.peer.1);
+            }
+        }
+        vec![OpOutcome::Deleted; links.len()]
     }
 
     /// Runs a plan through the agent's round loop, feeding every outcome back.

@@ -717,7 +717,9 @@ impl Scheduler {
             Op::CreatePair { .. } | Op::CreateLink { .. } => op.namespaces(),
             Op::UpdateLink { ns, .. } => vec![*ns],
             // Deleting a VETH end deletes its peer, in a namespace not named here.
-            Op::DeleteLink { .. } => self.l3_views.keys().copied().collect(),
+            Op::DeleteLink { .. } | Op::DeleteLinks { .. } => {
+                self.l3_views.keys().copied().collect()
+            }
             _ => Vec::new(),
         };
         // Read them again but keep planning with what is known meanwhile, so that what

@@ -12,6 +12,7 @@
 //! The caller runs the phases of a [`Plan`] in order (the operations inside a phase are
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
+mod deletes;
 mod drift;
 mod l3;
 pub mod ops;
@@ -122,6 +123,8 @@ pub struct Scheduler {
     protocol: u8,
     /// `IFLA_GROUP` that marks links as ours (with the alias).
     link_group: u32,
+    /// `IFLA_GROUP` of the links being deleted together (see [`crate::owned::marks`]).
+    delete_group: u32,
     /// Items repaired in quick succession after changes made behind the agent's back.
     fights: FxHashMap<(ItemKind, String), drift::Fight>,
     /// Namespaces to read again while planning with what is known of them meanwhile.
@@ -156,8 +159,10 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler for the agent of `keys`.
     pub fn new(keys: KeyTree) -> Self {
+        let link_group = keys.default_link_group();
         Scheduler {
-            link_group: keys.default_link_group(),
+            link_group,
+            delete_group: crate::owned::marks::default_delete_group(link_group),
             keys,
             items: BTreeMap::new(),
             routes: BTreeMap::new(),
@@ -199,10 +204,18 @@ impl Scheduler {
         self.quiet = None;
     }
 
-    /// The link group the agent's links carry (its label's by default).
+    /// The link group the agent's links carry (its label's by default); the transient
+    /// deletion group becomes the one derived from it until [`Self::set_delete_group`].
     pub fn set_link_group(&mut self, group: u32) {
         self.disturb();
         self.link_group = group;
+        self.delete_group = crate::owned::marks::default_delete_group(group);
+    }
+
+    /// The transient group the agent deletes several links of a namespace through.
+    pub fn set_delete_group(&mut self, group: u32) {
+        self.disturb();
+        self.delete_group = group;
     }
 
     /// Uses `protocol` instead of [`DEFAULT_ROUTE_PROTOCOL`] to mark routes and neighbours.
@@ -523,6 +536,16 @@ impl Scheduler {
 
     /// Folds the outcome of one operation of the last plan into the scheduler's beliefs.
     pub fn complete(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
+        if let Op::DeleteLinks { ns, .. } = op {
+            for (op, outcome) in ops::per_link(op.clone(), outcome) {
+                if let (Op::DeleteLink { ifindex, .. }, OpOutcome::Failed { .. }) = (&op, &outcome)
+                {
+                    self.maybe_in_delete_group(*ns, *ifindex);
+                }
+                self.complete(&op, outcome, now);
+            }
+            return;
+        }
         self.links_changed(op);
         self.note_completion(op, &outcome);
         match (op, outcome) {
@@ -720,6 +743,17 @@ impl Scheduler {
                 self.item_backoff.remove(&name);
             }
             self.remember_link(spec.ns, link);
+        }
+    }
+
+    /// A group deletion of this link failed: it may have been moved into the transient group
+    /// already. Believed to be there until its namespace is read again, so that no other
+    /// group deletion there takes it along before its own retry.
+    fn maybe_in_delete_group(&mut self, ns: NsId, ifindex: u32) {
+        if let Some(View::Known(links)) = self.views.get_mut(&ns) {
+            if let Some(link) = links.get_mut(&ifindex) {
+                link.group = self.delete_group;
+            }
         }
     }
 

@@ -47,6 +47,9 @@ pub struct LinkChanges {
     pub add_addresses: Vec<IpNet>,
     /// Addresses to remove.
     pub del_addresses: Vec<IpNet>,
+    /// New link group (a link left in the transient deletion group goes back to the
+    /// agent's own).
+    pub group: Option<u32>,
 }
 
 impl LinkChanges {
@@ -60,6 +63,7 @@ impl LinkChanges {
             && self.master.is_none()
             && self.add_addresses.is_empty()
             && self.del_addresses.is_empty()
+            && self.group.is_none()
     }
 }
 
@@ -113,6 +117,15 @@ pub enum Op {
         /// Its host name, for logs.
         name: String,
     },
+    /// Delete several owned links of one namespace together: each is moved into the agent's
+    /// transient deletion group, then the whole group is deleted in one request (a VETH end
+    /// takes its peer along). Answered with [`OpOutcome::EachDeleted`].
+    DeleteLinks {
+        /// Namespace of the links.
+        ns: NsId,
+        /// The links, by index.
+        links: Vec<LinkRef>,
+    },
     /// A route or neighbour operation.
     L3(l3::L3Op),
     /// Close the executor's socket and descriptor of a namespace that went away or is no
@@ -140,6 +153,7 @@ impl Op {
             Op::CreateLink { end, .. } => vec![end.ns],
             Op::UpdateLink { ns, .. }
             | Op::DeleteLink { ns, .. }
+            | Op::DeleteLinks { ns, .. }
             | Op::DumpNs { ns }
             | Op::ReleaseNs { ns } => vec![*ns],
             Op::L3(op) => vec![op.ns()],
@@ -153,11 +167,53 @@ impl Op {
             Op::CreatePair { .. }
             | Op::CreateLink { .. }
             | Op::UpdateLink { .. }
-            | Op::DeleteLink { .. } => true,
+            | Op::DeleteLink { .. }
+            | Op::DeleteLinks { .. } => true,
             Op::L3(op) => !matches!(op, l3::L3Op::Dump { .. }),
             Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => false,
         }
     }
+}
+
+/// A link named by its index, with its host name for logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkRef {
+    /// Its index.
+    pub ifindex: u32,
+    /// Its host name.
+    pub name: String,
+}
+
+/// An operation with its outcome as one per link: [`Op::DeleteLinks`] becomes the
+/// [`Op::DeleteLink`] of each of its links with that link's outcome (what the scheduler,
+/// the journal and the metrics account), anything else stays as it is.
+pub fn per_link(op: Op, outcome: OpOutcome) -> Vec<(Op, OpOutcome)> {
+    let Op::DeleteLinks { ns, links } = op else {
+        return vec![(op, outcome)];
+    };
+    let outcomes = match outcome {
+        OpOutcome::EachDeleted { outcomes } if outcomes.len() == links.len() => outcomes,
+        failed @ OpOutcome::Failed { .. } => vec![failed; links.len()],
+        other => {
+            let failed = OpOutcome::Failed {
+                kind: FailureKind::Other,
+                error: format!("unexpected answer to a group deletion: {other:?}"),
+            };
+            vec![failed; links.len()]
+        }
+    };
+    links
+        .into_iter()
+        .zip(outcomes)
+        .map(|(l, outcome)| {
+            let op = Op::DeleteLink {
+                ns,
+                ifindex: l.ifindex,
+                name: l.name,
+            };
+            (op, outcome)
+        })
+        .collect()
 }
 
 /// Why an operation failed, as far as the scheduler needs to know.
@@ -213,6 +269,12 @@ pub enum OpOutcome {
     },
     /// `DeleteLink` succeeded (or the link was already gone).
     Deleted,
+    /// `DeleteLinks` result: outcome `i` ([`OpOutcome::Deleted`] or [`OpOutcome::Failed`])
+    /// belongs to link `i`.
+    EachDeleted {
+        /// One per link.
+        outcomes: Vec<OpOutcome>,
+    },
     /// `ReleaseNs` done.
     Released,
     /// Result of an [`Op::L3`].

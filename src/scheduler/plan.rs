@@ -640,7 +640,7 @@ impl Scheduler {
         };
         let mut busy = false;
         for ((k, (_, d)), master) in kept.iter().zip(ends).zip(masters) {
-            if let Some(changes) = changes(&self.keys, k.link, d.item, *master) {
+            if let Some(changes) = self.link_changes(k.link, d.item, *master) {
                 busy = true;
                 work.link_writes
                     .insert((k.ns, k.link.ifindex), d.item.name.clone());
@@ -924,7 +924,7 @@ impl Scheduler {
         own.is_some_and(|(name, peer)| waiting_ends.contains(&(peer, name)))
     }
 
-    fn link_waiting(&self, ns: NsId, ifindex: u32, now: Duration) -> bool {
+    pub(super) fn link_waiting(&self, ns: NsId, ifindex: u32, now: Duration) -> bool {
         self.link_backoff
             .get(&(ns, ifindex))
             .is_some_and(|b| b.waiting(now))
@@ -966,38 +966,21 @@ impl Scheduler {
         }
     }
 
-    /// Delete operations, one per VETH pair (deleting one end deletes the other), skipping
-    /// links whose last delete failed until their retry is due.
-    fn delete_ops(&self, mut links: Vec<(NsId, &KernelLink)>, now: Duration) -> Vec<Op> {
-        links.sort_by_key(|(ns, l)| (*ns, l.ifindex));
-        links.dedup_by_key(|(ns, l)| (*ns, l.ifindex));
-        let ends: HashSet<(&str, &str)> = links
-            .iter()
-            .filter_map(|(_, l)| l.alias.as_deref())
-            .filter_map(|a| self.keys.split_link_alias(a))
-            .collect();
-        let mut ops = Vec::new();
-        for (ns, link) in links {
-            if self.link_waiting(ns, link.ifindex, now) {
-                continue;
-            }
-            if let Some((name, peer)) = link
-                .alias
-                .as_deref()
-                .and_then(|a| self.keys.split_link_alias(a))
-            {
-                // Keep only the end with the smaller name when both ends are deleted.
-                if peer < name && ends.contains(&(peer, name)) {
-                    continue;
-                }
-            }
-            ops.push(Op::DeleteLink {
-                ns,
-                ifindex: link.ifindex,
-                name: link.name.clone(),
-            });
+    /// The in-place changes that make owned link `k` match `i`, if any; a link left in the
+    /// transient deletion group (by a group deletion that failed or was cut short) goes back
+    /// to the agent's own group.
+    fn link_changes(&self, k: &KernelLink, i: &Interface, master: u32) -> Option<LinkChanges> {
+        let regroup = (k.group == self.delete_group).then_some(self.link_group);
+        match changes(&self.keys, k, i, master) {
+            Some(c) => Some(LinkChanges {
+                group: regroup,
+                ..c
+            }),
+            None => regroup.map(|g| LinkChanges {
+                group: Some(g),
+                ..Default::default()
+            }),
         }
-        ops
     }
 }
 
@@ -1093,6 +1076,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface, master: u32) -> Option
         master: (k.master != master).then_some(master),
         add_addresses: add,
         del_addresses: del,
+        group: None,
     })
 }
 

@@ -110,6 +110,23 @@ impl Scheduler {
                 let what = format!("deleted link {name} in the {}", self.place(*ns));
                 report(items, Object::Link, Change::Delete, what)
             }
+            Op::DeleteLinks { ns, links } => {
+                let items = links
+                    .iter()
+                    .filter_map(|l| self.known_link(*ns, l.ifindex))
+                    .filter_map(|l| l.alias.as_deref())
+                    .filter_map(|a| self.keys.parse_link_alias(a))
+                    .filter(|(n, _)| self.items.contains_key(n))
+                    .map(|(n, _)| (ItemKind::Interface, n))
+                    .collect();
+                let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+                let what = format!(
+                    "deleted links {} in the {}",
+                    names.join(", "),
+                    self.place(*ns)
+                );
+                report(items, Object::Link, Change::Delete, what)
+            }
             Op::L3(op) => self.report_l3(op),
             Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => None,
         }
@@ -208,6 +225,9 @@ fn describe_changes(old: Option<&KernelLink>, c: &LinkChanges) -> String {
     parts.extend(c.del_addresses.iter().map(|a| format!("-{a}")));
     if c.alias.is_some() {
         parts.push("ownership alias set".to_string());
+    }
+    if let Some(g) = c.group {
+        parts.push(format!("group {} -> {g}", was(&|l| l.group.to_string())));
     }
     let name = old.map(|l| l.name.as_str()).unwrap_or("?");
     format!("link {name}: {}", parts.join(", "))

@@ -2,7 +2,7 @@
 //! into the scheduler. The agent runs its rounds through this on the netlink executor, the
 //! unit tests on their in-memory kernel: one round loop for both.
 
-use super::ops::{Op, OpOutcome};
+use super::ops::{per_link, Op, OpOutcome};
 use super::report::OpReport;
 use super::{Plan, Scheduler};
 use std::future::Future;
@@ -37,7 +37,8 @@ impl Finished<'_> {
 }
 
 /// Runs `plan` on `kernel`, phase by phase, and folds every outcome into `scheduler` at the
-/// time `now` gives after each phase; `finished` sees each operation first.
+/// time `now` gives after each phase; `finished` sees each operation first, a group deletion
+/// as the deletion of each of its links ([`per_link`]).
 pub async fn run_plan<K: Kernel>(
     scheduler: &mut Scheduler,
     kernel: &mut K,
@@ -46,16 +47,22 @@ pub async fn run_plan<K: Kernel>(
     mut finished: impl FnMut(Finished),
 ) {
     for phase in plan.phases {
-        let reports: Vec<Option<OpReport>> = phase.iter().map(|op| scheduler.report(op)).collect();
         let outcomes = kernel.execute(phase.clone()).await;
         let at = now();
-        for ((op, outcome), report) in phase.iter().zip(outcomes).zip(reports) {
-            finished(Finished {
-                op,
-                outcome: &outcome,
-                report,
-            });
-            scheduler.complete(op, outcome, at);
+        let done: Vec<(Op, OpOutcome)> = phase.into_iter().zip(outcomes).collect();
+        // Described while the scheduler still knows every object as it was.
+        for (op, outcome) in &done {
+            for (op, outcome) in per_link(op.clone(), outcome.clone()) {
+                let report = scheduler.report(&op);
+                finished(Finished {
+                    op: &op,
+                    outcome: &outcome,
+                    report,
+                });
+            }
+        }
+        for (op, outcome) in done {
+            scheduler.complete(&op, outcome, at);
         }
     }
 }

@@ -9,7 +9,12 @@ use crate::model::link::{veth::Veth, LinkKind};
 use crate::model::{Interface, MacAddr, ModelError, NamespaceRef};
 use proptest::prelude::*;
 
-const GROUP: u32 = 0x4000_0001;
+mod deletes;
+
+/// The link group of the tests' agent, in the fake kernel as in the scheduler.
+fn group() -> u32 {
+    keys().default_link_group()
+}
 
 fn keys() -> KeyTree {
     KeyTree::new("t")
@@ -66,7 +71,7 @@ impl World {
     fn new() -> Self {
         let mut w = World {
             s: Scheduler::new(keys()),
-            k: FakeKernel::new(keys(), GROUP),
+            k: FakeKernel::new(keys(), group()),
             now: Duration::from_secs(1),
             rev: 1,
         };
@@ -111,7 +116,7 @@ impl World {
     /// The final configuration of this world applied at once to a fresh kernel with the
     /// same namespaces: the kernel and the scheduler afterwards.
     fn at_once(&self) -> (FakeKernel, Scheduler) {
-        let mut fresh = FakeKernel::new(keys(), GROUP);
+        let mut fresh = FakeKernel::new(keys(), group());
         for r in self.k.world.keys() {
             fresh.add_namespace(r.clone());
         }
@@ -156,7 +161,7 @@ fn pair_is_created_when_both_ends_are_configured() {
     assert_eq!(la.mtu, 1400);
     assert_eq!(la.addresses, vec!["10.0.0.1/24".parse().unwrap()]);
     assert_eq!(la.alias.as_deref(), Some("/vnf-agent/t/a/b"));
-    assert_eq!(la.group, GROUP);
+    assert_eq!(la.group, group());
     assert!(w.links(&NamespaceRef::Default).contains_key("b"));
     assert_eq!(w.status("a"), ItemStatus::Applied);
     assert_eq!(w.status("b"), ItemStatus::Applied);
@@ -757,6 +762,7 @@ fn links_of_another_label_are_never_touched() {
     let mut k = w.k.clone();
     k.keys = other.clone();
     k.group = other.default_link_group();
+    k.delete_group = crate::owned::marks::default_delete_group(k.group);
     let writes = k.writes;
     k.converge(&mut s, w.now);
     assert_eq!(k.writes, writes);
@@ -998,6 +1004,8 @@ fn event_strategy() -> impl Strategy<Value = Event> {
             Just("create"),
             Just("update"),
             Just("delete"),
+            Just("group"),
+            Just("stranded"),
             Just("l3")
         ]
         .prop_map(Event::Fail),
