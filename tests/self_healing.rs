@@ -56,10 +56,12 @@ fn metrics(listen: &str) -> String {
 
 /// The sum of `nsagent_operations_total` over the operations that write to the kernel.
 fn writes(listen: &str) -> u64 {
-    const WRITES: [&str; 8] = [
+    const WRITES: [&str; 10] = [
         "create_pair",
+        "create_link",
         "update_link",
         "delete_link",
+        "delete_links",
         "add_route",
         "replace_route",
         "delete_route",
