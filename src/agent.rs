@@ -6,12 +6,12 @@ mod journal;
 use crate::config::AgentConfig;
 use crate::keys::{ItemKind, KeyTree};
 use crate::microservice::{self, Change, Registry, TrackerEvent};
-use crate::model::{self, ArpEntry, ConfigItem, NamespaceRef, Route};
+use crate::model::{self, ConfigItem, NamespaceRef};
 use crate::netlink::Executor;
 use crate::owned::marks::{self, Requested};
 use crate::owned::places::Places;
 use crate::scheduler::rounds::run_plan;
-use crate::scheduler::{Item, Plan, Scheduler};
+use crate::scheduler::{AnyItem, Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
 use journal::Journal;
@@ -37,18 +37,6 @@ fn jittered(d: Duration) -> Duration {
     // A fraction in [-0.1, 0.1) from the clock's nanoseconds: enough to spread agents.
     let fraction = f64::from(nanos % 2_000) / 10_000.0 - 0.1;
     d.mul_f64(1.0 + fraction)
-}
-
-/// The names of some items.
-fn names<T>(items: &[Item<T>]) -> BTreeSet<String> {
-    items.iter().map(|i| i.name().to_string()).collect()
-}
-
-/// A decoded value of one of the three kinds.
-enum Decoded {
-    Interface(Item),
-    Route(Item<Route>),
-    Arp(Item<ArpEntry>),
 }
 
 /// The running agent.
@@ -412,50 +400,42 @@ impl Agent {
     fn on_store_event(&mut self, event: StoreEvent) {
         match event {
             StoreEvent::Snapshot { revision, kvs } => {
-                let (mut interfaces, mut routes, mut arps) = (Vec::new(), Vec::new(), Vec::new());
-                for kv in &kvs {
-                    match self.decode(kv) {
-                        Some(Decoded::Interface(i)) => interfaces.push(i),
-                        Some(Decoded::Route(r)) => routes.push(r),
-                        Some(Decoded::Arp(a)) => arps.push(a),
-                        None => {}
-                    }
+                let items: Vec<AnyItem> = kvs.iter().filter_map(|kv| self.decode(kv)).collect();
+                let mut names: BTreeMap<ItemKind, BTreeSet<String>> =
+                    [ItemKind::Interface, ItemKind::Route, ItemKind::Arp]
+                        .into_iter()
+                        .map(|kind| (kind, BTreeSet::new()))
+                        .collect();
+                for item in &items {
+                    let (kind, name) = item.id();
+                    names.entry(kind).or_default().insert(name.to_string());
                 }
                 tracing::info!(
                     revision,
-                    interfaces = interfaces.len(),
-                    routes = routes.len(),
-                    arps = arps.len(),
+                    interfaces = names[&ItemKind::Interface].len(),
+                    routes = names[&ItemKind::Route].len(),
+                    arps = names[&ItemKind::Arp].len(),
                     "resync from etcd snapshot"
                 );
-                let names = BTreeMap::from([
-                    (ItemKind::Interface, names(&interfaces)),
-                    (ItemKind::Route, names(&routes)),
-                    (ItemKind::Arp, names(&arps)),
-                ]);
                 self.api.etcd_snapshot();
                 for (kind, set) in &names {
                     self.api.retain(*kind, set);
                 }
                 self.journal.resync(revision, &names);
-                self.scheduler.resync(interfaces);
-                self.scheduler.resync_l3(routes, arps);
+                self.scheduler.resync_all(items);
             }
             StoreEvent::Put(kv) => {
                 if let Some((kind, name)) = self.keys.parse(&kv.key) {
                     self.journal.put(kind, &name);
                 }
                 self.api.received(&kv.key);
-                match self.decode(&kv) {
-                    Some(Decoded::Interface(i)) => self.scheduler.put(i),
-                    Some(Decoded::Route(r)) => self.scheduler.put_route(r),
-                    Some(Decoded::Arp(a)) => self.scheduler.put_arp(a),
-                    None => {}
+                if let Some(item) = self.decode(&kv) {
+                    self.scheduler.put_any(item);
                 }
             }
             StoreEvent::Delete { key, .. } => {
                 if let Some((kind, name)) = self.keys.parse(&key) {
-                    self.scheduler.delete_l3(kind, &name);
+                    self.scheduler.delete_any(kind, &name);
                     self.journal.delete(kind, &name);
                     self.api.removed(kind, &name);
                 }
@@ -464,7 +444,7 @@ impl Agent {
     }
 
     /// Decodes one value into a scheduler item of its kind.
-    fn decode(&self, kv: &KeyValue) -> Option<Decoded> {
+    fn decode(&self, kv: &KeyValue) -> Option<AnyItem> {
         let Some((kind, _)) = self.keys.parse(&kv.key) else {
             tracing::warn!(
                 key = kv.key,
@@ -473,34 +453,34 @@ impl Agent {
             return None;
         };
         let (key, revision) = (kv.key.clone(), kv.mod_revision);
-        let decoded = model::decode_value(kind, &kv.key, &kv.value);
+        let decoded = model::accept_value(kind, &kv.key, &kv.value);
         Some(match (kind, decoded) {
-            (_, Ok(ConfigItem::Interface(i))) => Decoded::Interface(Item {
+            (_, Ok(ConfigItem::Interface(i))) => AnyItem::Interface(Item {
                 key,
                 revision,
                 config: Ok(i),
             }),
-            (_, Ok(ConfigItem::Route(r))) => Decoded::Route(Item {
+            (_, Ok(ConfigItem::Route(r))) => AnyItem::Route(Item {
                 key,
                 revision,
                 config: Ok(r),
             }),
-            (_, Ok(ConfigItem::Arp(a))) => Decoded::Arp(Item {
+            (_, Ok(ConfigItem::Arp(a))) => AnyItem::Arp(Item {
                 key,
                 revision,
                 config: Ok(a),
             }),
-            (ItemKind::Interface, Err(e)) => Decoded::Interface(Item {
+            (ItemKind::Interface, Err(e)) => AnyItem::Interface(Item {
                 key,
                 revision,
                 config: Err(e),
             }),
-            (ItemKind::Route, Err(e)) => Decoded::Route(Item {
+            (ItemKind::Route, Err(e)) => AnyItem::Route(Item {
                 key,
                 revision,
                 config: Err(e),
             }),
-            (ItemKind::Arp, Err(e)) => Decoded::Arp(Item {
+            (ItemKind::Arp, Err(e)) => AnyItem::Arp(Item {
                 key,
                 revision,
                 config: Err(e),

@@ -61,6 +61,28 @@ pub struct Item<T = Interface> {
     pub config: Result<T, ModelError>,
 }
 
+/// A configured item of any kind: what the store hands the scheduler.
+#[derive(Clone, Debug)]
+pub enum AnyItem {
+    /// An interface.
+    Interface(Item),
+    /// A route.
+    Route(Item<Route>),
+    /// An ARP entry.
+    Arp(Item<ArpEntry>),
+}
+
+impl AnyItem {
+    /// Its kind and name.
+    pub fn id(&self) -> (ItemKind, &str) {
+        match self {
+            AnyItem::Interface(i) => (ItemKind::Interface, i.name()),
+            AnyItem::Route(i) => (ItemKind::Route, i.name()),
+            AnyItem::Arp(i) => (ItemKind::Arp, i.name()),
+        }
+    }
+}
+
 impl<T> Item<T> {
     /// The item's name: the key's last segment (the decoder checks that a value's `name`
     /// equals it).
@@ -236,6 +258,35 @@ impl Scheduler {
     pub fn refresh_waiting_links(&mut self) -> bool {
         self.refresh.extend(self.waiting_on_links.iter().copied());
         !self.waiting_on_links.is_empty()
+    }
+
+    /// The one entry for a fresh snapshot of items of every kind: replaces the whole
+    /// configuration (see [`Self::resync`] and [`Self::resync_l3`]).
+    pub fn resync_all(&mut self, items: Vec<AnyItem>) {
+        let (mut interfaces, mut routes, mut arps) = (Vec::new(), Vec::new(), Vec::new());
+        for item in items {
+            match item {
+                AnyItem::Interface(i) => interfaces.push(i),
+                AnyItem::Route(r) => routes.push(r),
+                AnyItem::Arp(a) => arps.push(a),
+            }
+        }
+        self.resync(interfaces);
+        self.resync_l3(routes, arps);
+    }
+
+    /// The one entry for a value of any kind that was written.
+    pub fn put_any(&mut self, item: AnyItem) {
+        match item {
+            AnyItem::Interface(i) => self.put(i),
+            AnyItem::Route(r) => self.put_route(r),
+            AnyItem::Arp(a) => self.put_arp(a),
+        }
+    }
+
+    /// The one entry for a value of any kind that was deleted.
+    pub fn delete_any(&mut self, kind: ItemKind, name: &str) {
+        self.delete_l3(kind, name);
     }
 
     /// Replaces the whole configuration (a fresh etcd snapshot) and forgets what it believed
