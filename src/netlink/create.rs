@@ -146,23 +146,26 @@ pub(crate) async fn single_failed(
             ),
         };
     }
-    let conflict = e.is(Errno::EEXIST)
-        && matches!(link_by_name(conn, &end.name).await, Ok(Some(l)) if !owner.owns(&l));
+    if e.is(Errno::EEXIST)
+        && matches!(link_by_name(conn, &end.name).await, Ok(Some(l)) if !owner.owns(&l))
+    {
+        return conflict(conn, end);
+    }
     OpOutcome::Failed {
-        kind: if conflict {
-            FailureKind::Conflict
-        } else {
-            FailureKind::Other
-        },
-        error: if conflict {
-            format!(
-                "link {} already exists in {} and is not owned by this agent",
-                end.name,
-                conn.label()
-            )
-        } else {
-            what
-        },
+        kind: FailureKind::Other,
+        error: what,
+    }
+}
+
+/// The failure of a create whose name a link the agent does not own already has.
+fn conflict(conn: &NsConn, end: &EndSpec) -> OpOutcome {
+    OpOutcome::Failed {
+        kind: FailureKind::Conflict,
+        error: format!(
+            "link {} already exists in {} and is not owned by this agent",
+            end.name,
+            conn.label()
+        ),
     }
 }
 
@@ -265,16 +268,7 @@ async fn create_failed(
     let mut ours = Vec::new();
     for (conn, end) in [(conns.a, a), (conns.b, b)] {
         match link_by_name(conn, &end.name).await {
-            Ok(Some(link)) if !owner.owns(&link) => {
-                return OpOutcome::Failed {
-                    kind: FailureKind::Conflict,
-                    error: format!(
-                        "link {} already exists in {} and is not owned by this agent",
-                        end.name,
-                        conn.label()
-                    ),
-                }
-            }
+            Ok(Some(link)) if !owner.owns(&link) => return conflict(conn, end),
             Ok(Some(_)) => ours.push(format!(
                 "link {} already exists in {} (owned by this agent)",
                 end.name,

@@ -329,24 +329,33 @@ impl FakeKernel {
         index
     }
 
+    /// The failure of creating `end` when a link already has its name in its namespace (a
+    /// conflict unless the agent owns that link), as the kernel's EEXIST is classified.
+    fn name_taken(&self, end: &super::ops::EndSpec) -> Option<OpOutcome> {
+        let l = self.links[&end.ns]
+            .values()
+            .find(|l| l.link.name == end.name)?;
+        let kind = if self.owned(&l.link) {
+            FailureKind::Other
+        } else {
+            FailureKind::Conflict
+        };
+        Some(OpOutcome::Failed {
+            kind,
+            error: format!("link {} exists", end.name),
+        })
+    }
+
     /// Creates a single owned link (dummy, TAP, VRF) as the kernel would.
     fn create_single(&mut self, end: &super::ops::EndSpec, kind: OwnedLink) -> OpOutcome {
         if let Some(f) = self.fault("create") {
             return f;
         }
-        let Some(links) = self.links.get(&end.ns) else {
+        if !self.links.contains_key(&end.ns) {
             return gone();
-        };
-        if let Some(l) = links.values().find(|l| l.link.name == end.name) {
-            let kind = if self.owned(&l.link) {
-                FailureKind::Other
-            } else {
-                FailureKind::Conflict
-            };
-            return OpOutcome::Failed {
-                kind,
-                error: format!("link {} exists", end.name),
-            };
+        }
+        if let Some(taken) = self.name_taken(end) {
+            return taken;
         }
         self.writes += 1;
         let index = self.index();
@@ -446,18 +455,8 @@ impl FakeKernel {
                 if !self.links.contains_key(&a.ns) || !self.links.contains_key(&b.ns) {
                     return gone();
                 }
-                for s in [a, b] {
-                    if let Some(l) = self.links[&s.ns].values().find(|l| l.link.name == s.name) {
-                        let kind = if self.owned(&l.link) {
-                            FailureKind::Other
-                        } else {
-                            FailureKind::Conflict
-                        };
-                        return OpOutcome::Failed {
-                            kind,
-                            error: format!("link {} exists", s.name),
-                        };
-                    }
+                if let Some(taken) = [a, b].into_iter().find_map(|s| self.name_taken(s)) {
+                    return taken;
                 }
                 if a.ns == b.ns && a.name == b.name {
                     return OpOutcome::Failed {
