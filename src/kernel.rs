@@ -53,6 +53,9 @@ pub struct KernelLink {
     pub master: u32,
     /// The routing table of a VRF.
     pub vrf_table: Option<u32>,
+    /// Those of `addresses` the agent added to a link it does not own, marked with its
+    /// protocol (`IFA_PROTO`), sorted; read only for such links (empty otherwise).
+    pub marked_addresses: Vec<IpNet>,
 }
 
 /// A route as read from (or written to) the kernel, limited to what the agent manages.

@@ -57,6 +57,7 @@ pub fn op_name(op: &Op) -> &'static str {
     match op {
         Op::ResolveNs { .. } => "resolve_namespace",
         Op::DumpNs { .. } => "read_links",
+        Op::ReadLinks { .. } => "read_found_links",
         Op::CreatePair { .. } => "create_pair",
         Op::CreateLink { .. } => "create_link",
         Op::UpdateLink { .. } => "update_link",

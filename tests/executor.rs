@@ -502,6 +502,7 @@ async fn update_link_in_place_keeps_the_index() {
         add_addresses: vec![net("10.80.1.1/24")],
         del_addresses: vec![net("10.80.0.1/24")],
         group: None,
+        address_mark: None,
     };
     let link = match one(
         &mut ex,

@@ -7,15 +7,11 @@ use super::{decode_value, ConfigItem, ModelError};
 use crate::keys::ItemKind;
 
 /// Decodes `value` of `key` (of `kind`) like [`decode_value`] and refuses what the agent
-/// cannot apply yet (AUTO_TAP, LOOPBACK and EXISTING interfaces), with an error naming the
-/// key and the field.
+/// cannot apply yet (AUTO_TAP interfaces), with an error naming the key and the field.
 pub fn accept_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigItem, ModelError> {
     let item = decode_value(kind, key, value)?;
     if let ConfigItem::Interface(i) = &item {
-        if matches!(
-            i.link,
-            LinkKind::AutoTap(_) | LinkKind::Loopback(_) | LinkKind::Existing(_)
-        ) {
+        if matches!(i.link, LinkKind::AutoTap(_)) {
             return Err(ModelError {
                 key: key.to_string(),
                 field: "type".to_string(),

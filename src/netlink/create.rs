@@ -229,7 +229,7 @@ pub(crate) async fn finish_end(
     let added = futures::future::join_all(
         end.addresses
             .iter()
-            .map(|net| add_address(conn, link.ifindex, net)),
+            .map(|net| add_address(conn, link.ifindex, net, None)),
     )
     .await;
     for (net, result) in end.addresses.iter().zip(added) {

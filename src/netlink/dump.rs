@@ -91,16 +91,79 @@ pub(crate) async fn link_presence(conn: &NsConn) -> Result<Vec<LinkPresence>, Nl
     Ok(present)
 }
 
-/// The link with this index, with its addresses.
-pub(crate) async fn link_by_index(conn: &NsConn, ifindex: u32) -> Result<KernelLink, NlError> {
+/// The links of the namespace the agent does not own but works with: those named in
+/// `names` and those carrying an address marked with `protocol`, with their addresses and
+/// marked addresses, sorted by index.
+pub(crate) async fn foreign_links(
+    conn: &NsConn,
+    owner: &Ownership,
+    names: &[String],
+    protocol: u8,
+) -> Result<Vec<KernelLink>, NlError> {
+    let (links, addresses) = futures::try_join!(
+        conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+        read_addresses(conn, 0)
+    )?;
+    let all: Vec<KernelLink> = links
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
+            _ => None,
+        })
+        .filter(|l| !owner.owns(l))
+        .collect();
+    let mut marked = marked_by_link(&addresses, protocol);
+    let mut by_link = addresses_by_link(addresses, &all);
+    let wanted: Vec<KernelLink> = all
+        .into_iter()
+        .filter(|l| names.contains(&l.name) || marked.contains_key(&l.ifindex))
+        .collect();
+    let mut found: Vec<KernelLink> = wanted
+        .into_iter()
+        .map(|mut l| {
+            l.addresses = by_link.remove(&l.ifindex).unwrap_or_default();
+            l.marked_addresses = marked.remove(&l.ifindex).unwrap_or_default();
+            l
+        })
+        .collect();
+    found.sort_by_key(|l| l.ifindex);
+    Ok(found)
+}
+
+/// The link with this index, with its addresses (and those marked with `mark`, if given).
+pub(crate) async fn link_by_index(
+    conn: &NsConn,
+    ifindex: u32,
+    mark: Option<u8>,
+) -> Result<KernelLink, NlError> {
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
     let mut link = single_link(conn, msg).await?;
     let addresses = read_addresses(conn, ifindex).await?;
+    if let Some(protocol) = mark {
+        link.marked_addresses = marked_by_link(&addresses, protocol)
+            .remove(&ifindex)
+            .unwrap_or_default();
+    }
     link.addresses = addresses_by_link(addresses, std::slice::from_ref(&link))
         .remove(&ifindex)
         .unwrap_or_default();
     Ok(link)
+}
+
+/// The addresses marked with `protocol` (`IFA_PROTO`), by link index, sorted.
+fn marked_by_link(addresses: &[RawAddress], protocol: u8) -> HashMap<u32, Vec<IpNet>> {
+    let mut map: HashMap<u32, Vec<IpNet>> = HashMap::new();
+    for (index, net, proto) in addresses {
+        if proto.is_some_and(|p| u8::from(p) == protocol) {
+            map.entry(*index).or_default().push(*net);
+        }
+    }
+    for list in map.values_mut() {
+        list.sort();
+        list.dedup();
+    }
+    map
 }
 
 /// The link with this name (without addresses); `None` when there is none.
@@ -216,6 +279,7 @@ pub(crate) fn parse_link(msg: &LinkMessage) -> KernelLink {
         kind: String::new(),
         master: 0,
         vrf_table: None,
+        marked_addresses: Vec::new(),
     };
     for attr in &msg.attributes {
         match attr {

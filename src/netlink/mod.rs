@@ -272,6 +272,23 @@ impl Executor {
                     },
                 }
             }
+            Op::ReadLinks {
+                ns,
+                names,
+                protocol,
+            } => {
+                let conn = match self.conn(ns) {
+                    Ok(c) => c,
+                    Err(failed) => return *failed,
+                };
+                match dump::foreign_links(&conn, &self.owner, &names, protocol).await {
+                    Ok(links) => OpOutcome::LinksRead { links },
+                    Err(e) => OpOutcome::Failed {
+                        kind: FailureKind::Other,
+                        error: format!("cannot read the links of {}: {e}", conn.label()),
+                    },
+                }
+            }
             Op::CreatePair { a, b } => {
                 let (ca, cb) = match (self.conn(a.ns), self.conn(b.ns)) {
                     (Ok(ca), Ok(cb)) => (ca, cb),

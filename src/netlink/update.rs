@@ -8,7 +8,9 @@ use crate::scheduler::ops::{FailureKind, LinkChanges, OpOutcome};
 use ipnet::IpNet;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressProtocol,
+};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -60,7 +62,7 @@ fn fail(conn: &NsConn, ifindex: u32, what: &str, e: NlError) -> OpOutcome {
 }
 
 async fn apply(conn: &NsConn, ifindex: u32, c: &LinkChanges) -> Result<KernelLink, StepError> {
-    let before = link_by_index(conn, ifindex)
+    let before = link_by_index(conn, ifindex, c.address_mark)
         .await
         .map_err(step("read the link"))?;
     let name = before.name.clone();
@@ -104,11 +106,11 @@ async fn apply(conn: &NsConn, ifindex: u32, c: &LinkChanges) -> Result<KernelLin
     }
     restore.retain(|net| !c.del_addresses.contains(net));
     for net in c.add_addresses.iter().chain(&restore) {
-        add_address(conn, ifindex, net)
+        add_address(conn, ifindex, net, c.address_mark)
             .await
             .map_err(step(format!("add address {net} to {name}")))?;
     }
-    link_by_index(conn, ifindex)
+    link_by_index(conn, ifindex, c.address_mark)
         .await
         .map_err(step(format!("read {name} back")))
 }
@@ -192,9 +194,19 @@ fn address_message(ifindex: u32, net: &IpNet) -> AddressMessage {
 
 /// Adds (or refreshes) an address. IPv4 gets the subnet's broadcast address (like
 /// `brd +`) for prefixes up to /30; IPv6 is added without duplicate address detection so
-/// that it is usable at once (the agent owns these addresses and the link).
-pub(crate) async fn add_address(conn: &NsConn, ifindex: u32, net: &IpNet) -> Result<(), NlError> {
+/// that it is usable at once. With `mark`, the address carries it as its `IFA_PROTO` (on a
+/// link the agent does not own, the mark says which addresses are the agent's).
+pub(crate) async fn add_address(
+    conn: &NsConn,
+    ifindex: u32,
+    net: &IpNet,
+    mark: Option<u8>,
+) -> Result<(), NlError> {
     let mut msg = address_message(ifindex, net);
+    if let Some(protocol) = mark {
+        msg.attributes
+            .push(AddressAttribute::Protocol(AddressProtocol::from(protocol)));
+    }
     match net {
         IpNet::V4(v4) if v4.prefix_len() < 31 => msg
             .attributes

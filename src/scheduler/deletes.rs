@@ -186,6 +186,7 @@ mod tests {
             kind: "veth".into(),
             master: 0,
             vrf_table: None,
+            marked_addresses: Vec::new(),
         }
     }
 

@@ -113,15 +113,26 @@ impl Scheduler {
             KernelEvent::Link(l) => match owned.get(&l.ifindex) {
                 Some(known) => !same_link(known, l),
                 None if self.is_ours(l) => true,
-                // Someone else's link: it matters when something waits for a link there, or
-                // when a route or entry uses it and it changed.
+                // Someone else's link: it matters when it is one the agent configures or
+                // waits for, when something waits for a link there, or when a route or entry
+                // uses it and it changed.
                 None => {
-                    self.waiting_on_links.contains(&ns)
-                        || presence(l.ifindex).is_some_and(|p| p.name != l.name || p.up != l.up)
+                    let used_changed =
+                        presence(l.ifindex).is_some_and(|p| p.name != l.name || p.up != l.up);
+                    match self.found_link(ns, l.ifindex) {
+                        Some(found) => !same_link(found, l) || used_changed,
+                        None => {
+                            self.foreign_name(ns, &l.name)
+                                || self.waiting_on_links.contains(&ns)
+                                || used_changed
+                        }
+                    }
                 }
             },
             KernelEvent::LinkGone { ifindex } => {
-                owned.contains_key(ifindex) || presence(*ifindex).is_some()
+                owned.contains_key(ifindex)
+                    || self.found_link(ns, *ifindex).is_some()
+                    || presence(*ifindex).is_some()
             }
             KernelEvent::Address {
                 ifindex,
@@ -129,7 +140,10 @@ impl Scheduler {
                 added,
             } => match owned.get(ifindex) {
                 Some(known) => known.addresses.contains(net) != *added,
-                None => presence(*ifindex).is_some_and(|p| p.addresses.contains(net) != *added),
+                None => match self.found_link(ns, *ifindex) {
+                    Some(found) => found.addresses.contains(net) != *added,
+                    None => presence(*ifindex).is_some_and(|p| p.addresses.contains(net) != *added),
+                },
             },
             KernelEvent::Route { route, added } if route.protocol == self.protocol => {
                 let known = l3.is_some_and(|(routes, ..)| routes.contains(route));

@@ -93,6 +93,7 @@ impl FakeKernel {
                 kind: String::new(),
                 master: 0,
                 vrf_table: None,
+                marked_addresses: Vec::new(),
             },
             peer: (id, 1),
         };
@@ -318,6 +319,7 @@ impl FakeKernel {
             kind: "veth".into(),
             master: 0,
             vrf_table: None,
+            marked_addresses: Vec::new(),
         };
         self.links.get_mut(&ns).unwrap().insert(
             index,
@@ -378,6 +380,7 @@ impl FakeKernel {
                 OwnedLink::Vrf { table } => Some(table),
                 _ => None,
             },
+            marked_addresses: Vec::new(),
         };
         let fake = FakeLink {
             link: link.clone(),
@@ -448,6 +451,22 @@ impl FakeKernel {
                     },
                 }
             }
+            Op::ReadLinks { ns, names, .. } => {
+                if let Some(f) = self.fault("dump") {
+                    return f;
+                }
+                match self.links.get(ns) {
+                    None => gone(),
+                    Some(links) => OpOutcome::LinksRead {
+                        links: links
+                            .values()
+                            .map(|l| l.link.clone())
+                            .filter(|l| !self.owned(l))
+                            .filter(|l| names.contains(&l.name) || !l.marked_addresses.is_empty())
+                            .collect(),
+                    },
+                }
+            }
             Op::CreatePair { a, b } => {
                 if let Some(f) = self.fault("create") {
                     return f;
@@ -478,6 +497,7 @@ impl FakeKernel {
                     kind: "veth".into(),
                     master: s.master,
                     vrf_table: None,
+                    marked_addresses: Vec::new(),
                 };
                 let (mut la, mut lb) = (mk(a, ia), mk(b, ib));
                 for l in [&mut la, &mut lb] {
@@ -566,9 +586,24 @@ impl FakeKernel {
                     l.group = g;
                 }
                 l.addresses.retain(|a| !changes.del_addresses.contains(a));
-                l.addresses.extend(changes.add_addresses.iter().copied());
+                l.marked_addresses
+                    .retain(|a| !changes.del_addresses.contains(a));
+                for a in &changes.add_addresses {
+                    // Adding an address that is there replaces it, with the new mark or none.
+                    l.marked_addresses.retain(|m| m != a);
+                    if changes.address_mark.is_some() {
+                        l.marked_addresses.push(*a);
+                    }
+                    if !l.addresses.contains(a) {
+                        l.addresses.push(*a);
+                    }
+                }
                 l.addresses.sort();
-                let link = l.clone();
+                l.marked_addresses.sort();
+                let mut link = l.clone();
+                if changes.address_mark.is_none() {
+                    link.marked_addresses.clear();
+                }
                 self.writes += 1;
                 if changes.up == Some(false) {
                     // The kernel drops the routes of a link that goes down.
@@ -715,6 +750,12 @@ impl FakeKernel {
                 k.ifindex = 0;
                 if !keep_mac(&k) {
                     k.mac = None;
+                }
+                if !self.owned(&k) {
+                    // What the agent sets on a link it does not own stays after its item
+                    // goes (only its addresses are removed): history, not configuration.
+                    k.up = false;
+                    k.mtu = 0;
                 }
                 let master = links
                     .get(&k.master)

@@ -14,6 +14,7 @@
 
 mod deletes;
 mod drift;
+mod foreign;
 mod l3;
 pub mod ops;
 mod plan;
@@ -119,6 +120,8 @@ pub struct Scheduler {
     arps: BTreeMap<String, Item<ArpEntry>>,
     refs: FxHashMap<NamespaceRef, RefState>,
     views: BTreeMap<NsId, View>,
+    /// The links the agent works with but does not own, by namespace (see `foreign`).
+    foreign: BTreeMap<NsId, state::Foreign>,
     item_backoff: FxHashMap<String, Backoff>,
     view_backoff: BTreeMap<NsId, Backoff>,
     link_backoff: BTreeMap<(NsId, u32), Backoff>,
@@ -191,6 +194,7 @@ impl Scheduler {
             arps: BTreeMap::new(),
             refs: FxHashMap::default(),
             views: BTreeMap::new(),
+            foreign: BTreeMap::new(),
             item_backoff: FxHashMap::default(),
             view_backoff: BTreeMap::new(),
             link_backoff: BTreeMap::new(),
@@ -311,6 +315,7 @@ impl Scheduler {
         for view in self.views.values_mut() {
             *view = View::Unknown;
         }
+        self.foreign.clear();
         self.item_backoff.clear();
         self.view_backoff.clear();
         self.link_backoff.clear();
@@ -515,6 +520,7 @@ impl Scheduler {
         self.released
             .extend(self.unreferenced.remove(&ns).into_iter().flatten());
         self.views.remove(&ns);
+        self.foreign.remove(&ns);
         self.view_backoff.remove(&ns);
         self.l3_views.remove(&ns);
         self.l3_view_backoff.remove(&ns);
@@ -644,6 +650,10 @@ impl Scheduler {
                 self.views.insert(*ns, View::Known(links));
             }
             (Op::DumpNs { ns }, outcome) => self.view_failed(*ns, outcome, now),
+            (Op::ReadLinks { ns, names, .. }, OpOutcome::LinksRead { links }) => {
+                self.foreign_read(*ns, names, links);
+            }
+            (Op::ReadLinks { ns, .. }, outcome) => self.view_failed(*ns, outcome, now),
             (Op::CreatePair { a, b }, OpOutcome::PairCreated { a: ka, b: kb }) => {
                 self.created([(a, ka), (b, kb)]);
             }
@@ -664,18 +674,33 @@ impl Scheduler {
                     }
                 }
             }
-            (Op::UpdateLink { ns, .. }, OpOutcome::Updated { link }) => {
+            (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Updated { link }) => {
                 if let Some(name) = link.alias.as_deref().and_then(|a| self.alias_item(a)) {
                     self.item_backoff.remove(&name);
                 }
-                self.remember_link(*ns, link);
+                if let Some(name) = self.link_writes.get(&(*ns, *ifindex)) {
+                    self.item_backoff.remove(name);
+                }
+                if self.foreign_updated(*ns, &link) {
+                    self.link_backoff.remove(&(*ns, *ifindex));
+                } else {
+                    self.remember_link(*ns, link);
+                }
             }
             (Op::UpdateLink { ns, ifindex, .. }, OpOutcome::Failed { kind, error }) => {
                 if kind == FailureKind::Other || kind == FailureKind::Conflict {
-                    if let Some(name) = self.link_writes.get(&(*ns, *ifindex)).cloned() {
-                        let prev = self.item_backoff.get(&name);
-                        let b = Backoff::after_failure(prev, error, now);
-                        self.item_backoff.insert(name, b);
+                    match self.link_writes.get(&(*ns, *ifindex)).cloned() {
+                        Some(name) => {
+                            let prev = self.item_backoff.get(&name);
+                            let b = Backoff::after_failure(prev, error, now);
+                            self.item_backoff.insert(name, b);
+                        }
+                        // Removing the agent's addresses from a link it does not own.
+                        None => {
+                            let prev = self.link_backoff.get(&(*ns, *ifindex));
+                            let b = Backoff::after_failure(prev, error, now);
+                            self.link_backoff.insert((*ns, *ifindex), b);
+                        }
                     }
                 }
                 if kind == FailureKind::LinkGone {
@@ -729,6 +754,7 @@ impl Scheduler {
                 for view in self.views.values_mut() {
                     *view = View::Unknown;
                 }
+                self.foreign.clear();
             }
         }
     }

@@ -50,6 +50,9 @@ pub struct LinkChanges {
     /// New link group (a link left in the transient deletion group goes back to the
     /// agent's own).
     pub group: Option<u32>,
+    /// Mark the added addresses with this protocol (`IFA_PROTO`): on a link the agent does
+    /// not own, so that it later removes only the addresses it added.
+    pub address_mark: Option<u8>,
 }
 
 impl LinkChanges {
@@ -82,6 +85,17 @@ pub enum Op {
     DumpNs {
         /// Namespace to read.
         ns: NsId,
+    },
+    /// Read the links of the namespace the agent does not own but works with: those named
+    /// in `names` (EXISTING, LOOPBACK) and those carrying an address marked with
+    /// `protocol`. Answered with [`OpOutcome::LinksRead`].
+    ReadLinks {
+        /// Namespace to read.
+        ns: NsId,
+        /// Host names of the links wanted.
+        names: Vec<String>,
+        /// The agent's address mark (`IFA_PROTO`).
+        protocol: u8,
     },
     /// Create a VETH pair in one request, both ends placed in their namespaces, then mark and
     /// configure both ends.
@@ -155,6 +169,7 @@ impl Op {
             | Op::DeleteLink { ns, .. }
             | Op::DeleteLinks { ns, .. }
             | Op::DumpNs { ns }
+            | Op::ReadLinks { ns, .. }
             | Op::ReleaseNs { ns } => vec![*ns],
             Op::L3(op) => vec![op.ns()],
             Op::ResolveNs { .. } => Vec::new(),
@@ -170,7 +185,10 @@ impl Op {
             | Op::DeleteLink { .. }
             | Op::DeleteLinks { .. } => true,
             Op::L3(op) => !matches!(op, l3::L3Op::Dump { .. }),
-            Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => false,
+            Op::ResolveNs { .. }
+            | Op::DumpNs { .. }
+            | Op::ReadLinks { .. }
+            | Op::ReleaseNs { .. } => false,
         }
     }
 }
@@ -248,6 +266,12 @@ pub enum OpOutcome {
     /// `DumpNs` result.
     Dumped {
         /// Every owned link in the namespace.
+        links: Vec<KernelLink>,
+    },
+    /// `ReadLinks` result.
+    LinksRead {
+        /// The links asked for that exist, and the links with marked addresses, with their
+        /// addresses and `marked_addresses`.
         links: Vec<KernelLink>,
     },
     /// `CreatePair` result: both ends as they now are.

@@ -6,7 +6,7 @@
 
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::quiet::{Quiet, Scope};
-use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, View};
+use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, View, Work};
 use super::{Item, ItemStatus, Plan, Scheduler};
 use crate::kernel::{KernelLink, NsId};
 use crate::keys::{ItemKind, KeyTree};
@@ -109,27 +109,6 @@ struct Learned {
 struct Claimed<'a> {
     claims: HashMap<&'a str, Vec<Claim<'a>>>,
     orphans: Vec<(NsId, &'a KernelLink)>,
-}
-
-/// The link operations a plan collects, and what routes may assume of each interface.
-struct Work<'a> {
-    deletes: Vec<(NsId, &'a KernelLink)>,
-    updates: Vec<Op>,
-    creates: Vec<Op>,
-    link_writes: LinkWrites,
-    ifaces: HashMap<&'a str, IfaceState<'a>>,
-}
-
-impl<'a> Work<'a> {
-    fn new(orphans: Vec<(NsId, &'a KernelLink)>) -> Self {
-        Work {
-            deletes: orphans,
-            updates: Vec::new(),
-            creates: Vec::new(),
-            link_writes: HashMap::default(),
-            ifaces: HashMap::default(),
-        }
-    }
 }
 
 /// What routes and entries may assume of each interface before pairs are planned: absent
@@ -284,13 +263,16 @@ impl Scheduler {
         let scoped = scoped_claims.is_some();
         let valid = self.valid_items(&order, book);
         let scan = self.namespaces_to_scan(&valid, scoped);
-        let learned = self.learn(&scan, now, scoped);
+        let wanted = self.wanted_foreign(&valid);
+        let learned = self.learn(&scan, &wanted, now, scoped);
         let decisions = self.decide_all(&order, &valid, now);
         let claimed = self.claim_links(&decisions, &valid, scoped_claims);
         let mut work = Work::new(claimed.orphans);
         self.withdraw(&decisions, &claimed.claims, &valid, &mut work, book);
         work.ifaces = interface_states(&order, &valid, &decisions);
         self.plan_links(&decisions, &claimed.claims, now, &mut work, book);
+        let released_marks = self.release_marks(&work.found, now);
+        work.updates.extend(released_marks);
 
         let deletes = self.delete_ops(std::mem::take(&mut work.deletes), now);
         self.untangle_renames(&mut work.updates);
@@ -344,7 +326,13 @@ impl Scheduler {
 
     /// The first phase: resolve references, read namespaces (those in use, and those no
     /// longer referenced while something of ours may be left in them).
-    fn learn(&self, scan: &Scan, now: Duration, scoped: bool) -> Learned {
+    fn learn(
+        &self,
+        scan: &Scan,
+        wanted: &super::foreign::Wanted,
+        now: Duration,
+        scoped: bool,
+    ) -> Learned {
         let mut ops = Vec::new();
         let mut needed = BTreeSet::new();
         let mut ordered: Vec<&NamespaceRef> = scan.refs.iter().copied().collect();
@@ -384,6 +372,7 @@ impl Scheduler {
                 ops.push(Op::DumpNs { ns: *ns });
             }
         }
+        ops.extend(self.foreign_reads(read.clone(), wanted, now));
         ops.extend(self.l3_dumps(read, now));
         Learned { ops, needed }
     }
@@ -468,10 +457,11 @@ impl Scheduler {
                         link,
                         alias_peer: Some(peer),
                     });
-                } else if let Some((name, _)) = desired
-                    .iter()
-                    .find(|(_, e)| e.ns == *ns && e.item.host_if_name == link.name)
-                {
+                } else if let Some((name, _)) = desired.iter().find(|(_, e)| {
+                    e.ns == *ns
+                        && e.item.host_if_name == link.name
+                        && e.item.link.created_by_agent()
+                }) {
                     claims.entry(name).or_default().push(Claim {
                         ns: *ns,
                         link,
@@ -522,7 +512,7 @@ impl Scheduler {
     /// once (from its end with the smaller name), and single links; each changed in place
     /// when it exists where it should, else (re)created.
     fn plan_links<'a>(
-        &self,
+        &'a self,
         decisions: &[(&'a str, Decision<'a>)],
         claims: &HashMap<&'a str, Vec<Claim<'a>>>,
         now: Duration,
@@ -547,6 +537,10 @@ impl Scheduler {
                     None => continue,
                 },
                 Lifecycle::Owned(_) => vec![(name, end)],
+                Lifecycle::Existing { link_only } => {
+                    self.plan_existing((name, end), link_only, claims, work, book);
+                    continue;
+                }
                 _ => continue,
             };
             let status = match self.masters(&ends, work) {
@@ -566,6 +560,30 @@ impl Scheduler {
                 book.set(n, status.clone());
             }
         }
+    }
+
+    /// A link found by host name (EXISTING, LOOPBACK): the links of an earlier value of the
+    /// item (another kind) go; the found one is changed as configured once its VRF is there.
+    fn plan_existing<'a>(
+        &'a self,
+        (name, end): (&'a str, &DesiredEnd<'a>),
+        link_only: bool,
+        claims: &HashMap<&'a str, Vec<Claim<'a>>>,
+        work: &mut Work<'a>,
+        book: &mut StatusBook,
+    ) {
+        let links = claims.get(name).map(Vec::as_slice).unwrap_or_default();
+        work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
+        let status = match self.masters(&[(name, end)], work) {
+            Ok(masters) => self.plan_found(name, (end.ns, end.item), masters[0], link_only, work),
+            Err(Waiting::Withdraw(status)) => {
+                let absent = IfaceState::Absent(status.detail().to_string());
+                work.ifaces.insert(name, absent);
+                status
+            }
+            Err(Waiting::Hold(status)) => status,
+        };
+        book.set(name, status);
     }
 
     /// The index of the VRF each end joins (0 for none), or why they wait: held while a
@@ -710,7 +728,7 @@ impl Scheduler {
                     }) => routes.is_empty() && neighbours.is_empty(),
                     Some(L3View::Unknown) => false,
                 };
-                !learned.needed.contains(ns) && links_clear && l3_clear
+                !learned.needed.contains(ns) && links_clear && l3_clear && self.no_marks_in(ns)
             })
             .map(|(ns, _)| Op::ReleaseNs { ns: *ns })
             .collect()
@@ -783,8 +801,8 @@ impl Scheduler {
                 Ok(p) => involved.push(p),
                 Err(waiting) => return waiting,
             },
-            Lifecycle::Owned(_) => {}
-            Lifecycle::Adopted { .. } | Lifecycle::Existing { .. } => {
+            Lifecycle::Owned(_) | Lifecycle::Existing { .. } => {}
+            Lifecycle::Adopted { .. } => {
                 return pending(format!(
                     "{} interfaces are not supported yet",
                     i.link.type_name()
@@ -800,6 +818,11 @@ impl Scheduler {
             Ok(ns) => ns,
             Err(waiting) => return waiting,
         };
+        if !i.link.created_by_agent() && !self.foreign_known(own_ns, &i.host_if_name) {
+            return Decision::Hold(ItemStatus::Pending {
+                reason: self.reading(&i.namespace),
+            });
+        }
         for j in &involved {
             if let Some(b) = self.item_backoff.get(&j.name).filter(|b| b.waiting(now)) {
                 return Decision::Hold(ItemStatus::Failed {
@@ -1077,6 +1100,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface, master: u32) -> Option
         add_addresses: add,
         del_addresses: del,
         group: None,
+        address_mark: None,
     })
 }
 

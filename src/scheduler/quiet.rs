@@ -157,6 +157,7 @@ impl Scheduler {
         if q.until.is_some_and(|t| now >= t)
             || !self.refresh.is_empty()
             || !self.link_backoff.is_empty()
+            || !self.foreign.is_empty()
         {
             return None;
         }
@@ -201,6 +202,10 @@ impl Scheduler {
         for (name, item) in names.iter().filter_map(|n| self.items.get_key_value(*n)) {
             order.push((name.as_str(), item));
             if let Ok(i) = &item.config {
+                // Links the agent does not own are planned in full plans only.
+                if !i.link.created_by_agent() {
+                    return None;
+                }
                 match self.refs.get(&i.namespace) {
                     Some(RefState::Resolved(ns)) => namespaces.insert(*ns),
                     _ => return None,

@@ -128,7 +128,10 @@ impl Scheduler {
                 report(items, Object::Link, Change::Delete, what)
             }
             Op::L3(op) => self.report_l3(op),
-            Op::ResolveNs { .. } | Op::DumpNs { .. } | Op::ReleaseNs { .. } => None,
+            Op::ResolveNs { .. }
+            | Op::DumpNs { .. }
+            | Op::ReadLinks { .. }
+            | Op::ReleaseNs { .. } => None,
         }
     }
 
@@ -191,6 +194,7 @@ impl Scheduler {
             Some(View::Known(links)) => links.get(&ifindex),
             _ => None,
         }
+        .or_else(|| self.found_link(ns, ifindex))
     }
 
     /// How messages name a namespace: a reference to it, else its identity.

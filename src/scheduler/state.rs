@@ -2,13 +2,14 @@
 //! the statuses it keeps, and the plain types its planning phases (`plan`, `l3`, `quiet`,
 //! `drift`, `report`) pass each other. A leaf: it imports none of them.
 
+use super::ops::Op;
 use super::ItemStatus;
 use crate::backoff::Backoff;
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
 use crate::keys::ItemKind;
 use ipnet::IpNet;
-use rustc_hash::FxHashMap as HashMap;
-use std::collections::BTreeMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// What the scheduler knows about a namespace reference.
@@ -39,6 +40,16 @@ pub(super) enum View {
     Unknown,
     /// The owned links, by ifindex.
     Known(BTreeMap<u32, KernelLink>),
+}
+
+/// What the scheduler believes of the links of one namespace that it works with but does not
+/// own (EXISTING and LOOPBACK links, and links still carrying addresses it added).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Foreign {
+    /// The host names asked for when it was read.
+    pub names: BTreeSet<String>,
+    /// The links found, by index.
+    pub links: BTreeMap<u32, KernelLink>,
 }
 
 /// The item (by name) each link update of a plan is for, by namespace and link index.
@@ -137,4 +148,35 @@ pub(super) type RouteKey = (u32, IpNet, u32);
 
 pub(super) fn route_key(r: &KernelRoute) -> RouteKey {
     (r.table, r.dst, r.metric)
+}
+
+/// The link operations a plan collects, and what routes may assume of each interface.
+pub(super) struct Work<'a> {
+    /// Owned links to delete.
+    pub deletes: Vec<(NsId, &'a KernelLink)>,
+    /// In-place changes.
+    pub updates: Vec<Op>,
+    /// Creations.
+    pub creates: Vec<Op>,
+    /// The item each link update is for.
+    pub link_writes: LinkWrites,
+    /// What routes and entries may assume of each interface.
+    pub ifaces: HashMap<&'a str, IfaceState<'a>>,
+    /// Found links (EXISTING, LOOPBACK) an item configures, by namespace and index: their
+    /// marked addresses are the item's to keep or remove.
+    pub found: HashSet<(NsId, u32)>,
+}
+
+impl<'a> Work<'a> {
+    /// Work that starts with deleting `orphans`.
+    pub(super) fn new(orphans: Vec<(NsId, &'a KernelLink)>) -> Self {
+        Work {
+            deletes: orphans,
+            updates: Vec::new(),
+            creates: Vec::new(),
+            link_writes: HashMap::default(),
+            ifaces: HashMap::default(),
+            found: HashSet::default(),
+        }
+    }
 }

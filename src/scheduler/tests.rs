@@ -880,7 +880,14 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
         ),
         prop::option::of(0..3u8),
         (
-            prop_oneof![12 => Just(0u8), 1 => Just(1), 1 => Just(2), 2 => Just(3)],
+            prop_oneof![
+                12 => Just(0u8),
+                1 => Just(1),
+                1 => Just(2),
+                2 => Just(3),
+                1 => Just(4),
+                1 => Just(5)
+            ],
             prop_oneof![4 => Just(None), 1 => (0..4usize).prop_map(Some)],
         ),
     )
@@ -897,17 +904,33 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
                     let table = 10 + n as u32 % 2;
                     i.link = LinkKind::VrfDevice(crate::model::link::vrf::Vrf { table });
                 }
+                // The loopback link, or a link found by name (`lo` unless another host
+                // name is drawn, which no link the agent does not own has).
+                4 => i.link = LinkKind::Loopback(crate::model::link::loopback::Loopback),
+                5 => {
+                    let link_only = n % 2 == 1;
+                    i.link =
+                        LinkKind::Existing(crate::model::link::existing::Existing { link_only });
+                }
                 _ => {}
             }
             i.vrf_master_interface = vrf
                 .filter(|v| *v != n)
                 .map(|v| NAMES[v].to_string())
                 .unwrap_or_default();
-            if let Some(h) = host {
-                i.host_if_name = h.into();
+            match (host, kind) {
+                (_, 4) | (None, 5) => i.host_if_name = "lo".into(),
+                (Some(h), _) => i.host_if_name = h.into(),
+                (None, _) => {}
             }
             i.mtu = mtu;
             i.enabled = enabled;
+            if kind >= 4 {
+                // A found link keeps the admin state the agent gave it after its item goes,
+                // and routes depend on it: keep the kernel's (up only in the initial
+                // namespace) so that the end state does not depend on history.
+                i.enabled = i.namespace == NamespaceRef::Default;
+            }
             // Mostly with 10.0.1.1/24, which makes the routes' gateway 10.0.1.2 reachable.
             i.ip_addresses = addrs
                 .into_iter()
@@ -2386,3 +2409,6 @@ fn a_failed_read_after_lost_events_is_retried_until_it_succeeds() {
 
 #[path = "tests_kinds.rs"]
 mod kinds;
+
+#[path = "tests_found.rs"]
+mod found;

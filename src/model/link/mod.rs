@@ -185,6 +185,15 @@ impl LinkKind {
         }
     }
 
+    /// True when the agent creates and deletes the link (a VETH end or an owned single
+    /// link); false for links it finds (EXISTING, LOOPBACK, AUTO_TAP).
+    pub fn created_by_agent(&self) -> bool {
+        matches!(
+            self.lifecycle(),
+            Lifecycle::Pair { .. } | Lifecycle::Owned(_)
+        )
+    }
+
     /// The logical name of the other end of a VETH pair.
     pub fn peer(&self) -> Option<&str> {
         match self.lifecycle() {
