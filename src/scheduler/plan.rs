@@ -315,7 +315,9 @@ impl Scheduler {
                     valid.get(peer).is_some_and(|p| p.veth_peer() == i.name)
                 }
                 Lifecycle::Owned(_) => true,
-                Lifecycle::Adopted { .. } | Lifecycle::Existing { .. } => false,
+                // Every namespace has a loopback link: a missing one may be made for it.
+                Lifecycle::Existing { .. } => i.link.fixed_host_name().is_some(),
+                Lifecycle::Adopted { .. } => false,
             };
             if applicable {
                 apply.insert(&i.namespace);

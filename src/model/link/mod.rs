@@ -194,6 +194,11 @@ impl LinkKind {
         )
     }
 
+    /// The host name every link of this kind has (`lo`), if it is fixed.
+    pub fn fixed_host_name(&self) -> Option<&'static str> {
+        FIXED_HOST_NAMES[self.type_number()]
+    }
+
     /// The logical name of the other end of a VETH pair.
     pub fn peer(&self) -> Option<&str> {
         match self.lifecycle() {
