@@ -60,6 +60,8 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::ReadLinks { .. } => "read_found_links",
         Op::CreatePair { .. } => "create_pair",
         Op::CreateLink { .. } => "create_link",
+        Op::AdoptLink { .. } => "adopt_link",
+        Op::ReturnLink { .. } => "return_link",
         Op::UpdateLink { .. } => "update_link",
         Op::DeleteLink { .. } => "delete_link",
         Op::DeleteLinks { .. } => "delete_links",

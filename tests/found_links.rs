@@ -184,3 +184,67 @@ async fn the_loopback_of_a_namespace_is_configured_once() {
         "{lo:?}"
     );
 }
+
+/// An AUTO_TAP waits for a TAP another program makes in the agent's own namespace, takes it
+/// over (moved into its namespace, renamed, configured, carrying a route), repairs it, follows
+/// a new namespace, and gives it back when deleted: in the agent's namespace again under its
+/// temporary name, without addresses or alias.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_tap_is_taken_over_and_given_back() {
+    let Some(env) = TestEnv::new("a") else { return };
+    let (nsx, nsy) = (env.ns("x"), env.ns("y"));
+    ip(&["netns", "add", &nsx]);
+    let _agent = env.agent_with(&[]);
+    let (temp, host) = (env.host("tp"), env.host("t"));
+    let mut value = json!({"name": "t", "type": "AUTO_TAP", "host_if_name": host,
+        "tap": {"temp_if_name": temp}, "enabled": true, "mtu": 1400,
+        "ip_addresses": ["10.98.0.1/24"], "namespace": named(&nsx)});
+    env.put_v("interface", "t", value.clone()).await;
+    env.put_v(
+        "route",
+        "r",
+        json!({"name": "r", "dst_ip_addr": "10.99.0.0/24", "interface": "t",
+            "namespace": named(&nsx)}),
+    )
+    .await;
+    env.wait_status("interface", "t", "pending", "waiting for a TAP named")
+        .await;
+
+    // Another program makes the TAP.
+    ip(&["tuntap", "add", "dev", &temp, "mode", "tap"]);
+    env.wait_status("interface", "t", "applied", "").await;
+    env.wait_status("route", "r", "applied", "").await;
+    assert!(
+        link(None, &temp).is_none(),
+        "moved out of the agent's namespace"
+    );
+    let l = link(Some(&nsx), &host).expect("taken over");
+    assert_eq!((l.mtu, l.up), (1400, true));
+    assert_eq!(l.addresses, vec!["10.98.0.1/24"]);
+    assert_eq!(l.alias, Some(format!("/vnf-agent/{}/t/{temp}", env.label)));
+    assert_eq!(l.group, "default", "never in the agent's link group");
+    assert!(route_via(&nsx, "10.99.0.0/24", &host));
+
+    ip(&["-n", &nsx, "link", "set", &host, "mtu", "1500"]);
+    wait("the MTU repaired", || {
+        link(Some(&nsx), &host).is_some_and(|l| l.mtu == 1400)
+    })
+    .await;
+
+    // Another namespace: given back, then taken over again there.
+    ip(&["netns", "add", &nsy]);
+    value["namespace"] = named(&nsy);
+    env.put_v("interface", "t", value).await;
+    wait("the TAP in its new namespace", || {
+        link(Some(&nsy), &host).is_some() && link(Some(&nsx), &host).is_none()
+    })
+    .await;
+    env.wait_status("interface", "t", "applied", "").await;
+
+    env.del("route", "r").await;
+    env.del("interface", "t").await;
+    wait("the TAP given back", || link(None, &temp).is_some()).await;
+    let back = link(None, &temp).unwrap();
+    assert_eq!((&back.alias, back.addresses.len()), (&None, 0), "{back:?}");
+    assert!(link(Some(&nsy), &host).is_none());
+}

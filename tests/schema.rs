@@ -296,6 +296,8 @@ fn the_interface_schema_and_the_decoder_accept_the_same_edge_cases() {
         json!({"name": "l1", "type": "LOOPBACK", "ip_addresses": ["127.0.0.2/8", "::1/128"]}),
         json!({"name": "l1", "type": 3, "host_if_name": "lo"}),
         json!({"name": "e1", "type": "EXISTING", "link_only": true, "host_if_name": "eth0"}),
+        json!({"name": "t1", "type": "AUTO_TAP", "host_if_name": "linux-tap",
+            "tap": {"temp_if_name": "tap0"}, "vrf_master_interface": "red"}),
         json!({"name": "veth1", "veth": {"peer_if_name": "veth2"}, "link_only": false,
             "vrf_dev": {"routing_table": 0}}),
     ];
@@ -336,6 +338,8 @@ fn invalid_interfaces_are_rejected_by_the_schema_and_the_decoder() {
         json!({"name": "red", "type": "VRF_DEVICE"}),
         json!({"name": "red", "type": 5, "vrf_dev": {"routing_table": 254}}),
         json!({"name": "red", "type": 5, "vrf_dev": {"routing_table": 10, "table": 1}}),
+        json!({"name": "red", "type": 5, "vrf_dev": {"routing_table": 10},
+            "vrf_master_interface": "blue"}),
         json!({"name": "l1", "type": "LOOPBACK", "host_if_name": "lo0"}),
         json!({"name": "d1", "type": "DUMMY", "ip_addresses": ["127.0.0.2/8"]}),
         json!({"name": "d1", "type": "DUMMY", "tap": {"temp_if_name": "x"}}),

@@ -237,7 +237,7 @@ mod tests {
         );
         write(
             &dir.path().join("d.json"),
-            json!({"name": "t", "type": "AUTO_TAP"}),
+            json!({"name": "t", "type": "AUTO_TAP", "veth": {"peer_if_name": "u"}}),
         );
         write(&dir.path().join("e.json"), json!({"veth": {}}));
         write(
@@ -248,7 +248,8 @@ mod tests {
         assert_eq!(errors.len(), 4, "{errors:#?}");
         assert!(
             errors[0].contains("d.json")
-                && errors[0].contains("AUTO_TAP interfaces are not supported yet")
+                && errors[0].contains("field `veth.peer_if_name`: is set but `type` is AUTO_TAP"),
+            "{errors:#?}"
         );
         assert!(errors[1].contains("e.json: the value has no `name`"));
         assert!(

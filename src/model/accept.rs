@@ -2,24 +2,13 @@
 //! apply today. The agent, `nsagent-ctl put`, `apply` and `example` all ask here, so that
 //! support for a new kind is added in this one place.
 
-use super::link::LinkKind;
 use super::{decode_value, ConfigItem, ModelError};
 use crate::keys::ItemKind;
 
-/// Decodes `value` of `key` (of `kind`) like [`decode_value`] and refuses what the agent
-/// cannot apply yet (AUTO_TAP interfaces), with an error naming the key and the field.
+/// Decodes `value` of `key` (of `kind`) like [`decode_value`]; the place to refuse what
+/// decodes but the agent cannot apply (today it applies every kind it decodes).
 pub fn accept_value(kind: ItemKind, key: &str, value: &[u8]) -> Result<ConfigItem, ModelError> {
-    let item = decode_value(kind, key, value)?;
-    if let ConfigItem::Interface(i) = &item {
-        if matches!(i.link, LinkKind::AutoTap(_)) {
-            return Err(ModelError {
-                key: key.to_string(),
-                field: "type".to_string(),
-                message: format!("{} interfaces are not supported yet", i.link.type_name()),
-            });
-        }
-    }
-    Ok(item)
+    decode_value(kind, key, value)
 }
 
 #[cfg(test)]
@@ -29,14 +18,22 @@ mod tests {
     const KEY: &str = "/vnf-agent/vpp1/linux/config/v1/interface/t";
 
     #[test]
-    fn auto_tap_is_refused_naming_key_and_field() {
-        let value = br#"{"name": "t", "type": "AUTO_TAP", "host_if_name": "t"}"#;
-        assert!(decode_value(ItemKind::Interface, KEY, value).is_ok());
-        let e = accept_value(ItemKind::Interface, KEY, value).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!("{KEY}: field `type`: AUTO_TAP interfaces are not supported yet")
-        );
+    fn every_kind_is_accepted() {
+        for kind in crate::model::link::INTERFACE_TYPES {
+            let value =
+                format!(r#"{{"name": "t", "type": "{kind}", "veth": {{"peer_if_name": "u"}}}}"#);
+            let value = match *kind {
+                "VETH" => value,
+                "VRF_DEVICE" => format!(
+                    r#"{{"name": "t", "type": "{kind}", "vrf_dev": {{"routing_table": 10}}}}"#
+                ),
+                _ => format!(r#"{{"name": "t", "type": "{kind}"}}"#),
+            };
+            assert!(
+                accept_value(ItemKind::Interface, KEY, value.as_bytes()).is_ok(),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

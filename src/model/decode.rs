@@ -76,6 +76,16 @@ pub fn decode_interface(key: &str, value: &[u8]) -> Result<Interface, ModelError
         host_if_name: &host_if_name,
     };
     let link = LinkKind::decode(type_number, &obj, &cx)?;
+    if link.vrf_table().is_some() && !vrf_master_interface.is_empty() {
+        return Err(obj.error(
+            "vrf_master_interface",
+            format!(
+                "is {}, but a VRF_DEVICE cannot join another VRF (the kernel does not enslave \
+                 one VRF to another); leave it out",
+                quote(&vrf_master_interface)
+            ),
+        ));
+    }
 
     Ok(Interface {
         name,

@@ -146,6 +146,17 @@ impl Interface {
     pub fn veth_peer(&self) -> &str {
         self.peer().unwrap_or("")
     }
+
+    /// The second part of the ownership alias of its link (`/vnf-agent/<label>/<name>/<it>`):
+    /// a VETH end's peer, an AUTO_TAP's temporary name (to give it back under); "" for
+    /// the others.
+    pub fn alias_suffix(&self) -> &str {
+        match self.link.lifecycle() {
+            link::Lifecycle::Pair { peer } => peer,
+            link::Lifecycle::Adopted { temp_name } => temp_name,
+            _ => "",
+        }
+    }
 }
 
 /// Route scope (`scope.type`).

@@ -1234,6 +1234,12 @@ fn single_link_kinds_refuse_what_the_kernel_would() {
         &["254 is the kernel's main table"],
     );
     rejected(
+        json!({"name": "v1", "type": "VRF_DEVICE", "vrf_dev": {"routing_table": 10},
+            "vrf_master_interface": "v2"}),
+        "vrf_master_interface",
+        &["a VRF_DEVICE cannot join another VRF"],
+    );
+    rejected(
         json!({"name": "d1", "type": "DUMMY", "vrf_dev": {"routing_table": 5}}),
         "vrf_dev.routing_table",
         &["is set but `type` is DUMMY (6); set `type` to VRF_DEVICE (5)"],

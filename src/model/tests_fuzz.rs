@@ -64,8 +64,19 @@ const INTERFACE: Model = Model {
     ],
     objects: &["", "namespace", "veth", "tap"],
     // The host name defaults to `name`, the ownership alias is `name` + peer; `type` decides
-    // which of `veth` and `tap` may be set.
-    groups: &[&["name", "host_if_name", "veth"], &["type", "veth", "tap"]],
+    // which of `veth` and `tap` may be set, and a LOOPBACK's host name (always `lo`) and
+    // addresses (loopback ones allowed).
+    groups: &[
+        &["name", "host_if_name", "veth"],
+        &[
+            "type",
+            "veth",
+            "tap",
+            "host_if_name",
+            "ip_addresses",
+            "vrf_master_interface",
+        ],
+    ],
 };
 
 const ROUTE: Model = Model {

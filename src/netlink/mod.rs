@@ -1,6 +1,7 @@
 //! The executor: runs scheduler operations against the kernel over rtnetlink, with one
 //! cached netlink connection per namespace.
 
+mod adopt;
 mod conn;
 mod create;
 mod delete;
@@ -305,6 +306,37 @@ impl Executor {
                 Ok(conn) => create::create_single(&conn, &end, kind, &self.owner).await,
                 Err(failed) => *failed,
             },
+            Op::AdoptLink { from, ifindex, end } => {
+                let (cf, ct) = match (self.conn(from), self.conn(end.ns)) {
+                    (Ok(cf), Ok(ct)) => (cf, ct),
+                    (Err(failed), _) | (_, Err(failed)) => return *failed,
+                };
+                let m = adopt::Move {
+                    from: &cf,
+                    to: &ct,
+                    same: from == end.ns,
+                };
+                adopt::adopt_link(m, ifindex, &end).await
+            }
+            Op::ReturnLink {
+                ns,
+                ifindex,
+                temp_name,
+                to,
+                addresses,
+                ..
+            } => {
+                let (cf, ct) = match (self.conn(ns), self.conn(to)) {
+                    (Ok(cf), Ok(ct)) => (cf, ct),
+                    (Err(failed), _) | (_, Err(failed)) => return *failed,
+                };
+                let m = adopt::Move {
+                    from: &cf,
+                    to: &ct,
+                    same: ns == to,
+                };
+                adopt::return_link(m, ifindex, &temp_name, &addresses).await
+            }
             Op::UpdateLink {
                 ns,
                 ifindex,

@@ -223,7 +223,7 @@ pub(crate) async fn add_address(
 }
 
 /// Removes an address; one that is not there counts as removed.
-async fn del_address(conn: &NsConn, ifindex: u32, net: &IpNet) -> Result<(), NlError> {
+pub(crate) async fn del_address(conn: &NsConn, ifindex: u32, net: &IpNet) -> Result<(), NlError> {
     let msg = address_message(ifindex, net);
     match conn.request(RouteNetlinkMessage::DelAddress(msg), 0).await {
         Err(e) if e.is(Errno::EADDRNOTAVAIL) || e.is(Errno::ENOENT) => Ok(()),

@@ -395,6 +395,128 @@ impl FakeKernel {
         self.next_index
     }
 
+    /// Adds a TAP nobody owns (made by another program, for an AUTO_TAP).
+    pub fn add_foreign_tap(&mut self, ns: NsId, name: &str) -> u32 {
+        let index = self.add_foreign_link(ns, name);
+        let link = &mut self
+            .links
+            .get_mut(&ns)
+            .unwrap()
+            .get_mut(&index)
+            .unwrap()
+            .link;
+        link.kind = "tun".into();
+        link.mac = Some(MacAddr([2, 0, 0, 0, 9, index as u8]));
+        index
+    }
+
+    /// Moves link `ifindex` of `from` into `to` as `name` (keeping its index when it is free
+    /// there); its new index, or the failure.
+    fn move_link(
+        &mut self,
+        from: NsId,
+        ifindex: u32,
+        to: NsId,
+        name: &str,
+    ) -> Result<u32, Box<OpOutcome>> {
+        let busy = self.links.get(&to).is_some_and(|links| {
+            links
+                .values()
+                .any(|l| l.link.name == name && (from, l.link.ifindex) != (to, ifindex))
+        });
+        if busy {
+            return Err(Box::new(OpOutcome::Failed {
+                kind: FailureKind::Other,
+                error: format!("name {name} busy"),
+            }));
+        }
+        let Some(mut l) = self.links.get_mut(&from).and_then(|m| m.remove(&ifindex)) else {
+            return Err(Box::new(OpOutcome::Failed {
+                kind: FailureKind::LinkGone,
+                error: "no such link".into(),
+            }));
+        };
+        // The kernel flushes its routes and neighbour entries as it leaves.
+        self.flush_routes(from, ifindex);
+        if let Some(n) = self.neighbours.get_mut(&from) {
+            n.retain(|e| e.ifindex != ifindex);
+        }
+        let index = if self.links[&to].contains_key(&ifindex) {
+            self.index()
+        } else {
+            ifindex
+        };
+        l.link.ifindex = index;
+        l.link.name = name.to_string();
+        l.peer = (to, 0);
+        self.links.get_mut(&to).unwrap().insert(index, l);
+        Ok(index)
+    }
+
+    fn adopt(&mut self, from: NsId, ifindex: u32, end: &super::ops::EndSpec) -> OpOutcome {
+        if let Some(f) = self.fault("create") {
+            return f;
+        }
+        if !self.links.contains_key(&from) || !self.links.contains_key(&end.ns) {
+            return gone();
+        }
+        let index = match self.move_link(from, ifindex, end.ns, &end.name) {
+            Ok(index) => index,
+            Err(failed) => return *failed,
+        };
+        self.writes += 1;
+        let l = &mut self
+            .links
+            .get_mut(&end.ns)
+            .unwrap()
+            .get_mut(&index)
+            .unwrap()
+            .link;
+        l.alias = Some(end.alias.clone());
+        if end.mtu != 0 {
+            l.mtu = end.mtu;
+        }
+        if let Some(mac) = end.mac {
+            l.mac = Some(mac);
+        }
+        l.up = end.up;
+        l.master = end.master;
+        l.addresses = end.addresses.clone();
+        l.addresses.sort();
+        l.marked_addresses.clear();
+        OpOutcome::Created { link: l.clone() }
+    }
+
+    fn give_back(&mut self, ns: NsId, ifindex: u32, temp_name: &str, to: NsId) -> OpOutcome {
+        if let Some(f) = self.fault("delete") {
+            return f;
+        }
+        if !self
+            .links
+            .get(&ns)
+            .is_some_and(|m| m.contains_key(&ifindex))
+        {
+            return OpOutcome::Deleted;
+        }
+        let index = match self.move_link(ns, ifindex, to, temp_name) {
+            Ok(index) => index,
+            Err(failed) => return *failed,
+        };
+        self.writes += 1;
+        let l = &mut self
+            .links
+            .get_mut(&to)
+            .unwrap()
+            .get_mut(&index)
+            .unwrap()
+            .link;
+        l.alias = None;
+        l.up = false;
+        l.master = 0;
+        l.addresses.clear();
+        OpOutcome::Deleted
+    }
+
     fn owned(&self, l: &KernelLink) -> bool {
         l.group == self.group
             || l.group == self.delete_group
@@ -611,6 +733,14 @@ impl FakeKernel {
                 }
                 OpOutcome::Updated { link }
             }
+            Op::AdoptLink { from, ifindex, end } => self.adopt(*from, *ifindex, end),
+            Op::ReturnLink {
+                ns,
+                ifindex,
+                temp_name,
+                to,
+                ..
+            } => self.give_back(*ns, *ifindex, temp_name, *to),
             Op::DeleteLink { ns, ifindex, .. } => {
                 if let Some(f) = self.fault("delete") {
                     return f;

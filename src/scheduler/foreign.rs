@@ -7,7 +7,8 @@ use super::ops::{LinkChanges, Op};
 use super::state::{Foreign, IfaceState, L3View, RefState, Work};
 use super::{ItemStatus, Scheduler};
 use crate::kernel::{KernelLink, NsId};
-use crate::model::Interface;
+use crate::model::link::Lifecycle;
+use crate::model::{Interface, NamespaceRef};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,12 +20,29 @@ impl Scheduler {
     /// The host names valid items want found, by the namespace they resolve to.
     pub(super) fn wanted_foreign<'a>(&self, valid: &HashMap<&'a str, &'a Interface>) -> Wanted<'a> {
         let mut wanted = Wanted::new();
-        for i in valid.values().filter(|i| !i.link.created_by_agent()) {
+        for i in valid.values() {
             if let Some(RefState::Resolved(ns)) = self.refs.get(&i.namespace) {
-                wanted.entry(*ns).or_default().insert(&i.host_if_name);
+                if let Some((at, name)) = self.found_by(i, *ns) {
+                    wanted.entry(at).or_default().insert(name);
+                }
             }
         }
         wanted
+    }
+
+    /// The link item `i` (in namespace `ns`) is found by, with its namespace: an EXISTING or
+    /// LOOPBACK link by host name in `ns`, an AUTO_TAP by its temporary name in the agent's
+    /// own namespace; `None` for the links the agent creates (or while its own namespace is
+    /// not resolved).
+    pub(super) fn found_by<'a>(&self, i: &'a Interface, ns: NsId) -> Option<(NsId, &'a str)> {
+        match i.link.lifecycle() {
+            Lifecycle::Existing { .. } => Some((ns, &i.host_if_name)),
+            Lifecycle::Adopted { temp_name } => match self.refs.get(&NamespaceRef::Default) {
+                Some(RefState::Resolved(own)) => Some((*own, temp_name)),
+                _ => None,
+            },
+            Lifecycle::Pair { .. } | Lifecycle::Owned(_) => None,
+        }
     }
 
     /// Reads of found links due in namespaces `read`: where links are wanted or marks of the

@@ -12,6 +12,7 @@
 //! The caller runs the phases of a [`Plan`] in order (the operations inside a phase are
 //! independent), reports every outcome with [`Scheduler::complete`], and plans again.
 
+mod adopt;
 mod deletes;
 mod drift;
 mod foreign;
@@ -487,7 +488,10 @@ impl Scheduler {
             .iter()
             .flatten()
             .filter(|op| match op {
-                Op::CreatePair { .. } | Op::CreateLink { .. } | Op::UpdateLink { .. } => true,
+                Op::CreatePair { .. }
+                | Op::CreateLink { .. }
+                | Op::AdoptLink { .. }
+                | Op::UpdateLink { .. } => true,
                 Op::L3(op) => op.puts(),
                 _ => false,
             })
@@ -660,6 +664,22 @@ impl Scheduler {
             (Op::CreateLink { end, .. }, OpOutcome::Created { link }) => {
                 self.created([(end, link)]);
             }
+            (Op::AdoptLink { from, end, .. }, OpOutcome::Created { link }) => {
+                // It left the agent's own namespace (its view there is read again).
+                self.reread_view(*from);
+                self.created([(end, link)]);
+            }
+            (Op::AdoptLink { from, .. }, OpOutcome::Failed { error, .. }) => {
+                for spec in op.created_ends() {
+                    if let Some(name) = self.alias_item(&spec.alias) {
+                        let prev = self.item_backoff.get(&name);
+                        let b = Backoff::after_failure(prev, error.clone(), now);
+                        self.item_backoff.insert(name, b);
+                    }
+                    self.reread_view(spec.ns);
+                }
+                self.reread_view(*from);
+            }
             (Op::CreatePair { .. } | Op::CreateLink { .. }, OpOutcome::Failed { kind, error }) => {
                 for spec in op.created_ends() {
                     if let Some(name) = self.alias_item(&spec.alias) {
@@ -708,12 +728,22 @@ impl Scheduler {
                 }
                 self.reread_view(*ns);
             }
+            (
+                Op::ReturnLink {
+                    ns, ifindex, to, ..
+                },
+                OpOutcome::Deleted,
+            ) => {
+                self.link_backoff.remove(&(*ns, *ifindex));
+                self.forget_deleted_link(*ns, *ifindex);
+                self.reread_view(*to);
+            }
             (Op::DeleteLink { ns, ifindex, .. }, OpOutcome::Deleted) => {
                 self.link_backoff.remove(&(*ns, *ifindex));
                 self.link_backoff_ends.remove(&(*ns, *ifindex));
                 self.forget_deleted_link(*ns, *ifindex);
             }
-            (Op::DeleteLink { ns, ifindex, .. }, outcome) => {
+            (Op::DeleteLink { ns, ifindex, .. } | Op::ReturnLink { ns, ifindex, .. }, outcome) => {
                 let error = format!("{outcome:?}");
                 let prev = self.link_backoff.get(&(*ns, *ifindex));
                 let b = Backoff::after_failure(prev, error, now);

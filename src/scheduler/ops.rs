@@ -113,6 +113,35 @@ pub enum Op {
         /// What to create.
         kind: OwnedLink,
     },
+    /// Take over a link another program made (an AUTO_TAP's TAP): mark it with the alias
+    /// while it still has its temporary name, move it into `end`'s namespace under `end`'s
+    /// name in one request, then configure it like a created link. Answered with
+    /// [`OpOutcome::Created`].
+    AdoptLink {
+        /// The namespace it is in (the agent's own).
+        from: NsId,
+        /// Its index there.
+        ifindex: u32,
+        /// What it becomes.
+        end: EndSpec,
+    },
+    /// Give back a link the agent took over: remove its addresses, move it into `to` under
+    /// `temp_name` and remove the alias. Answered with [`OpOutcome::Deleted`] (it left the
+    /// agent's hands).
+    ReturnLink {
+        /// The namespace it is in.
+        ns: NsId,
+        /// Its index.
+        ifindex: u32,
+        /// Its host name, for logs.
+        name: String,
+        /// Its name before the agent took it over.
+        temp_name: String,
+        /// The namespace it came from (the agent's own).
+        to: NsId,
+        /// Its addresses, to remove.
+        addresses: Vec<IpNet>,
+    },
     /// Change an existing owned link in place.
     UpdateLink {
         /// Namespace of the link.
@@ -155,7 +184,7 @@ impl Op {
     pub fn created_ends(&self) -> Vec<&EndSpec> {
         match self {
             Op::CreatePair { a, b } => vec![a, b],
-            Op::CreateLink { end, .. } => vec![end],
+            Op::CreateLink { end, .. } | Op::AdoptLink { end, .. } => vec![end],
             _ => Vec::new(),
         }
     }
@@ -165,6 +194,8 @@ impl Op {
         match self {
             Op::CreatePair { a, b } => vec![a.ns, b.ns],
             Op::CreateLink { end, .. } => vec![end.ns],
+            Op::AdoptLink { from, end, .. } => vec![*from, end.ns],
+            Op::ReturnLink { ns, to, .. } => vec![*ns, *to],
             Op::UpdateLink { ns, .. }
             | Op::DeleteLink { ns, .. }
             | Op::DeleteLinks { ns, .. }
@@ -181,6 +212,8 @@ impl Op {
         match self {
             Op::CreatePair { .. }
             | Op::CreateLink { .. }
+            | Op::AdoptLink { .. }
+            | Op::ReturnLink { .. }
             | Op::UpdateLink { .. }
             | Op::DeleteLink { .. }
             | Op::DeleteLinks { .. } => true,
@@ -281,7 +314,7 @@ pub enum OpOutcome {
         /// End `b`.
         b: KernelLink,
     },
-    /// `CreateLink` result: the link as it now is.
+    /// `CreateLink` and `AdoptLink` result: the link as it now is.
     Created {
         /// The link.
         link: KernelLink,
@@ -291,7 +324,7 @@ pub enum OpOutcome {
         /// The link.
         link: KernelLink,
     },
-    /// `DeleteLink` succeeded (or the link was already gone).
+    /// `DeleteLink` or `ReturnLink` succeeded (or the link was already gone).
     Deleted,
     /// `DeleteLinks` result: outcome `i` ([`OpOutcome::Deleted`] or [`OpOutcome::Failed`])
     /// belongs to link `i`.

@@ -43,7 +43,7 @@ impl<'a> DesiredEnd<'a> {
             master,
             ns: self.ns,
             name: i.host_if_name.clone(),
-            alias: keys.link_alias(&i.name, i.veth_peer()),
+            alias: keys.link_alias(&i.name, i.alias_suffix()),
             mtu: i.mtu,
             mac: i.phys_address,
             up: i.enabled,
@@ -64,7 +64,7 @@ enum Decision<'a> {
 }
 
 /// Why links cannot be applied yet, found while planning them.
-enum Waiting {
+pub(super) enum Waiting {
     /// Their links are removed meanwhile.
     Withdraw(ItemStatus),
     /// The kernel is left as it is meanwhile.
@@ -274,7 +274,9 @@ impl Scheduler {
         let released_marks = self.release_marks(&work.found, now);
         work.updates.extend(released_marks);
 
-        let deletes = self.delete_ops(std::mem::take(&mut work.deletes), now);
+        let (deletes, returns) = self.return_ops(std::mem::take(&mut work.deletes), now);
+        let mut deletes = self.delete_ops(deletes, now);
+        deletes.extend(returns);
         self.untangle_renames(&mut work.updates);
         // A scoped plan is made only when no route or entry depends on what it decides.
         let mut l3 = (!scoped).then(|| self.plan_l3(now, &work.ifaces, book));
@@ -315,9 +317,10 @@ impl Scheduler {
                     valid.get(peer).is_some_and(|p| p.veth_peer() == i.name)
                 }
                 Lifecycle::Owned(_) => true,
-                // Every namespace has a loopback link: a missing one may be made for it.
+                // Every namespace has a loopback link: a missing one may be made for it; an
+                // AUTO_TAP is moved into its namespace.
                 Lifecycle::Existing { .. } => i.link.fixed_host_name().is_some(),
-                Lifecycle::Adopted { .. } => false,
+                Lifecycle::Adopted { .. } => true,
             };
             if applicable {
                 apply.insert(&i.namespace);
@@ -541,6 +544,20 @@ impl Scheduler {
                 Lifecycle::Owned(_) => vec![(name, end)],
                 Lifecycle::Existing { link_only } => {
                     self.plan_existing((name, end), link_only, claims, work, book);
+                    continue;
+                }
+                Lifecycle::Adopted { temp_name } => {
+                    let status = match self.masters(&[(name, end)], work) {
+                        Ok(m) => self.plan_adopted(
+                            (name, end.ns, end.item),
+                            temp_name,
+                            m[0],
+                            claims,
+                            work,
+                        ),
+                        Err(waiting) => self.withdraw_adopted(name, waiting, claims, work),
+                    };
+                    book.set(name, status);
                     continue;
                 }
                 _ => continue,
@@ -786,7 +803,31 @@ impl Scheduler {
                 valid.remove(loser);
             }
         }
+        self.drop_shared_taps(&mut valid, book);
         valid
+    }
+
+    /// One TAP can be taken over by one AUTO_TAP: of the items naming the same temporary
+    /// name, the one written first stays valid.
+    fn drop_shared_taps(&self, valid: &mut HashMap<&str, &Interface>, book: &mut StatusBook) {
+        let mut by_temp: HashMap<&str, Vec<&str>> = HashMap::default();
+        for (name, i) in valid.iter() {
+            if let Lifecycle::Adopted { temp_name } = i.link.lifecycle() {
+                by_temp.entry(temp_name).or_default().push(name);
+            }
+        }
+        for (temp, mut names) in by_temp.into_iter().filter(|(_, n)| n.len() > 1) {
+            names.sort_by_key(|n| (self.items[*n].revision, *n));
+            let winner = &self.items[names[0]].key;
+            for loser in &names[1..] {
+                let error = format!(
+                    "{}: field `tap.temp_if_name`: the TAP `{temp}` is already taken over by {winner}",
+                    self.items[*loser].key
+                );
+                book.set(loser, ItemStatus::Invalid { error });
+                valid.remove(loser);
+            }
+        }
     }
 
     /// What to do with one valid item: its requirements (peer, VRF, namespaces) met or not,
@@ -803,13 +844,7 @@ impl Scheduler {
                 Ok(p) => involved.push(p),
                 Err(waiting) => return waiting,
             },
-            Lifecycle::Owned(_) | Lifecycle::Existing { .. } => {}
-            Lifecycle::Adopted { .. } => {
-                return pending(format!(
-                    "{} interfaces are not supported yet",
-                    i.link.type_name()
-                ))
-            }
+            Lifecycle::Owned(_) | Lifecycle::Existing { .. } | Lifecycle::Adopted { .. } => {}
         }
         for j in &involved {
             if let Err(waiting) = vrf_of(j, valid) {
@@ -820,10 +855,12 @@ impl Scheduler {
             Ok(ns) => ns,
             Err(waiting) => return waiting,
         };
-        if !i.link.created_by_agent() && !self.foreign_known(own_ns, &i.host_if_name) {
-            return Decision::Hold(ItemStatus::Pending {
-                reason: self.reading(&i.namespace),
-            });
+        if let Some((ns, name)) = self.found_by(i, own_ns) {
+            if !self.foreign_known(ns, name) {
+                return Decision::Hold(ItemStatus::Pending {
+                    reason: self.reading(&i.namespace),
+                });
+            }
         }
         for j in &involved {
             if let Some(b) = self.item_backoff.get(&j.name).filter(|b| b.waiting(now)) {
@@ -994,7 +1031,12 @@ impl Scheduler {
     /// The in-place changes that make owned link `k` match `i`, if any; a link left in the
     /// transient deletion group (by a group deletion that failed or was cut short) goes back
     /// to the agent's own group.
-    fn link_changes(&self, k: &KernelLink, i: &Interface, master: u32) -> Option<LinkChanges> {
+    pub(super) fn link_changes(
+        &self,
+        k: &KernelLink,
+        i: &Interface,
+        master: u32,
+    ) -> Option<LinkChanges> {
         let regroup = (k.group == self.delete_group).then_some(self.link_group);
         match changes(&self.keys, k, i, master) {
             Some(c) => Some(LinkChanges {
@@ -1079,7 +1121,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface, master: u32) -> Option
     let alias_ok = k
         .alias
         .as_deref()
-        .is_some_and(|a| keys.is_link_alias(a, &i.name, i.veth_peer()));
+        .is_some_and(|a| keys.is_link_alias(a, &i.name, i.alias_suffix()));
     let mac = i.phys_address.filter(|m| k.mac != Some(*m));
     if k.name == i.host_if_name
         && alias_ok
@@ -1094,7 +1136,7 @@ fn changes(keys: &KeyTree, k: &KernelLink, i: &Interface, master: u32) -> Option
     let (add, del) = sorted_difference(&i.ip_addresses, &k.addresses);
     Some(LinkChanges {
         rename: (k.name != i.host_if_name).then(|| i.host_if_name.clone()),
-        alias: (!alias_ok).then(|| keys.link_alias(&i.name, i.veth_peer())),
+        alias: (!alias_ok).then(|| keys.link_alias(&i.name, i.alias_suffix())),
         mtu,
         mac,
         up: (k.up != i.enabled).then_some(i.enabled),

@@ -127,6 +127,46 @@ impl Scheduler {
                 );
                 report(items, Object::Link, Change::Delete, what)
             }
+            Op::AdoptLink { from, end, .. } => {
+                let items = self
+                    .keys
+                    .parse_link_alias(&end.alias)
+                    .map(|(name, _)| vec![(ItemKind::Interface, name)])
+                    .unwrap_or_default();
+                let temp = self
+                    .keys
+                    .split_link_alias(&end.alias)
+                    .map_or("", |(_, t)| t);
+                let what = format!(
+                    "took over TAP {temp} of the {} as {} in the {}",
+                    self.place(*from),
+                    end.name,
+                    self.place(end.ns)
+                );
+                report(items, Object::Link, Change::Create, what)
+            }
+            Op::ReturnLink {
+                ns,
+                ifindex,
+                name,
+                temp_name,
+                to,
+                ..
+            } => {
+                let items = self
+                    .known_link(*ns, *ifindex)
+                    .and_then(|l| l.alias.as_deref())
+                    .and_then(|a| self.keys.parse_link_alias(a))
+                    .filter(|(n, _)| self.items.contains_key(n))
+                    .map(|(n, _)| vec![(ItemKind::Interface, n)])
+                    .unwrap_or_default();
+                let what = format!(
+                    "gave back TAP {name} of the {} to the {} as {temp_name}",
+                    self.place(*ns),
+                    self.place(*to)
+                );
+                report(items, Object::Link, Change::Delete, what)
+            }
             Op::L3(op) => self.report_l3(op),
             Op::ResolveNs { .. }
             | Op::DumpNs { .. }

@@ -65,6 +65,8 @@ struct World {
     k: FakeKernel,
     now: Duration,
     rev: i64,
+    /// TAPs made by hand in the agent's own namespace at the start.
+    taps: Vec<&'static str>,
 }
 
 impl World {
@@ -74,6 +76,7 @@ impl World {
             k: FakeKernel::new(keys(), group()),
             now: Duration::from_secs(1),
             rev: 1,
+            taps: Vec::new(),
         };
         w.s.resync(vec![]);
         w.converge();
@@ -119,6 +122,10 @@ impl World {
         let mut fresh = FakeKernel::new(keys(), group());
         for r in self.k.world.keys() {
             fresh.add_namespace(r.clone());
+        }
+        let own = fresh.world[&NamespaceRef::Default];
+        for tap in &self.taps {
+            fresh.add_foreign_tap(own, tap);
         }
         let mut s = Scheduler::new(keys());
         s.resync(self.s.items().values().cloned().collect());
@@ -329,9 +336,9 @@ fn invalid_values_are_reported_and_others_still_apply() {
     w.s.put(bad("x", 2));
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", named("n2")));
-    // What the agent cannot apply yet arrives refused by `model::accept_value`.
+    // A value decoding refuses arrives as its error, naming key and field.
     let key = keys().key(ItemKind::Interface, "t");
-    let tap = br#"{"name": "t", "type": "AUTO_TAP"}"#;
+    let tap = br#"{"name": "t", "type": "AUTO_TAP", "veth": {"peer_if_name": "u"}}"#;
     let error = crate::model::accept_value(ItemKind::Interface, &key, tap).unwrap_err();
     w.s.put(Item {
         key,
@@ -342,7 +349,8 @@ fn invalid_values_are_reported_and_others_still_apply() {
     assert!(
         matches!(w.status("x"), ItemStatus::Invalid { error } if error.contains("field `mtu`"))
     );
-    assert!(matches!(w.status("t"), ItemStatus::Invalid { error } if error.contains("AUTO_TAP")));
+    assert!(matches!(w.status("t"), ItemStatus::Invalid { error }
+        if error.contains("field `veth.peer_if_name`")));
     assert_eq!(w.status("a"), ItemStatus::Applied);
     // Fixing the value applies it.
     w.put(veth("x", "y", named("n1")));
@@ -856,6 +864,9 @@ enum Event {
 
 const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
+/// The TAP in the agent's own namespace that AUTO_TAP items of the property tests take over.
+const TAP_SEED: &str = "tapx";
+
 fn ns_strategy() -> impl Strategy<Value = NamespaceRef> {
     prop_oneof![
         2 => Just(NamespaceRef::Default),
@@ -886,7 +897,8 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
                 1 => Just(2),
                 2 => Just(3),
                 1 => Just(4),
-                1 => Just(5)
+                1 => Just(5),
+                1 => Just(6)
             ],
             prop_oneof![4 => Just(None), 1 => (0..4usize).prop_map(Some)],
         ),
@@ -912,10 +924,21 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
                     i.link =
                         LinkKind::Existing(crate::model::link::existing::Existing { link_only });
                 }
+                // The TAP another program made in the agent's namespace (see `TAP_SEED`).
+                // Never in a namespace that vanishes: its TAP would die with it (the kernel's
+                // doing), which no configuration applied at once can match.
+                6 => {
+                    i.link = LinkKind::AutoTap(crate::model::link::auto_tap::AutoTap {
+                        temp_name: TAP_SEED.into(),
+                    });
+                    if matches!(i.namespace, NamespaceRef::Pid(_)) {
+                        i.namespace = named("n2");
+                    }
+                }
                 _ => {}
             }
             i.vrf_master_interface = vrf
-                .filter(|v| *v != n)
+                .filter(|v| *v != n && kind != 3)
                 .map(|v| NAMES[v].to_string())
                 .unwrap_or_default();
             match (host, kind) {
@@ -925,7 +948,7 @@ fn interface_strategy() -> impl Strategy<Value = Interface> {
             }
             i.mtu = mtu;
             i.enabled = enabled;
-            if kind >= 4 {
+            if kind == 4 || kind == 5 {
                 // A found link keeps the admin state the agent gave it after its item goes,
                 // and routes depend on it: keep the kernel's (up only in the initial
                 // namespace) so that the end state does not depend on history.
@@ -1069,6 +1092,9 @@ fn check_event_sequence(
     background: bool,
 ) -> Result<(), TestCaseError> {
     let mut w = World::new();
+    let own = w.k.world[&NamespaceRef::Default];
+    w.k.add_foreign_tap(own, TAP_SEED);
+    w.taps.push(TAP_SEED);
     if background {
         let places = [
             (named("n1"), named("n2")),
@@ -2412,3 +2438,6 @@ mod kinds;
 
 #[path = "tests_found.rs"]
 mod found;
+
+#[path = "tests_adopt.rs"]
+mod adopt;
