@@ -9,10 +9,9 @@ use crate::kernel::KernelLink;
 use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome, OwnedLink};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVrf, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
+use std::os::fd::RawFd;
 
 /// The two ends of a pair with the connections of their namespaces.
 pub(crate) struct PairConns<'a> {
@@ -31,7 +30,7 @@ pub(crate) async fn create_pair(
     b: &EndSpec,
     owner: &Ownership,
 ) -> OpOutcome {
-    let request = pair_message(a, conns.a, b, conns.b, owner.group);
+    let request = super::veth::pair_message(a, conns.a.fd(), b, conns.b.fd(), owner.group);
     let created = conns
         .control
         .request(request, NLM_F_CREATE | NLM_F_EXCL)
@@ -54,26 +53,6 @@ pub(crate) async fn create_pair(
     }
 }
 
-/// The `RTM_NEWLINK` that creates the whole pair: end `a` as the link, end `b` as the peer
-/// (`VETH_INFO_PEER`), each with namespace, group, name, MTU and MAC; `a` also with its admin
-/// state. The peer cannot be set up in the same request: the kernel opens it before the two
-/// ends are joined, `veth_open` fails with ENOTCONN and the whole creation is rolled back.
-fn pair_message(
-    a: &EndSpec,
-    na: &NsConn,
-    b: &EndSpec,
-    nb: &NsConn,
-    group: u32,
-) -> RouteNetlinkMessage {
-    let peer = end_message(b, nb, group, false);
-    let mut link = end_message(a, na, group, a.up);
-    link.attributes.push(LinkAttribute::LinkInfo(vec![
-        LinkInfo::Kind(InfoKind::Veth),
-        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-    ]));
-    RouteNetlinkMessage::NewLink(link)
-}
-
 /// Creates a single dummy or VRF link in its namespace, then sets its alias, master and
 /// addresses.
 pub(crate) async fn create_single(
@@ -82,16 +61,9 @@ pub(crate) async fn create_single(
     kind: OwnedLink,
     owner: &Ownership,
 ) -> OpOutcome {
-    let mut link = end_message(end, conn, owner.group, false);
-    let info = match kind {
-        OwnedLink::Dummy => vec![LinkInfo::Kind(InfoKind::Dummy)],
-        OwnedLink::Vrf { table } => vec![
-            LinkInfo::Kind(InfoKind::Vrf),
-            LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(table)])),
-        ],
-        OwnedLink::Tap => return super::tap::create_tap(conn, end, owner).await,
+    let Some(link) = single_message(end, conn.fd(), owner.group, kind) else {
+        return super::tap::create_tap(conn, end, owner).await;
     };
-    link.attributes.push(LinkAttribute::LinkInfo(info));
     let created = conn
         .request(
             RouteNetlinkMessage::NewLink(link),
@@ -102,6 +74,24 @@ pub(crate) async fn create_single(
         return single_failed(conn, end, kind, owner, e).await;
     }
     finished(finish_end(conn, end, kind.kernel_kind()).await, kind)
+}
+
+/// The `RTM_NEWLINK` that creates a single link made by netlink (dummy, VRF) in the
+/// namespace of `ns_fd`; `None` for a TAP, which `/dev/net/tun` makes.
+pub(crate) fn single_message(
+    end: &EndSpec,
+    ns_fd: RawFd,
+    group: u32,
+    kind: OwnedLink,
+) -> Option<LinkMessage> {
+    let info = match kind {
+        OwnedLink::Dummy => super::dummy::link_info(),
+        OwnedLink::Vrf { table } => super::vrf::link_info(table),
+        OwnedLink::Tap => return None,
+    };
+    let mut link = end_message(end, ns_fd, group, false);
+    link.attributes.push(LinkAttribute::LinkInfo(info));
+    Some(link)
 }
 
 /// The outcome of a single link's creation from its finishing step.
@@ -169,14 +159,16 @@ fn conflict(conn: &NsConn, end: &EndSpec) -> OpOutcome {
     }
 }
 
-pub(crate) fn end_message(end: &EndSpec, ns: &NsConn, group: u32, up: bool) -> LinkMessage {
+/// The `RTM_NEWLINK` attributes every link the agent creates has: name, namespace (`ns_fd`),
+/// group, MTU and MAC when given, and admin state when `up`.
+pub(crate) fn end_message(end: &EndSpec, ns_fd: RawFd, group: u32, up: bool) -> LinkMessage {
     let mut msg = LinkMessage::default();
     if up {
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
     }
     msg.attributes.push(LinkAttribute::IfName(end.name.clone()));
-    msg.attributes.push(LinkAttribute::NetNsFd(ns.fd()));
+    msg.attributes.push(LinkAttribute::NetNsFd(ns_fd));
     msg.attributes.push(LinkAttribute::Group(group));
     if end.mtu != 0 {
         msg.attributes.push(LinkAttribute::Mtu(end.mtu));

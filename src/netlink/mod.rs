@@ -1,18 +1,23 @@
 //! The executor: runs scheduler operations against the kernel over rtnetlink, with one
 //! cached netlink connection per namespace.
 
-mod adopt;
+mod auto_tap;
 mod conn;
 mod create;
 mod delete;
+mod dummy;
 mod dump;
 mod error;
 mod events;
 mod faults;
 mod neigh;
+#[cfg(test)]
+mod request_tests;
 mod route;
 mod tap;
 mod update;
+mod veth;
+mod vrf;
 
 use crate::kernel::{NsEvents, NsId};
 use crate::keys::KeyTree;
@@ -311,12 +316,12 @@ impl Executor {
                     (Ok(cf), Ok(ct)) => (cf, ct),
                     (Err(failed), _) | (_, Err(failed)) => return *failed,
                 };
-                let m = adopt::Move {
+                let m = auto_tap::Move {
                     from: &cf,
                     to: &ct,
                     same: from == end.ns,
                 };
-                adopt::adopt_link(m, ifindex, &end).await
+                auto_tap::adopt_link(m, ifindex, &end).await
             }
             Op::ReturnLink {
                 ns,
@@ -330,12 +335,12 @@ impl Executor {
                     (Ok(cf), Ok(ct)) => (cf, ct),
                     (Err(failed), _) | (_, Err(failed)) => return *failed,
                 };
-                let m = adopt::Move {
+                let m = auto_tap::Move {
                     from: &cf,
                     to: &ct,
                     same: ns == to,
                 };
-                adopt::return_link(m, ifindex, &temp_name, &addresses).await
+                auto_tap::return_link(m, ifindex, &temp_name, &addresses).await
             }
             Op::UpdateLink {
                 ns,
