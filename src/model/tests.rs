@@ -1188,19 +1188,23 @@ fn single_link_kinds_decode_and_round_trip() {
     let cases = [
         (
             json!({"name": "d1", "type": "DUMMY"}),
-            Lifecycle::Owned(OwnedLink::Dummy),
+            Lifecycle::Owned(OwnedLink::plain("dummy")),
         ),
         (
             json!({"name": "d1", "type": 6}),
-            Lifecycle::Owned(OwnedLink::Dummy),
+            Lifecycle::Owned(OwnedLink::plain("dummy")),
         ),
         (
             json!({"name": "t1", "type": "TAP"}),
-            Lifecycle::Owned(OwnedLink::Tap),
+            Lifecycle::Owned(OwnedLink::plain("tun")),
         ),
         (
             json!({"name": "v1", "type": "VRF_DEVICE", "vrf_dev": {"routing_table": 10}}),
-            Lifecycle::Owned(OwnedLink::Vrf { table: 10 }),
+            Lifecycle::Owned(OwnedLink {
+                kind: "vrf",
+                table: Some(10),
+                default_mtu: 65575,
+            }),
         ),
         (
             json!({"name": "e1", "type": "EXISTING", "link_only": true}),

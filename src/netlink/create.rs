@@ -9,7 +9,7 @@ use crate::kernel::KernelLink;
 use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome, OwnedLink};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::os::fd::RawFd;
 
@@ -84,11 +84,11 @@ pub(crate) fn single_message(
     group: u32,
     kind: OwnedLink,
 ) -> Option<LinkMessage> {
-    let info = match kind {
-        OwnedLink::Dummy => super::dummy::link_info(),
-        OwnedLink::Vrf { table } => super::vrf::link_info(table),
-        OwnedLink::Tap => return None,
-    };
+    if kind.kind == super::tap::TAP_KIND {
+        return None;
+    }
+    let mut info = vec![LinkInfo::Kind(InfoKind::from(kind.kind))];
+    info.extend(kind.table.map(super::vrf::link_data));
     let mut link = end_message(end, ns_fd, group, false);
     link.attributes.push(LinkAttribute::LinkInfo(info));
     Some(link)
@@ -99,9 +99,7 @@ pub(crate) fn finished(result: Result<KernelLink, String>, kind: OwnedLink) -> O
     match result {
         Ok(mut link) => {
             link.kind = kind.kernel_kind().to_string();
-            if let OwnedLink::Vrf { table } = kind {
-                link.vrf_table = Some(table);
-            }
+            link.vrf_table = kind.table;
             OpOutcome::Created { link }
         }
         Err(error) => OpOutcome::Failed {

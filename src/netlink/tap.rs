@@ -6,8 +6,12 @@ use super::conn::NsConn;
 use super::create::{finish_end, finished, single_failed};
 use super::dump::Ownership;
 use super::error::NlError;
+use crate::model::link::tap::TAP_LINK;
 use crate::netns;
-use crate::scheduler::ops::{EndSpec, OpOutcome, OwnedLink};
+use crate::scheduler::ops::{EndSpec, OpOutcome};
+
+/// The kernel's kind of a TAP (`IFLA_INFO_KIND`).
+pub(crate) const TAP_KIND: &str = TAP_LINK.kind;
 use nix::errno::Errno;
 use rtnetlink::packet_route::link::LinkAttribute;
 use std::fs::OpenOptions;
@@ -18,7 +22,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub(crate) async fn create_tap(conn: &NsConn, end: &EndSpec, owner: &Ownership) -> OpOutcome {
     let made = make_in_namespace(conn, &end.name).await;
     if let Err(e) = made {
-        return single_failed(conn, end, OwnedLink::Tap, owner, e).await;
+        return single_failed(conn, end, TAP_LINK, owner, e).await;
     }
     let mut attrs = vec![LinkAttribute::Group(owner.group)];
     if end.mtu != 0 {
@@ -38,7 +42,7 @@ pub(crate) async fn create_tap(conn: &NsConn, end: &EndSpec, owner: &Ownership) 
         Ok(()) => finish_end(conn, end, "tap").await,
         Err(e) => Err(e),
     };
-    finished(result, OwnedLink::Tap)
+    finished(result, TAP_LINK)
 }
 
 /// `TUNSETIFF` (TAP, no packet information) and `TUNSETPERSIST` on a thread inside the

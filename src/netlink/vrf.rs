@@ -1,13 +1,10 @@
 //! VRF_DEVICE: a VRF bound to a routing table (`ip link add NAME type vrf table N`).
 
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVrf, LinkInfo};
+use rtnetlink::packet_route::link::{InfoData, InfoVrf, LinkInfo};
 
-/// `IFLA_LINKINFO` of a VRF bound to `table`.
-pub(crate) fn link_info(table: u32) -> Vec<LinkInfo> {
-    vec![
-        LinkInfo::Kind(InfoKind::Vrf),
-        LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(table)])),
-    ]
+/// The data of a VRF's `IFLA_LINKINFO`: the table it is bound to.
+pub(crate) fn link_data(table: u32) -> LinkInfo {
+    LinkInfo::Data(InfoData::Vrf(vec![InfoVrf::TableId(table)]))
 }
 
 #[cfg(test)]
@@ -22,7 +19,12 @@ mod tests {
 
     #[test]
     fn the_request_says_what_iproute2_says() {
-        let ours = single_request(&end("zzv1"), OwnedLink::Vrf { table: 1091 });
+        let vrf = OwnedLink {
+            kind: "vrf",
+            table: Some(1091),
+            default_mtu: 65575,
+        };
+        let ours = single_request(&end("zzv1"), vrf);
         assert_same_request(IPROUTE2, &ours);
     }
 }

@@ -367,8 +367,7 @@ impl FakeKernel {
             alias: Some(end.alias.clone()),
             group: self.group,
             mtu: match (end.mtu, kind) {
-                (0, OwnedLink::Vrf { .. }) => 65575,
-                (0, _) => 1500,
+                (0, kind) => kind.default_mtu,
                 (m, _) => m,
             },
             mac: Some(end.mac.unwrap_or(MacAddr([2, 0, 0, 0, 1, index as u8]))),
@@ -376,10 +375,7 @@ impl FakeKernel {
             addresses: end.addresses.clone(),
             kind: kind.kernel_kind().into(),
             master: end.master,
-            vrf_table: match kind {
-                OwnedLink::Vrf { table } => Some(table),
-                _ => None,
-            },
+            vrf_table: kind.table,
             marked_addresses: Vec::new(),
         };
         let fake = FakeLink {

@@ -20,10 +20,6 @@ use std::time::Duration;
 /// The MTU a VETH end gets when its configuration leaves it at 0 (the kernel's default).
 pub const DEFAULT_VETH_MTU: u32 = 1500;
 
-/// The MTU a VRF gets when its configuration leaves it at 0 (the kernel's default since
-/// Linux 4.12, `IP_MAX_MTU`).
-pub const DEFAULT_VRF_MTU: u32 = 65575;
-
 /// One valid link (VETH end or single owned link) that can be applied, in the namespace it
 /// resolves to.
 #[derive(Clone, Copy, Debug)]
@@ -1106,9 +1102,9 @@ fn fits(c: &Claim, end: &DesiredEnd) -> bool {
 /// The MTU a link must have: the configured one, else the kernel's default for a new link
 /// of its kind.
 fn wanted_mtu(i: &Interface) -> u32 {
-    match (i.mtu, i.link.vrf_table()) {
-        (0, Some(_)) => DEFAULT_VRF_MTU,
-        (0, None) => DEFAULT_VETH_MTU,
+    match (i.mtu, i.link.lifecycle()) {
+        (0, Lifecycle::Owned(owned)) => owned.default_mtu,
+        (0, _) => DEFAULT_VETH_MTU,
         (mtu, _) => mtu,
     }
 }

@@ -5,6 +5,9 @@ use crate::model::fields::Object;
 use crate::model::ModelError;
 use serde_json::{Map, Value};
 
+/// What the agent creates for a DUMMY.
+pub const DUMMY_LINK: OwnedLink = OwnedLink::plain("dummy");
+
 /// A DUMMY link (no data of its own).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Dummy;
@@ -24,6 +27,6 @@ impl Kind for Dummy {
     fn encode(&self, _: &mut Map<String, Value>) {}
 
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle::Owned(OwnedLink::Dummy)
+        Lifecycle::Owned(DUMMY_LINK)
     }
 }

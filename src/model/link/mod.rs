@@ -139,28 +139,32 @@ pub enum Lifecycle<'a> {
     },
 }
 
-/// What the agent creates for a [`Lifecycle::Owned`] link.
+/// What the agent creates for a [`Lifecycle::Owned`] link, as plain data: the executor
+/// makes any kind the kernel knows by its name alone (a kind with data of its own, a VRF's
+/// table, has it here too), so a new kind without data needs no executor code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OwnedLink {
-    /// A dummy link (`ip link add NAME type dummy`).
-    Dummy,
-    /// A persistent TAP (`ip tuntap add NAME mode tap`).
-    Tap,
-    /// A VRF bound to a routing table (`ip link add NAME type vrf table N`).
-    Vrf {
-        /// The routing table.
-        table: u32,
-    },
+pub struct OwnedLink {
+    /// The kernel's name of the link kind (`IFLA_INFO_KIND`): `dummy`, `tun`, `vrf`, ...
+    pub kind: &'static str,
+    /// The routing table a VRF is bound to.
+    pub table: Option<u32>,
+    /// The MTU the kernel gives a new link of the kind.
+    pub default_mtu: u32,
 }
 
 impl OwnedLink {
-    /// The kernel's name of the link kind (`IFLA_INFO_KIND`): `dummy`, `tun`, `vrf`.
-    pub fn kernel_kind(&self) -> &'static str {
-        match self {
-            OwnedLink::Dummy => "dummy",
-            OwnedLink::Tap => "tun",
-            OwnedLink::Vrf { .. } => "vrf",
+    /// A kind without data of its own whose new links get an MTU of 1500.
+    pub const fn plain(kind: &'static str) -> OwnedLink {
+        OwnedLink {
+            kind,
+            table: None,
+            default_mtu: 1500,
         }
+    }
+
+    /// The kernel's name of the link kind (`IFLA_INFO_KIND`).
+    pub fn kernel_kind(&self) -> &'static str {
+        self.kind
     }
 }
 
@@ -180,7 +184,7 @@ impl LinkKind {
     /// The routing table of a VRF device.
     pub fn vrf_table(&self) -> Option<u32> {
         match self.lifecycle() {
-            Lifecycle::Owned(OwnedLink::Vrf { table }) => Some(table),
+            Lifecycle::Owned(owned) => owned.table,
             _ => None,
         }
     }

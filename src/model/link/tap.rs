@@ -6,6 +6,9 @@ use crate::model::fields::Object;
 use crate::model::ModelError;
 use serde_json::{Map, Value};
 
+/// What the agent creates for a TAP (the kernel's kind of a TAP is `tun`).
+pub const TAP_LINK: OwnedLink = OwnedLink::plain("tun");
+
 /// A TAP made by the agent (no data of its own; `tap.temp_if_name` belongs to AUTO_TAP).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tap;
@@ -25,6 +28,6 @@ impl Kind for Tap {
     fn encode(&self, _: &mut Map<String, Value>) {}
 
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle::Owned(OwnedLink::Tap)
+        Lifecycle::Owned(TAP_LINK)
     }
 }

@@ -59,6 +59,11 @@ impl Kind for Vrf {
     }
 
     fn lifecycle(&self) -> Lifecycle<'_> {
-        Lifecycle::Owned(OwnedLink::Vrf { table: self.table })
+        Lifecycle::Owned(OwnedLink {
+            kind: "vrf",
+            table: Some(self.table),
+            // IP_MAX_MTU, the kernel's default for a VRF since Linux 4.12.
+            default_mtu: 65575,
+        })
     }
 }
