@@ -12,19 +12,6 @@ mod common;
 use agent_support::*;
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
-
-fn named(n: &str) -> Value {
-    json!({"type": "NAMED_NS", "name": n})
-}
-
-async fn wait(what: &str, mut cond: impl FnMut() -> bool) {
-    let ok = wait_until_async(Duration::from_secs(20), Duration::from_millis(20), || {
-        cond()
-    })
-    .await;
-    assert!(ok, "timed out waiting for {what}");
-}
 
 fn has_address(ns: &str, name: &str, address: &str) -> bool {
     link(Some(ns), name).is_some_and(|l| l.addresses.iter().any(|a| a == address))
@@ -45,12 +32,6 @@ fn has_neighbour(ns: &str, ip: &str, dev: &str) -> bool {
         .unwrap_or_default()
         .iter()
         .any(|n| n["dst"] == ip)
-}
-
-impl TestEnv {
-    async fn put_v(&self, kind: &str, name: &str, v: Value) {
-        self.put(kind, name, v.to_string()).await;
-    }
 }
 
 /// An EXISTING link waits until someone makes it, then gets its MTU, admin state and address

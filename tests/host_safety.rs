@@ -65,10 +65,6 @@ async fn wait(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 impl TestEnv {
-    async fn put_v(&self, kind: &str, name: &str, v: Value) {
-        self.put(kind, name, v.to_string()).await;
-    }
-
     /// A pair `a` in `ns_a` (host `<p>a`-style names given) / `b` in `ns_b`.
     #[allow(clippy::too_many_arguments)]
     async fn put_pair(

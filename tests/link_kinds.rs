@@ -13,18 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn named(n: &str) -> Value {
-    json!({"type": "NAMED_NS", "name": n})
-}
-
-async fn wait(what: &str, mut cond: impl FnMut() -> bool) {
-    let ok = wait_until_async(Duration::from_secs(20), Duration::from_millis(20), || {
-        cond()
-    })
-    .await;
-    assert!(ok, "timed out waiting for {what}");
-}
-
 /// `ip -j -d link show dev NAME` in `ns`, if the link exists.
 fn details(ns: &str, name: &str) -> Option<Value> {
     let text = try_ip(&["-j", "-d", "-n", ns, "link", "show", "dev", name]).ok()?;
@@ -66,12 +54,6 @@ fn kernel_has(ns: &str, kind: &str) -> bool {
         let _ = try_ip(&["-n", ns, "link", "del", &probe]);
     }
     made
-}
-
-impl TestEnv {
-    async fn put_v(&self, kind: &str, name: &str, v: Value) {
-        self.put(kind, name, v.to_string()).await;
-    }
 }
 
 /// DUMMY, TAP and VRF_DEVICE are created with their settings and marks, a DUMMY joins the

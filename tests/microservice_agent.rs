@@ -7,15 +7,11 @@ mod docker_support;
 
 use agent_support::*;
 use docker_support::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use tokio::task::block_in_place;
 
 impl TestEnv {
-    async fn put_v(&self, kind: &str, name: &str, v: Value) {
-        self.put(kind, name, v.to_string()).await;
-    }
-
     fn nsx(&self) -> String {
         format!("{}x", self.p)
     }

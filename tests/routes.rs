@@ -13,10 +13,6 @@ use serde_json::{json, Value};
 const PROTO: &str = "196";
 
 impl TestEnv {
-    async fn put_v(&self, kind: &str, name: &str, v: Value) {
-        self.put(kind, name, v.to_string()).await;
-    }
-
     fn nsx(&self) -> String {
         format!("{}x", self.p)
     }

@@ -36,22 +36,27 @@ impl Ownership {
     }
 }
 
-/// Every owned link of the namespace, with its addresses.
-pub(crate) async fn owned_links(
-    conn: &NsConn,
-    owner: &Ownership,
-) -> Result<Vec<KernelLink>, NlError> {
+/// Every link of the namespace, without addresses.
+async fn all_links(conn: &NsConn) -> Result<Vec<KernelLink>, NlError> {
     let links = conn
         .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
         .await?;
-    let mut owned: Vec<KernelLink> = links
+    Ok(links
         .iter()
         .filter_map(|m| match m {
             RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
             _ => None,
         })
-        .filter(|l| owner.owns(l))
-        .collect();
+        .collect())
+}
+
+/// Every owned link of the namespace, with its addresses.
+pub(crate) async fn owned_links(
+    conn: &NsConn,
+    owner: &Ownership,
+) -> Result<Vec<KernelLink>, NlError> {
+    let mut owned = all_links(conn).await?;
+    owned.retain(|l| owner.owns(l));
     if owned.is_empty() {
         return Ok(owned);
     }
@@ -65,17 +70,7 @@ pub(crate) async fn owned_links(
 
 /// Every link of the namespace, owned or not, with its addresses, sorted by index.
 pub(crate) async fn link_presence(conn: &NsConn) -> Result<Vec<LinkPresence>, NlError> {
-    let (links, addresses) = futures::try_join!(
-        conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-        read_addresses(conn, 0)
-    )?;
-    let links: Vec<KernelLink> = links
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
-            _ => None,
-        })
-        .collect();
+    let (links, addresses) = futures::try_join!(all_links(conn), read_addresses(conn, 0))?;
     let mut addresses = addresses_by_link(addresses, &links);
     let mut present: Vec<LinkPresence> = links
         .into_iter()
@@ -100,18 +95,8 @@ pub(crate) async fn foreign_links(
     names: &[String],
     protocol: u8,
 ) -> Result<Vec<KernelLink>, NlError> {
-    let (links, addresses) = futures::try_join!(
-        conn.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-        read_addresses(conn, 0)
-    )?;
-    let all: Vec<KernelLink> = links
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
-            _ => None,
-        })
-        .filter(|l| !owner.owns(l))
-        .collect();
+    let (mut all, addresses) = futures::try_join!(all_links(conn), read_addresses(conn, 0))?;
+    all.retain(|l| !owner.owns(l));
     let mut marked = marked_by_link(&addresses, protocol);
     let mut by_link = addresses_by_link(addresses, &all);
     let wanted: Vec<KernelLink> = all

@@ -92,27 +92,6 @@ impl Scheduler {
         ItemStatus::Applying
     }
 
-    /// An AUTO_TAP that cannot be applied now: its TAP is given back meanwhile (withdrawn),
-    /// or left as it is (held).
-    pub(super) fn withdraw_adopted<'a>(
-        &self,
-        name: &'a str,
-        waiting: super::plan::Waiting,
-        claims: &HashMap<&'a str, Vec<Claim<'a>>>,
-        work: &mut Work<'a>,
-    ) -> ItemStatus {
-        match waiting {
-            super::plan::Waiting::Withdraw(status) => {
-                let links = claims.get(name).map(Vec::as_slice).unwrap_or_default();
-                work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
-                let absent = IfaceState::Absent(status.detail().to_string());
-                work.ifaces.insert(name, absent);
-                status
-            }
-            super::plan::Waiting::Hold(status) => status,
-        }
-    }
-
     /// The TAP the agent holds for `name`, changed in place to match `i` if it differs.
     fn plan_held<'a>(
         &'a self,
@@ -160,13 +139,15 @@ impl Scheduler {
     /// while the agent's own namespace is not resolved).
     pub(super) fn return_ops<'a>(
         &self,
-        links: Vec<(NsId, &'a KernelLink)>,
+        mut links: Vec<(NsId, &'a KernelLink)>,
         now: Duration,
     ) -> (Vec<(NsId, &'a KernelLink)>, Vec<Op>) {
         let own = match self.refs.get(&NamespaceRef::Default) {
             Some(RefState::Resolved(own)) => Some(*own),
             _ => None,
         };
+        links.sort_by_key(|(ns, l)| (*ns, l.ifindex));
+        links.dedup_by_key(|(ns, l)| (*ns, l.ifindex));
         let mut deletes = Vec::with_capacity(links.len());
         let mut returns: Vec<Op> = Vec::new();
         for (ns, link) in links {
@@ -175,10 +156,7 @@ impl Scheduler {
                 continue;
             };
             let Some(to) = own else { continue };
-            let listed = returns
-                .iter()
-                .any(|op| matches!(op, Op::ReturnLink { ns: n, ifindex, .. } if *n == ns && *ifindex == link.ifindex));
-            if listed || self.link_waiting(ns, link.ifindex, now) {
+            if self.link_waiting(ns, link.ifindex, now) {
                 continue;
             }
             returns.push(Op::ReturnLink {

@@ -60,7 +60,7 @@ enum Decision<'a> {
 }
 
 /// Why links cannot be applied yet, found while planning them.
-pub(super) enum Waiting {
+enum Waiting {
     /// Their links are removed meanwhile.
     Withdraw(ItemStatus),
     /// The kernel is left as it is meanwhile.
@@ -551,7 +551,7 @@ impl Scheduler {
                             claims,
                             work,
                         ),
-                        Err(waiting) => self.withdraw_adopted(name, waiting, claims, work),
+                        Err(waiting) => wait(&[name], waiting, claims, work),
                     };
                     book.set(name, status);
                     continue;
@@ -560,16 +560,10 @@ impl Scheduler {
             };
             let status = match self.masters(&ends, work) {
                 Ok(masters) => self.plan_ends(&ends, &masters, claims, &waiting_ends, now, work),
-                Err(Waiting::Withdraw(status)) => {
-                    for (n, _) in &ends {
-                        let links = claims.get(n).map(Vec::as_slice).unwrap_or_default();
-                        work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
-                        let absent = IfaceState::Absent(status.detail().to_string());
-                        work.ifaces.insert(n, absent);
-                    }
-                    status
+                Err(waiting) => {
+                    let names: Vec<&str> = ends.iter().map(|(n, _)| *n).collect();
+                    wait(&names, waiting, claims, work)
                 }
-                Err(Waiting::Hold(status)) => status,
             };
             for (n, _) in &ends {
                 book.set(n, status.clone());
@@ -591,12 +585,7 @@ impl Scheduler {
         work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
         let status = match self.masters(&[(name, end)], work) {
             Ok(masters) => self.plan_found(name, (end.ns, end.item), masters[0], link_only, work),
-            Err(Waiting::Withdraw(status)) => {
-                let absent = IfaceState::Absent(status.detail().to_string());
-                work.ifaces.insert(name, absent);
-                status
-            }
-            Err(Waiting::Hold(status)) => status,
+            Err(waiting) => wait(&[name], waiting, claims, work),
         };
         book.set(name, status);
     }
@@ -1044,6 +1033,28 @@ impl Scheduler {
                 ..Default::default()
             }),
         }
+    }
+}
+
+/// The status of items whose links wait: withdrawn, their links go (a TAP taken over is
+/// given back) and what depends on them sees them absent; held, the kernel is left as it is.
+fn wait<'a>(
+    names: &[&'a str],
+    waiting: Waiting,
+    claims: &HashMap<&'a str, Vec<Claim<'a>>>,
+    work: &mut Work<'a>,
+) -> ItemStatus {
+    match waiting {
+        Waiting::Withdraw(status) => {
+            for n in names {
+                let links = claims.get(n).map(Vec::as_slice).unwrap_or_default();
+                work.deletes.extend(links.iter().map(|c| (c.ns, c.link)));
+                let absent = IfaceState::Absent(status.detail().to_string());
+                work.ifaces.insert(n, absent);
+            }
+            status
+        }
+        Waiting::Hold(status) => status,
     }
 }
 

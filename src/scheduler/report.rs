@@ -100,24 +100,14 @@ impl Scheduler {
                 report(items, Object::Link, Change::Update, what)
             }
             Op::DeleteLink { ns, ifindex, name } => {
-                let items = self
-                    .known_link(*ns, *ifindex)
-                    .and_then(|l| l.alias.as_deref())
-                    .and_then(|a| self.keys.parse_link_alias(a))
-                    .filter(|(n, _)| self.items.contains_key(n))
-                    .map(|(n, _)| vec![(ItemKind::Interface, n)])
-                    .unwrap_or_default();
+                let items = self.link_item(*ns, *ifindex).into_iter().collect();
                 let what = format!("deleted link {name} in the {}", self.place(*ns));
                 report(items, Object::Link, Change::Delete, what)
             }
             Op::DeleteLinks { ns, links } => {
                 let items = links
                     .iter()
-                    .filter_map(|l| self.known_link(*ns, l.ifindex))
-                    .filter_map(|l| l.alias.as_deref())
-                    .filter_map(|a| self.keys.parse_link_alias(a))
-                    .filter(|(n, _)| self.items.contains_key(n))
-                    .map(|(n, _)| (ItemKind::Interface, n))
+                    .filter_map(|l| self.link_item(*ns, l.ifindex))
                     .collect();
                 let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
                 let what = format!(
@@ -153,13 +143,7 @@ impl Scheduler {
                 to,
                 ..
             } => {
-                let items = self
-                    .known_link(*ns, *ifindex)
-                    .and_then(|l| l.alias.as_deref())
-                    .and_then(|a| self.keys.parse_link_alias(a))
-                    .filter(|(n, _)| self.items.contains_key(n))
-                    .map(|(n, _)| vec![(ItemKind::Interface, n)])
-                    .unwrap_or_default();
+                let items = self.link_item(*ns, *ifindex).into_iter().collect();
                 let what = format!(
                     "gave back TAP {name} of the {} to the {} as {temp_name}",
                     self.place(*ns),
@@ -227,6 +211,15 @@ impl Scheduler {
             change,
             what,
         })
+    }
+
+    /// The configured item a known link's alias names, if any.
+    fn link_item(&self, ns: NsId, ifindex: u32) -> Option<(ItemKind, String)> {
+        let alias = self.known_link(ns, ifindex)?.alias.as_deref()?;
+        let (name, _) = self.keys.split_link_alias(alias)?;
+        self.items
+            .contains_key(name)
+            .then(|| (ItemKind::Interface, name.to_string()))
     }
 
     fn known_link(&self, ns: NsId, ifindex: u32) -> Option<&KernelLink> {

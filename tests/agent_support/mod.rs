@@ -547,6 +547,23 @@ impl TestEnv {
     }
 }
 
+/// A `NAMED_NS` namespace reference as JSON.
+pub fn named(n: &str) -> serde_json::Value {
+    serde_json::json!({"type": "NAMED_NS", "name": n})
+}
+
+/// Polls `cond` every 20 ms until it holds, for up to 20 s; panics naming `what`.
+pub async fn wait(what: &str, mut cond: impl FnMut() -> bool) {
+    wait_for(what, || cond().then_some(())).await
+}
+
+impl TestEnv {
+    /// Writes an item given as JSON.
+    pub async fn put_v(&self, kind: &str, name: &str, v: serde_json::Value) {
+        self.put(kind, name, v.to_string()).await;
+    }
+}
+
 /// Polls `f` every 20 ms until it gives a value, for up to 20 s; panics naming `what`.
 pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let mut found = None;
