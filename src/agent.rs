@@ -4,6 +4,7 @@
 mod journal;
 
 use crate::config::AgentConfig;
+use crate::kernel::{KernelEvent, NsEvents, NsId};
 use crate::keys::{ItemKind, KeyTree};
 use crate::microservice::{self, Change, Registry, TrackerEvent};
 use crate::model::{self, ConfigItem, NamespaceRef};
@@ -199,9 +200,13 @@ impl Agent {
                     true
                 }
                 Some(batch) = kernel_events.recv() => {
-                    let mut work = self.scheduler.kernel_events(batch.ns, &batch.events);
+                    let mut batches = vec![batch];
                     while let Ok(batch) = kernel_events.try_recv() {
-                        work |= self.scheduler.kernel_events(batch.ns, &batch.events);
+                        batches.push(batch);
+                    }
+                    let mut work = false;
+                    for (ns, events) in by_namespace(batches) {
+                        work |= self.scheduler.kernel_events(ns, &events);
                     }
                     work
                 }
@@ -487,4 +492,15 @@ impl Agent {
             }),
         })
     }
+}
+
+/// The events of `batches` per namespace, in the order they came: the steps of one write
+/// that arrived in several batches are judged together (only the last state of each object
+/// counts), so the agent's own writes are not mistaken for changes behind its back.
+fn by_namespace(batches: Vec<NsEvents>) -> BTreeMap<NsId, Vec<KernelEvent>> {
+    let mut merged: BTreeMap<NsId, Vec<KernelEvent>> = BTreeMap::new();
+    for batch in batches {
+        merged.entry(batch.ns).or_default().extend(batch.events);
+    }
+    merged
 }
