@@ -155,7 +155,7 @@ fn main() {
     );
     println!("from the docker command returning until the VETH end inside the container has its address:");
     println!(
-        "  docker run       p50 {}   p90 {}   max {}   (target p50 < 10 ms)",
+        "  docker run       p50 {}   p90 {}   max {}   (target p50 <= 5 ms)",
         ms(percentile(&starts, 0.5)),
         ms(percentile(&starts, 0.9)),
         ms(*starts.last().unwrap())

@@ -1,7 +1,7 @@
 //! Benchmark (not a test): a soak of the agent binary.
 //!
 //! `cargo bench --bench soak -- [--cycles 200] [--pairs 100] [--namespaces 10]
-//! [--report-every 20]` (root).
+//! [--report-every 20] [--settle-s 12]` (root).
 //!
 //! Every cycle writes N VETH pairs (2N interface keys) with one route and one ARP entry per
 //! pair in ONE etcd transaction, waits until every address, route and entry is in the
@@ -12,7 +12,8 @@
 //!
 //! Prints the agent's resident memory, open descriptors, threads, sockets and netlink
 //! sockets at the start, after the first cycle, every `--report-every` cycles and at the
-//! end (start, first cycle and end once the counts have settled), with the cycle times. The
+//! end (start, first cycle and end once the counts have settled), with the cycle times, and
+//! the resident memory at the end against the one after the first cycle (end / first). The
 //! agent is the real `nsagent` binary in a child process, so every figure is its own.
 
 #[path = "../tests/agent_support/mod.rs"]
@@ -41,6 +42,10 @@ struct Args {
     /// Namespaces that stay, besides the one made for each cycle.
     #[arg(long, default_value_t = 10)]
     namespaces: usize,
+    /// Seconds without a change after which the counts are taken as settled (idle threads
+    /// of tokio's blocking pool exit after 10 s).
+    #[arg(long, default_value_t = 12)]
+    settle_s: u64,
     /// Print the figures every this many cycles.
     #[arg(long, default_value_t = 20)]
     report_every: usize,
@@ -49,9 +54,7 @@ struct Args {
     bench: bool,
 }
 
-/// Counts are taken as settled once unchanged for this long (idle threads of tokio's
-/// blocking pool exit after 10 s).
-const QUIET: Duration = Duration::from_secs(12);
+/// The longest wait for the counts to settle.
 const SETTLE_LIMIT: Duration = Duration::from_secs(120);
 /// How long one cycle may take to apply, or to remove, everything.
 const CYCLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -119,7 +122,8 @@ fn main() {
     });
     assert!(live, "the agent did not start; log:\n{}", agent.log());
     let pid = agent.pid();
-    let settled = || Figures::settled(pid, &fixed, QUIET, SETTLE_LIMIT).expect("figures");
+    let quiet = Duration::from_secs(args.settle_s);
+    let settled = || Figures::settled(pid, &fixed, quiet, SETTLE_LIMIT).expect("figures");
 
     println!(
         "nsagent soak: {} cycles of {} pairs ({} interface keys, {} routes, {} ARP entries in one transaction) over {} + 1 namespaces; agent pid {pid}",
@@ -190,6 +194,12 @@ fn main() {
         delta(after_first.threads as i64, end.threads as i64),
         delta(after_first.sockets as i64, end.sockets as i64),
         delta(after_first.netlink as i64, end.netlink as i64),
+    );
+    println!(
+        "RSS after cycle 1 {} KiB, at the end {} KiB: end / first {:.3} (target <= 1.10)",
+        after_first.rss_kib,
+        end.rss_kib,
+        end.rss_kib as f64 / after_first.rss_kib.max(1) as f64
     );
     println!(
         "{} cycles in {:.1} s ({:.2} s per cycle; {:.1} s in all with settling and reports)",

@@ -30,31 +30,29 @@ pub enum Seen {
     Neighbour(IpAddr),
 }
 
-/// Records when addresses appear (or go) in the namespaces it listens to.
+/// Records when addresses, routes and neighbours appear (or addresses go) in the namespaces
+/// it listens to.
 pub struct Watcher {
     rx: mpsc::Receiver<(Seen, Instant)>,
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Watcher {
-    /// Starts one listener thread per namespace; returns when all listen.
+    /// Starts one listener thread with a socket in every namespace (one thread, however
+    /// many namespaces: it must not steal the agent's CPU); returns when all sockets listen.
     pub fn start(namespaces: &[String]) -> Watcher {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
-        let threads = namespaces
-            .iter()
-            .map(|ns| {
-                let (tx, stop, ready, ns) =
-                    (tx.clone(), stop.clone(), ready_tx.clone(), ns.clone());
-                std::thread::spawn(move || listen(&ns, tx, stop, ready))
-            })
-            .collect();
-        for _ in namespaces {
-            ready_rx.recv().expect("listener ready");
+        let (namespaces, stopping) = (namespaces.to_vec(), stop.clone());
+        let thread = std::thread::spawn(move || listen(&namespaces, tx, stopping, ready_tx));
+        ready_rx.recv().expect("listeners ready");
+        Watcher {
+            rx,
+            stop,
+            thread: Some(thread),
         }
-        Watcher { rx, stop, threads }
     }
 
     /// Waits until everything in `want` has appeared; returns when the last one did.
@@ -81,29 +79,63 @@ impl Watcher {
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// Listens to address, route and neighbour notifications inside namespace `ns` (this thread
-/// enters it; it is a dedicated thread that ends with the listener).
+/// Listens to address, route and neighbour notifications inside every namespace of
+/// `namespaces` (this dedicated thread enters each in turn to open its socket, then waits
+/// on all of them with `poll`).
 fn listen(
-    ns: &str,
+    namespaces: &[String],
     tx: mpsc::Sender<(Seen, Instant)>,
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<()>,
 ) {
-    // Block in recv (with a timeout to notice `stop`): polling would steal the agent's CPU.
-    let socket = subscribe(&format!("/var/run/netns/{ns}"), &[3, 5, 7], 100_000)
-        .unwrap_or_else(|e| panic!("cannot listen in {ns}: {e}"));
+    let sockets: Vec<rtnetlink::sys::Socket> = namespaces
+        .iter()
+        .map(|ns| {
+            subscribe(&format!("/var/run/netns/{ns}"), &[3, 5, 7], 100_000)
+                .unwrap_or_else(|e| panic!("cannot listen in {ns}: {e}"))
+        })
+        .collect();
     ready.send(()).unwrap();
+    let mut fds: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(s),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     let mut buf = vec![0u8; 1 << 16];
     while !stop.load(Ordering::SeqCst) {
-        let n = match socket.recv(&mut &mut buf[..], 0) {
+        // A timeout to notice `stop`.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        if n <= 0 {
+            continue;
+        }
+        for (i, fd) in fds.iter_mut().enumerate() {
+            if std::mem::take(&mut fd.revents) != 0 {
+                drain_socket(&sockets[i], &namespaces[i], &mut buf, &tx);
+            }
+        }
+    }
+}
+
+/// Reads every datagram waiting on `socket` (of namespace `ns`) and sends what it reports.
+fn drain_socket(
+    socket: &rtnetlink::sys::Socket,
+    ns: &str,
+    buf: &mut [u8],
+    tx: &mpsc::Sender<(Seen, Instant)>,
+) {
+    loop {
+        let n = match socket.recv(&mut &mut buf[..], libc::MSG_DONTWAIT) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) => panic!("netlink recv in {ns}: {e}"),
         };
         let at = Instant::now();
@@ -337,4 +369,74 @@ pub fn remove_config_and_wait(
             .iter()
             .all(|ns| !crate::common::ip(&["-n", ns, "link", "show"]).contains(link_prefix))
     })
+}
+
+/// `GET path` from the agent's HTTP API at `listen` (HTTP/1.0): the status code and the
+/// body, or `None` when nothing answers there (yet).
+pub fn http_get(listen: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(listen).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((status, body.to_string()))
+}
+
+/// Operations in `nsagent_operations_total` that only read the kernel or resolve
+/// namespaces; every other operation writes.
+const READ_OPERATIONS: [&str; 5] = [
+    "resolve_namespace",
+    "read_links",
+    "read_found_links",
+    "read_routes_and_neighbours",
+    "release_namespace",
+];
+
+/// The kernel writes the agent at `listen` has made since it started: the sum of
+/// `nsagent_operations_total` over every operation that is not a read (whatever its result).
+pub fn kernel_writes(listen: &str) -> Option<u64> {
+    let (status, text) = http_get(listen, "/metrics")?;
+    if status != 200 {
+        return None;
+    }
+    let writes = text
+        .lines()
+        .filter(|l| l.starts_with("nsagent_operations_total{"))
+        .filter(|l| {
+            !READ_OPERATIONS
+                .iter()
+                .any(|op| l.contains(&format!("op=\"{op}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    Some(writes as u64)
+}
+
+/// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM`), KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((kib("VmRSS:")?, kib("VmHWM:")?))
+}
+
+/// Microseconds per unit with one decimal: `d / n`.
+pub fn us_per(d: Duration, n: usize) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6 / n.max(1) as f64)
+}
+
+/// `a / b` as a ratio with two decimals.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
 }

@@ -96,7 +96,8 @@ impl AgentProcess {
     }
 
     /// Starts `nsagent --label <label>` plus `extra` arguments and `env` (namespaces are
-    /// polled every 100 ms unless `extra` says otherwise).
+    /// polled every 100 ms unless `extra` says otherwise; the log level is
+    /// `info,nsagent=debug` unless `env` sets `RUST_LOG`).
     pub fn start_with(label: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
         let mut args = vec!["--label".to_string(), label.to_string()];
         let poll = "--namespace-check-interval-ms";
@@ -132,13 +133,12 @@ impl AgentProcess {
         self.starts += 1;
         let log = std::fs::File::create(self.log_path()).expect("log file");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let env: Vec<(&str, &str)> = self
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        // A `RUST_LOG` of the caller's `env` comes later and wins.
+        let env: Vec<(&str, &str)> = [("RUST_LOG", "info,nsagent=debug")]
+            .into_iter()
+            .chain(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect();
         let child = command(env!("CARGO_BIN_EXE_nsagent"), &args, &env)
-            .env("RUST_LOG", "info,nsagent=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
