@@ -22,6 +22,12 @@ pub(super) struct Journal {
     /// The items applied when the agent last settled whose value has not been written since:
     /// a write for one of them is a repair.
     settled: BTreeSet<(ItemKind, String)>,
+    /// Items whose place in `settled` is decided again at the next settle, besides those
+    /// whose status changed: their value was written or deleted since.
+    recheck: BTreeSet<(ItemKind, String)>,
+    /// `settled` is rebuilt from every status at the next settle (after a resync, or a
+    /// namespace gone), instead of updated from what changed.
+    rebuild: bool,
     /// Repairs of each item in this run.
     repairs: BTreeMap<(ItemKind, String), Repairs>,
     /// Items an operation wrote since the statuses were last logged.
@@ -40,6 +46,8 @@ impl Journal {
             status,
             logged: BTreeMap::new(),
             settled: BTreeSet::new(),
+            recheck: BTreeSet::new(),
+            rebuild: true,
             repairs: BTreeMap::new(),
             touched: BTreeSet::new(),
             resync_revision: None,
@@ -55,25 +63,29 @@ impl Journal {
         }
         self.logged
             .retain(|(kind, name), _| names.get(kind).is_some_and(|s| s.contains(name)));
-        self.settled.clear();
+        self.unsettle_all();
         self.resync_revision = Some(revision);
         self.tally = Tally::default();
     }
 
     /// An item's value was written.
     pub(super) fn put(&mut self, kind: ItemKind, name: &str) {
-        self.settled.remove(&(kind, name.to_string()));
+        let id = (kind, name.to_string());
+        self.settled.remove(&id);
+        self.recheck.insert(id);
     }
 
     /// A namespace went away: what follows for its items is a withdrawal, not a repair.
     pub(super) fn unsettle_all(&mut self) {
         self.settled.clear();
+        self.rebuild = true;
     }
 
     /// An item's key was deleted.
     pub(super) fn delete(&mut self, kind: ItemKind, name: &str) {
         let id = (kind, name.to_string());
         self.settled.remove(&id);
+        self.recheck.insert(id.clone());
         self.repairs.remove(&id);
         self.status.set(kind, name, None);
         if self.logged.remove(&id).is_some() {
@@ -127,24 +139,20 @@ impl Journal {
         scheduler: &mut Scheduler,
     ) -> Vec<((ItemKind, String), ItemStatus)> {
         let mut published = Vec::new();
-        for id in scheduler.take_changes() {
-            let Some(status) = scheduler.status().get(&id) else {
+        let changes = scheduler.take_changes();
+        for id in &changes {
+            let Some(status) = scheduler.status().get(id) else {
                 continue;
             };
-            if *status == ItemStatus::Applying || self.logged.get(&id) == Some(status) {
+            if *status == ItemStatus::Applying || self.logged.get(id) == Some(status) {
                 continue;
             }
-            self.log(&id, status, self.logged.contains_key(&id));
+            self.log(id, status, self.logged.contains_key(id));
             self.status.set(id.0, &id.1, Some(status.clone()));
             self.logged.insert(id.clone(), status.clone());
-            published.push((id, status.clone()));
+            published.push((id.clone(), status.clone()));
         }
-        self.settled = scheduler
-            .status()
-            .iter()
-            .filter(|(_, s)| **s == ItemStatus::Applied)
-            .map(|(id, _)| id.clone())
-            .collect();
+        self.update_settled(scheduler, changes);
         self.touched.clear();
         self.report_resync();
         if !self.ready {
@@ -152,6 +160,30 @@ impl Journal {
             self.status.ready();
         }
         published
+    }
+
+    /// Makes `settled` the items applied now. Only the items whose status changed or whose
+    /// value was written can differ from the last settle, so only those are looked at (a
+    /// settle after one pair must not cost a walk over thousands of items).
+    fn update_settled(&mut self, scheduler: &Scheduler, changes: Vec<(ItemKind, String)>) {
+        let statuses = scheduler.status();
+        let applied = |id: &(ItemKind, String)| statuses.get(id) == Some(&ItemStatus::Applied);
+        let recheck = std::mem::take(&mut self.recheck);
+        if std::mem::take(&mut self.rebuild) {
+            self.settled = statuses
+                .iter()
+                .filter(|(_, s)| **s == ItemStatus::Applied)
+                .map(|(id, _)| id.clone())
+                .collect();
+            return;
+        }
+        for id in changes.into_iter().chain(recheck) {
+            if applied(&id) {
+                self.settled.insert(id);
+            } else {
+                self.settled.remove(&id);
+            }
+        }
     }
 
     fn log(&self, id: &(ItemKind, String), status: &ItemStatus, known: bool) {
