@@ -230,18 +230,22 @@ impl Scheduler {
             return None;
         }
 
-        // Their links; a link without our alias (adopted by name, or an orphan) depends on
-        // every item, so it needs a full plan.
+        // Their links. After a plan that left them quiet, a link carrying an item's alias is
+        // in that item's namespace, in one it was configured in before (`old_refs`), or in
+        // one whose links changed since (`q.namespaces`): only those are read, not the links
+        // of every namespace. A link without our alias there (adopted by name, or an orphan)
+        // may concern any item, so it needs a full plan.
         let mut claims: FxHashMap<&str, Vec<Claim>> = FxHashMap::default();
-        for (ns, view) in &self.views {
-            let View::Known(links) = view else { continue };
+        for ns in &namespaces {
+            let Some(View::Known(links)) = self.views.get(ns) else {
+                continue;
+            };
             for link in links.values() {
                 let (name, peer) = link
                     .alias
                     .as_deref()
                     .and_then(|a| self.keys.split_link_alias(a))?;
                 if let Some(&name) = names.get(name) {
-                    namespaces.insert(*ns);
                     claims.entry(name).or_default().push(Claim {
                         ns: *ns,
                         link,
