@@ -21,7 +21,6 @@ mod common;
 mod support;
 
 use clap::Parser;
-use nsagent::config::AgentConfig;
 use nsagent::keys::{ItemKind, KeyTree};
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -358,20 +357,6 @@ fn print_one_by_one(latencies: &[Duration], puts: &[Duration], per_route: Durati
     );
 }
 
-/// The agent of `label` on its own runtime thread, without periodic kernel re-reads.
-fn start_agent(etcd: &common::Etcd, label: &str, keys: &KeyTree) -> AgentThread {
-    AgentThread::start(AgentConfig {
-        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
-        label: label.to_string(),
-        link_group: Some(keys.default_link_group()),
-        namespace_check_interval: Duration::from_millis(250),
-        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
-        kernel_resync_interval: None,
-        docker_host: None,
-        http_listen: None,
-    })
-}
-
 fn main() {
     let args = Args::parse();
     support::init_logging();
@@ -396,7 +381,7 @@ fn main() {
         common::ip(&["netns", "add", ns]);
     }
     let ends = make_ends(&prefix, &namespaces, args.interfaces / 2);
-    let agent = start_agent(&etcd, &label, &keys);
+    let agent = AgentThread::start(support::bench_config(&etcd.endpoint(), &keys));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

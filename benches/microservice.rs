@@ -66,14 +66,8 @@ fn main() {
     let _guard = common::NetnsGuard::new([nsx.clone()]);
     common::ip(&["netns", "add", &nsx]);
     let _agent = AgentThread::start(AgentConfig {
-        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
-        label: label.clone(),
-        link_group: Some(keys.default_link_group()),
-        namespace_check_interval: Duration::from_millis(250),
-        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
-        kernel_resync_interval: None,
         docker_host: Some(host.clone()),
-        http_listen: None,
+        ..support::bench_config(&etcd.endpoint(), &keys)
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

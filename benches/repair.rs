@@ -183,14 +183,8 @@ fn main() {
     common::ip(&["netns", "add", &other_ns]);
     let protocol = 201u8;
     let _agent = AgentThread::start(AgentConfig {
-        etcd: nsagent::store::EtcdSettings::with_endpoints(&etcd.endpoint()).unwrap(),
-        label: label.clone(),
-        link_group: Some(keys.default_link_group()),
-        namespace_check_interval: Duration::from_millis(250),
         route_protocol: Some(protocol),
-        kernel_resync_interval: None,
-        docker_host: None,
-        http_listen: None,
+        ..support::bench_config(&etcd.endpoint(), &keys)
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

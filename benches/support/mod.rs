@@ -261,6 +261,22 @@ pub fn ip_batch(args: &[&str], input: &str) {
     let _ = std::fs::remove_file(path);
 }
 
+/// The configuration benchmarks run an in-process agent with: label `keys`' label, etcd at
+/// `endpoint`, its default link group and the default route protocol, no periodic kernel
+/// re-read, no HTTP server, no Docker.
+pub fn bench_config(endpoint: &str, keys: &nsagent::keys::KeyTree) -> AgentConfig {
+    AgentConfig {
+        etcd: nsagent::store::EtcdSettings::with_endpoints(endpoint).unwrap(),
+        label: keys.label().to_string(),
+        link_group: Some(keys.default_link_group()),
+        namespace_check_interval: Duration::from_millis(250),
+        route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
+        kernel_resync_interval: None,
+        docker_host: None,
+        http_listen: None,
+    }
+}
+
 /// The agent running on its own runtime thread; stopped on drop.
 pub struct AgentThread {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -417,17 +433,7 @@ pub fn kernel_writes(listen: &str) -> Option<u64> {
 
 /// Resident memory of process `pid` now and at its peak (`VmRSS`, `VmHWM`), KiB.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |field: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    };
+    let kib = |field| crate::common::process_status_kib(pid, field);
     Some((kib("VmRSS:")?, kib("VmHWM:")?))
 }
 

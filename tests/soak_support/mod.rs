@@ -214,14 +214,7 @@ impl Figures {
     /// The figures of process `pid`; netlink sockets are looked for in its own namespace
     /// and in the named `namespaces`.
     pub fn of(pid: u32, namespaces: &[String]) -> std::io::Result<Figures> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib = |field: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
+        let kib = |field| crate::common::process_status_kib(pid, field).unwrap_or(0);
         let mut fds = 0;
         let mut socket_inodes = Vec::new();
         for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
