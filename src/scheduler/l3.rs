@@ -10,10 +10,11 @@
 
 use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op};
+use super::quiet_l3::L3Scope;
 use super::state::{
     route_key, IfaceState, L3Target, L3View, L3Writes, RefState, RouteKey, StatusBook, View,
 };
-use super::{ItemStatus, Scheduler};
+use super::{Item, ItemStatus, Scheduler};
 use crate::backoff::Backoff;
 use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, NsId};
 use crate::keys::ItemKind;
@@ -61,6 +62,31 @@ impl L3Plan {
         } else {
             self.writes.push(Op::L3(op));
         }
+    }
+}
+
+/// The routes and entries a plan decides, and the namespaces whose routes and entries it
+/// compares with them.
+pub(super) struct L3Items<'a> {
+    pub routes: Vec<(&'a str, &'a Item<Route>)>,
+    pub arps: Vec<(&'a str, &'a Item<ArpEntry>)>,
+    /// `None`: every namespace.
+    pub namespaces: Option<&'a BTreeSet<NsId>>,
+}
+
+impl<'a> L3Items<'a> {
+    /// Every route and entry, in every namespace.
+    pub(super) fn all(s: &'a Scheduler) -> Self {
+        L3Items {
+            routes: s.routes.iter().map(|(n, i)| (n.as_str(), i)).collect(),
+            arps: s.arps.iter().map(|(n, i)| (n.as_str(), i)).collect(),
+            namespaces: None,
+        }
+    }
+
+    /// True when the plan compares the routes and entries of namespace `ns`.
+    fn compares(&self, ns: &NsId) -> bool {
+        self.namespaces.is_none_or(|set| set.contains(ns))
     }
 }
 
@@ -135,11 +161,7 @@ pub(super) fn neighbour_matches(
 impl Scheduler {
     /// Namespaces referenced by valid routes and entries (they are resolved and read too).
     pub(super) fn l3_namespaces(&self) -> impl Iterator<Item = &NamespaceRef> {
-        let routes = self.routes.values().filter_map(|i| i.config.as_ref().ok());
-        let arps = self.arps.values().filter_map(|i| i.config.as_ref().ok());
-        routes
-            .map(|r| &r.namespace)
-            .chain(arps.map(|a| &a.namespace))
+        self.l3_index.namespaces()
     }
 
     /// Dumps of route/neighbour state needed before planning.
@@ -164,12 +186,14 @@ impl Scheduler {
             .collect()
     }
 
-    /// Plans routes and neighbour entries.
+    /// Plans routes and neighbour entries `items`, given what the interfaces they name are
+    /// (`ifaces`).
     pub(super) fn plan_l3(
         &self,
         now: Duration,
         ifaces: &HashMap<&str, IfaceState>,
         book: &mut StatusBook,
+        items: L3Items,
     ) -> L3Plan {
         let mut plan = L3Plan {
             writes: Vec::new(),
@@ -178,9 +202,30 @@ impl Scheduler {
             targets: HashMap::default(),
             waiting_on_links: BTreeSet::new(),
         };
-        self.plan_routes(now, ifaces, book, &mut plan);
-        self.plan_neighbours(now, ifaces, book, &mut plan);
+        self.plan_routes(now, ifaces, book, &mut plan, &items);
+        self.plan_neighbours(now, ifaces, book, &mut plan, &items);
         plan
+    }
+
+    /// Plans the routes and entries of a scoped plan: the interfaces it decided have the
+    /// states it found (`decided`), the others those remembered. Also returns the
+    /// namespaces planned.
+    pub(super) fn plan_scoped_l3(
+        &self,
+        now: Duration,
+        decided: &HashMap<&str, IfaceState>,
+        book: &mut StatusBook,
+        scope: L3Scope,
+    ) -> (L3Plan, Option<BTreeSet<NsId>>) {
+        let mut ifaces = scope.ifaces;
+        ifaces.extend(decided.iter().map(|(n, s)| (*n, s.clone())));
+        let items = L3Items {
+            routes: scope.routes,
+            arps: scope.arps,
+            namespaces: Some(&scope.namespaces),
+        };
+        let plan = self.plan_l3(now, &ifaces, book, items);
+        (plan, Some(scope.namespaces))
     }
 
     /// The namespace of `r` if it and its contents are known; otherwise the decision.
@@ -346,12 +391,13 @@ impl Scheduler {
         ifaces: &HashMap<&str, IfaceState>,
         book: &mut StatusBook,
         plan: &mut L3Plan,
+        items: &L3Items,
     ) {
         let kind = ItemKind::Route;
         // Valid routes; the later of two with one kernel identity in one namespace is invalid.
         let mut valid: Vec<(&str, &Route)> = Vec::new();
         let mut seen: HashMap<(NsKeyRef, RouteKey), &str> = HashMap::default();
-        let mut ordered: Vec<_> = self.routes.iter().collect();
+        let mut ordered = items.routes.clone();
         ordered.sort_by_key(|(n, i)| (i.revision, *n));
         for (name, item) in ordered {
             match &item.config {
@@ -438,7 +484,7 @@ impl Scheduler {
             }
         }
         let mut present: HashSet<(NsId, RouteKey)> = HashSet::default();
-        for (ns, view) in &self.l3_views {
+        for (ns, view) in self.l3_views.iter().filter(|(ns, _)| items.compares(ns)) {
             let L3View::Known { routes, .. } = view else {
                 continue;
             };
@@ -567,12 +613,13 @@ impl Scheduler {
         ifaces: &HashMap<&str, IfaceState>,
         book: &mut StatusBook,
         plan: &mut L3Plan,
+        items: &L3Items,
     ) {
         let kind = ItemKind::Arp;
         let mut desired: HashMap<(NsId, u32, IpAddr), (&str, KernelNeighbour)> = HashMap::default();
         // Held entries keep every owned entry for their address in their namespace.
         let mut held: HashSet<(NsId, IpAddr)> = HashSet::default();
-        let mut ordered: Vec<_> = self.arps.iter().collect();
+        let mut ordered = items.arps.clone();
         ordered.sort_by_key(|(n, i)| (i.revision, *n));
         for (name, item) in ordered {
             let a: &ArpEntry = match &item.config {
@@ -646,7 +693,7 @@ impl Scheduler {
         }
 
         let mut present: HashSet<(NsId, u32, IpAddr)> = HashSet::default();
-        for (ns, view) in &self.l3_views {
+        for (ns, view) in self.l3_views.iter().filter(|(ns, _)| items.compares(ns)) {
             let L3View::Known { neighbours, .. } = view else {
                 continue;
             };

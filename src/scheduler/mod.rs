@@ -20,6 +20,7 @@ mod l3;
 pub mod ops;
 mod plan;
 mod quiet;
+mod quiet_l3;
 pub mod report;
 pub mod rounds;
 mod state;
@@ -173,6 +174,10 @@ pub struct Scheduler {
     index: quiet::ItemIndex,
     /// Set while the next plan may decide only what changed since the last one.
     quiet: Option<quiet::Quiet>,
+    /// Reverse indexes over `routes` and `arps`.
+    l3_index: quiet_l3::L3Index,
+    /// The state the last plans found for each interface routes and entries name.
+    iface_memo: FxHashMap<String, Option<quiet_l3::IfaceMemo>>,
     /// Scoped plans made (tests).
     #[cfg(test)]
     scoped_plans: usize,
@@ -218,6 +223,8 @@ impl Scheduler {
             released: Vec::new(),
             index: quiet::ItemIndex::default(),
             quiet: None,
+            l3_index: quiet_l3::L3Index::default(),
+            iface_memo: FxHashMap::default(),
             #[cfg(test)]
             scoped_plans: 0,
             #[cfg(test)]
@@ -382,6 +389,7 @@ impl Scheduler {
             .into_iter()
             .map(|i| (i.name().to_string(), i))
             .collect();
+        self.reindex_l3();
         self.l3_backoff.clear();
         self.status.retain(|(kind, name), _| match kind {
             ItemKind::Interface => true,
@@ -392,39 +400,57 @@ impl Scheduler {
 
     /// One route was written.
     pub fn put_route(&mut self, item: Item<Route>) {
-        let ns = item.config.as_ref().ok().map(|r| &r.namespace);
-        self.l3_written(ItemKind::Route, item.name(), ns.cloned());
-        self.routes.insert(item.name().to_string(), item);
+        let new = quiet_l3::owned_place(&item);
+        let name = item.name().to_string();
+        let old = self.routes.insert(name.clone(), item);
+        self.l3_written(
+            (ItemKind::Route, name),
+            old.as_ref().and_then(quiet_l3::owned_place),
+            new,
+        );
     }
 
     /// One ARP entry was written.
     pub fn put_arp(&mut self, item: Item<ArpEntry>) {
-        let ns = item.config.as_ref().ok().map(|a| &a.namespace);
-        self.l3_written(ItemKind::Arp, item.name(), ns.cloned());
-        self.arps.insert(item.name().to_string(), item);
+        let new = quiet_l3::owned_place(&item);
+        let name = item.name().to_string();
+        let old = self.arps.insert(name.clone(), item);
+        self.l3_written(
+            (ItemKind::Arp, name),
+            old.as_ref().and_then(quiet_l3::owned_place),
+            new,
+        );
     }
 
-    /// What writing a route or ARP entry (in `namespace`, when valid) does besides storing
-    /// it: it is tried at once, and may bring a vanished named namespace back.
-    fn l3_written(&mut self, kind: ItemKind, name: &str, namespace: Option<NamespaceRef>) {
-        self.disturb();
-        self.l3_backoff.remove(&(kind, name.to_string()));
-        if let Some(ns) = namespace {
-            self.allow_namespace_again(&ns);
+    /// What writing a route or ARP entry (at `new`, its namespace and interface when valid)
+    /// does besides storing it: it is tried at once, and may bring a vanished named
+    /// namespace back.
+    fn l3_written(
+        &mut self,
+        id: (ItemKind, String),
+        old: Option<(NamespaceRef, String)>,
+        new: Option<(NamespaceRef, String)>,
+    ) {
+        self.l3_backoff.remove(&id);
+        if let Some((ns, _)) = &new {
+            self.allow_namespace_again(ns);
         }
+        self.l3_changed(id, old, new);
     }
 
     /// A route or ARP entry was deleted.
     pub fn delete_l3(&mut self, kind: ItemKind, name: &str) {
-        match kind {
-            ItemKind::Route => self.routes.remove(name).is_some(),
-            ItemKind::Arp => self.arps.remove(name).is_some(),
+        let old = match kind {
+            ItemKind::Route => self.routes.remove(name).map(|i| quiet_l3::owned_place(&i)),
+            ItemKind::Arp => self.arps.remove(name).map(|i| quiet_l3::owned_place(&i)),
             ItemKind::Interface => return self.delete(name),
         };
-        self.disturb();
         let key = (kind, name.to_string());
         self.l3_backoff.remove(&key);
         self.status.remove(&key);
+        if let Some(old) = old {
+            self.l3_changed(key, old, None);
+        }
     }
 
     /// Writing configuration again allows a vanished named namespace to be made anew.
@@ -814,6 +840,11 @@ impl Scheduler {
             }
             // The deleted links themselves are noted by `forget_deleted_link`.
             (Op::DeleteLink { .. }, OpOutcome::Deleted) => {}
+            (Op::L3(op), OpOutcome::L3(ops::l3::L3Outcome::Done))
+                if !matches!(op, ops::l3::L3Op::Dump { .. }) =>
+            {
+                q.touch_l3_namespace(op.ns());
+            }
             _ => self.quiet = None,
         }
     }

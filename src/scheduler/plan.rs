@@ -4,6 +4,7 @@
 //! quiet, over the items a [`Scope`] names), so it borrows instead of copying: owned values
 //! are built only for the operations it emits and the statuses that change.
 
+use super::l3::L3Items;
 use super::ops::{EndSpec, LinkChanges, Op};
 use super::quiet::{Quiet, Scope};
 use super::state::{Claim, IfaceState, L3View, LinkWrites, RefState, StatusBook, View, Work};
@@ -79,8 +80,12 @@ struct Planned {
     plan: Plan,
     /// References nothing refers to any more.
     stale_refs: Vec<NamespaceRef>,
-    /// Routes and neighbour entries (`None` in a scoped plan).
-    l3: Option<super::l3::L3Plan>,
+    /// Routes and neighbour entries.
+    l3: super::l3::L3Plan,
+    /// The namespaces whose routes and entries it planned (`None`: every one).
+    l3_namespaces: Option<BTreeSet<NsId>>,
+    /// How it changes the remembered interface states.
+    memo: super::quiet_l3::MemoUpdate,
     /// The item each link update is for (a link adopted by name has no alias to tell).
     link_writes: LinkWrites,
 }
@@ -144,26 +149,18 @@ fn assemble(
     deletes: Vec<Op>,
     updates: Vec<Op>,
     creates: Vec<Op>,
-    l3: Option<&mut super::l3::L3Plan>,
+    l3: &mut super::l3::L3Plan,
     releases: Vec<Op>,
 ) -> Plan {
-    let (l3_writes, gateway_writes, l3_deletes) = match l3 {
-        Some(l3) => (
-            std::mem::take(&mut l3.writes),
-            std::mem::take(&mut l3.gateway_writes),
-            std::mem::take(&mut l3.deletes),
-        ),
-        None => Default::default(),
-    };
     Plan {
         phases: [
             learn,
             deletes,
             updates,
             creates,
-            l3_writes,
-            gateway_writes,
-            l3_deletes,
+            std::mem::take(&mut l3.writes),
+            std::mem::take(&mut l3.gateway_writes),
+            std::mem::take(&mut l3.deletes),
             releases,
         ]
         .into_iter()
@@ -190,19 +187,23 @@ impl Scheduler {
             plan,
             stale_refs,
             l3,
+            l3_namespaces,
+            memo,
             link_writes,
         } = self.plan_with(now, &mut book, scope);
         self.link_writes = link_writes;
         for r in stale_refs {
             self.unreference(r);
         }
-        match l3 {
-            Some(l3) => {
-                self.l3_writes = l3.targets;
-                self.waiting_on_links = l3.waiting_on_links;
+        self.l3_writes = l3.targets;
+        match l3_namespaces {
+            Some(planned) => {
+                self.waiting_on_links.retain(|ns| !planned.contains(ns));
+                self.waiting_on_links.extend(l3.waiting_on_links);
             }
-            None => self.l3_writes.clear(),
+            None => self.waiting_on_links = l3.waiting_on_links,
         }
+        self.apply_memo(memo);
         self.refresh.clear();
         self.status = book.map;
         self.changed = book.changed;
@@ -240,6 +241,15 @@ impl Scheduler {
         assert_eq!(self.refs, reference.refs);
         assert_eq!(self.waiting_on_links, reference.waiting_on_links);
         assert_eq!(self.l3_writes, reference.l3_writes);
+        for (name, memo) in &self.iface_memo {
+            if self.l3_index.names_interface(name) {
+                assert_eq!(
+                    Some(memo),
+                    reference.iface_memo.get(name),
+                    "scoped plan: remembered state of `{name}`"
+                );
+            }
+        }
         assert_eq!(self.link_writes, reference.link_writes);
     }
 
@@ -249,10 +259,11 @@ impl Scheduler {
         book: &mut StatusBook,
         scope: Option<Scope<'a>>,
     ) -> Planned {
-        let (order, scoped_claims) = match scope {
-            Some(s) => (s.order, Some(s.claims)),
+        let (order, scoped_claims, l3_scope) = match scope {
+            Some(s) => (s.order, Some(s.claims), Some((s.names, s.l3))),
             None => (
                 self.items.iter().map(|(n, i)| (n.as_str(), i)).collect(),
+                None,
                 None,
             ),
         };
@@ -274,8 +285,14 @@ impl Scheduler {
         let mut deletes = self.delete_ops(deletes, now);
         deletes.extend(returns);
         self.untangle_renames(&mut work.updates);
-        // A scoped plan is made only when no route or entry depends on what it decides.
-        let mut l3 = (!scoped).then(|| self.plan_l3(now, &work.ifaces, book));
+        let memo = self.memo_update(&work.ifaces, l3_scope.as_ref().map(|(names, _)| names));
+        let (mut l3, l3_namespaces) = match l3_scope {
+            Some((_, l3_scope)) => self.plan_scoped_l3(now, &work.ifaces, book, l3_scope),
+            None => (
+                self.plan_l3(now, &work.ifaces, book, L3Items::all(self)),
+                None,
+            ),
+        };
         let stale_refs = self.stale_refs(&scan.refs, scoped);
         let releases = self.releases(&learned, scoped);
         Planned {
@@ -284,11 +301,13 @@ impl Scheduler {
                 deletes,
                 work.updates,
                 work.creates,
-                l3.as_mut(),
+                &mut l3,
                 releases,
             ),
             stale_refs,
             l3,
+            l3_namespaces,
+            memo,
             link_writes: work.link_writes,
         }
     }

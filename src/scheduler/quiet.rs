@@ -8,12 +8,14 @@
 //! the items naming them as peer, and the items sharing a host name with them. Everything
 //! else would be decided exactly as before, with no operation and the same status.
 //!
+//! Routes and ARP entries are planned in the namespaces involved only (see `quiet_l3`).
+//!
 //! Anything this module cannot account for (a namespace resolved or read, a failure, a
-//! retry coming due, a route or ARP entry in a namespace involved, a link without our alias)
-//! makes the next plan a full one. In tests every scoped plan is checked against a full plan
-//! of the same state.
+//! retry coming due, a link without our alias) makes the next plan a full one. In tests
+//! every scoped plan is checked against a full plan of the same state.
 
-use super::state::{Claim, L3View, RefState, View};
+use super::quiet_l3::L3Scope;
+use super::state::{Claim, RefState, View};
 use super::{Item, ItemStatus, Scheduler};
 use crate::kernel::NsId;
 use crate::keys::ItemKind;
@@ -107,6 +109,12 @@ pub(super) struct Quiet {
     old_refs: FxHashSet<NamespaceRef>,
     /// Namespaces whose link views changed since.
     namespaces: BTreeSet<NsId>,
+    /// Routes and entries written or deleted since.
+    l3_names: FxHashSet<(ItemKind, String)>,
+    /// The namespace references those had before and after.
+    l3_refs: FxHashSet<NamespaceRef>,
+    /// Namespaces where routes or entries were written or deleted since.
+    l3_namespaces: BTreeSet<NsId>,
 }
 
 impl Quiet {
@@ -130,6 +138,38 @@ impl Quiet {
         }
     }
 
+    /// Route or entry `id` was written or deleted; `old` and `new` are the namespace
+    /// references of its valid values before and after.
+    pub(super) fn touch_l3(
+        &mut self,
+        id: (ItemKind, String),
+        old: Option<NamespaceRef>,
+        new: Option<NamespaceRef>,
+    ) {
+        self.l3_names.insert(id);
+        self.l3_refs.extend(old.into_iter().chain(new));
+    }
+
+    /// A route or entry was written to or deleted from namespace `ns`.
+    pub(super) fn touch_l3_namespace(&mut self, ns: NsId) {
+        self.l3_namespaces.insert(ns);
+    }
+
+    /// Routes and entries written or deleted since.
+    pub(super) fn l3_names(&self) -> &FxHashSet<(ItemKind, String)> {
+        &self.l3_names
+    }
+
+    /// The namespace references of those, before and after.
+    pub(super) fn l3_refs(&self) -> &FxHashSet<NamespaceRef> {
+        &self.l3_refs
+    }
+
+    /// Namespaces where routes or entries were written or deleted.
+    pub(super) fn l3_namespaces(&self) -> &BTreeSet<NsId> {
+        &self.l3_namespaces
+    }
+
     /// A link of item `name` in namespace `ns` was created, changed or deleted.
     pub(super) fn touch_link(&mut self, ns: NsId, name: Option<&str>) {
         self.namespaces.insert(ns);
@@ -147,6 +187,8 @@ pub(super) struct Scope<'a> {
     pub order: Vec<(&'a str, &'a Item)>,
     /// The links each of them owns.
     pub claims: FxHashMap<&'a str, Vec<Claim<'a>>>,
+    /// The routes and entries to decide with them.
+    pub l3: L3Scope<'a>,
 }
 
 impl Scheduler {
@@ -224,6 +266,7 @@ impl Scheduler {
             .filter_map(|(_, i)| i.config.as_ref().ok().map(|i| &i.namespace));
         if q.old_refs
             .iter()
+            .chain(q.l3_refs())
             .chain(scope_refs)
             .any(|r| !self.referenced_outside(r, &names))
         {
@@ -255,51 +298,18 @@ impl Scheduler {
             }
         }
 
-        // Routes and entries are planned from everything; they must not depend on these
-        // items or on the namespaces involved.
-        if !self.l3_untouched(&names, &namespaces) {
-            return None;
-        }
+        let l3 = self.l3_scope(q, &names, &namespaces)?;
         Some(Scope {
             names,
             order,
             claims,
+            l3,
         })
     }
 
     /// True when deciding `n` items is about as costly as reading everything.
     fn too_many(&self, n: usize) -> bool {
         self.items.len() > 32 && n * 2 > self.items.len()
-    }
-
-    /// True when no route or ARP entry can depend on the items `names` or on what happens
-    /// in `namespaces`.
-    fn l3_untouched(&self, names: &FxHashSet<&str>, namespaces: &BTreeSet<NsId>) -> bool {
-        if self.routes.is_empty() && self.arps.is_empty() {
-            return true;
-        }
-        let routes = self.routes.values().filter_map(|i| i.config.as_ref().ok());
-        let arps = self.arps.values().filter_map(|i| i.config.as_ref().ok());
-        let targets = routes
-            .map(|r| (&r.namespace, &r.interface))
-            .chain(arps.map(|a| (&a.namespace, &a.interface)));
-        for (r, interface) in targets {
-            if names.contains(interface.as_str()) {
-                return false;
-            }
-            if let Some(RefState::Resolved(ns)) = self.refs.get(r) {
-                if namespaces.contains(ns) {
-                    return false;
-                }
-            }
-        }
-        namespaces.iter().all(|ns| match self.l3_views.get(ns) {
-            Some(L3View::Known {
-                routes, neighbours, ..
-            }) => routes.is_empty() && neighbours.is_empty(),
-            Some(L3View::Unknown) => false,
-            None => true,
-        })
     }
 
     /// True when `r` is referred to regardless of the items `names`: it is the default
@@ -319,6 +329,6 @@ impl Scheduler {
                 .by_ref
                 .get(r)
                 .is_some_and(|ns| ns.iter().any(valid_outside))
-            || self.l3_namespaces().any(|l3| l3 == r)
+            || self.l3_index.refers_to(r)
     }
 }

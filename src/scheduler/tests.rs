@@ -1303,6 +1303,53 @@ fn changes_next_to_applied_pairs_are_planned_from_what_they_touch() {
 }
 
 #[test]
+fn routes_and_entries_are_planned_in_the_namespaces_involved() {
+    let mut w = settled_world(6);
+    // The first route naming `a0`: a full plan (nothing remembered of `a0` yet).
+    w.put_route(l3::route("r1", "10.9.0.0/16", None, "a0", named("n0")));
+    assert!(!step(&mut w).1);
+    w.converge();
+    assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
+    // Further routes and entries through it, a change and deletions: scoped plans that
+    // write just them.
+    w.put_route(l3::route("r2", "10.8.0.0/16", None, "a0", named("n0")));
+    let (plan, scoped) = step(&mut w);
+    assert!(scoped);
+    assert!(
+        matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::L3(L3Op::AddRoute { .. })])),
+        "{plan:?}"
+    );
+    assert_eq!(step(&mut w), (Plan::default(), true));
+    assert_eq!(w.l3_status(ItemKind::Route, "r2"), ItemStatus::Applied);
+    w.put_arp(l3::arp("p1", "10.0.0.9", "a0", named("n0")));
+    let (plan, scoped) = step(&mut w);
+    assert!(scoped);
+    assert!(
+        matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::L3(L3Op::SetNeighbour { .. })])),
+        "{plan:?}"
+    );
+    w.put_route(l3::route("r2", "10.7.0.0/16", None, "a0", named("n0")));
+    assert!(step(&mut w).1);
+    w.s.delete_l3(ItemKind::Route, "r1");
+    w.s.delete_l3(ItemKind::Arp, "p1");
+    assert!(step(&mut w).1);
+    assert_eq!(step(&mut w), (Plan::default(), true));
+    // A change of the interface a route uses plans that route's namespace with it.
+    let mut a0 = veth("a0", "b0", named("n0"));
+    a0.mtu = 1400;
+    w.put(a0);
+    assert!(step(&mut w).1);
+    w.converge();
+    let (fresh, s) = w.at_once();
+    assert_eq!(w.k.normalized(|_| false), fresh.normalized(|_| false));
+    assert_eq!(
+        w.k.normalized_l3(crate::scheduler::DEFAULT_ROUTE_PROTOCOL),
+        fresh.normalized_l3(crate::scheduler::DEFAULT_ROUTE_PROTOCOL)
+    );
+    assert_eq!(w.s.status(), s.status());
+}
+
+#[test]
 fn what_a_scoped_plan_cannot_account_for_gets_a_full_plan() {
     let mut w = settled_world(6);
     // A namespace only the touched items refer to (it must be resolved first; later it is
@@ -1324,15 +1371,23 @@ fn what_a_scoped_plan_cannot_account_for_gets_a_full_plan() {
     assert!(step(&mut w).1);
     assert!(!step(&mut w).1);
     w.settle(2);
-    // A route in a namespace involved.
-    w.put_route(l3::route("r", "10.9.0.0/16", None, "a0", named("n0")));
-    w.converge();
-    let mut a0 = veth("a0", "b0", named("n0"));
-    a0.mtu = 1400;
-    w.put(a0);
+    // A route in a namespace nothing else refers to (it must be resolved first).
+    w.put_route(l3::route(
+        "r",
+        "10.9.0.0/16",
+        None,
+        "lo",
+        named("elsewhere"),
+    ));
     assert!(!step(&mut w).1);
+    w.converge();
+    // A route naming an interface no route named at the last plan.
+    w.put_route(l3::route("r2", "10.9.0.0/16", None, "a1", named("n1")));
+    assert!(!step(&mut w).1);
+    w.converge();
     // A namespace nothing refers to any more after the change.
     w.s.delete_l3(ItemKind::Route, "r");
+    assert!(!step(&mut w).1);
     w.converge();
     w.s.delete("sa");
     w.s.delete("sb");
@@ -1422,7 +1477,7 @@ mod l3 {
         }
     }
 
-    fn arp(name: &str, ip: &str, iface: &str, ns: NamespaceRef) -> ArpEntry {
+    pub(super) fn arp(name: &str, ip: &str, iface: &str, ns: NamespaceRef) -> ArpEntry {
         ArpEntry {
             name: name.into(),
             namespace: ns,
@@ -1456,7 +1511,7 @@ mod l3 {
             });
         }
 
-        fn l3_status(&self, kind: ItemKind, name: &str) -> ItemStatus {
+        pub(super) fn l3_status(&self, kind: ItemKind, name: &str) -> ItemStatus {
             self.s.status()[&(kind, name.to_string())].clone()
         }
 
