@@ -10,7 +10,7 @@
 
 use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op};
-use super::quiet_l3::L3Scope;
+use super::quiet_l3::{L3Reach, L3Scope};
 use super::state::{
     route_key, IfaceState, L3Target, L3View, L3Writes, RefState, RouteKey, StatusBook, View,
 };
@@ -70,8 +70,8 @@ impl L3Plan {
 pub(super) struct L3Items<'a> {
     pub routes: Vec<(&'a str, &'a Item<Route>)>,
     pub arps: Vec<(&'a str, &'a Item<ArpEntry>)>,
-    /// `None`: every namespace.
-    pub namespaces: Option<&'a BTreeSet<NsId>>,
+    /// Where they are compared with the kernel's (`None`: everywhere).
+    pub reach: Option<&'a L3Reach>,
 }
 
 impl<'a> L3Items<'a> {
@@ -80,13 +80,18 @@ impl<'a> L3Items<'a> {
         L3Items {
             routes: s.routes.iter().map(|(n, i)| (n.as_str(), i)).collect(),
             arps: s.arps.iter().map(|(n, i)| (n.as_str(), i)).collect(),
-            namespaces: None,
+            reach: None,
         }
     }
 
-    /// True when the plan compares the routes and entries of namespace `ns`.
-    fn compares(&self, ns: &NsId) -> bool {
-        self.namespaces.is_none_or(|set| set.contains(ns))
+    /// True when the plan compares the kernel's route `have` in `ns`.
+    fn compares_route(&self, ns: &NsId, have: &KernelRoute) -> bool {
+        self.reach.is_none_or(|r| r.route(ns, &have.dst))
+    }
+
+    /// True when the plan compares the kernel's entry `have` in `ns`.
+    fn compares_neighbour(&self, ns: &NsId, have: &KernelNeighbour) -> bool {
+        self.reach.is_none_or(|r| r.neighbour(ns, have.ip))
     }
 }
 
@@ -208,24 +213,24 @@ impl Scheduler {
     }
 
     /// Plans the routes and entries of a scoped plan: the interfaces it decided have the
-    /// states it found (`decided`), the others those remembered. Also returns the
-    /// namespaces planned.
+    /// states it found (`decided`), the others those remembered. Also returns where it
+    /// planned.
     pub(super) fn plan_scoped_l3(
         &self,
         now: Duration,
         decided: &HashMap<&str, IfaceState>,
         book: &mut StatusBook,
         scope: L3Scope,
-    ) -> (L3Plan, Option<BTreeSet<NsId>>) {
+    ) -> (L3Plan, Option<L3Reach>) {
         let mut ifaces = scope.ifaces;
         ifaces.extend(decided.iter().map(|(n, s)| (*n, s.clone())));
         let items = L3Items {
             routes: scope.routes,
             arps: scope.arps,
-            namespaces: Some(&scope.namespaces),
+            reach: Some(&scope.reach),
         };
         let plan = self.plan_l3(now, &ifaces, book, items);
-        (plan, Some(scope.namespaces))
+        (plan, Some(scope.reach))
     }
 
     /// The namespace of `r` if it and its contents are known; otherwise the decision.
@@ -484,11 +489,11 @@ impl Scheduler {
             }
         }
         let mut present: HashSet<(NsId, RouteKey)> = HashSet::default();
-        for (ns, view) in self.l3_views.iter().filter(|(ns, _)| items.compares(ns)) {
+        for (ns, view) in &self.l3_views {
             let L3View::Known { routes, .. } = view else {
                 continue;
             };
-            for have in routes {
+            for have in routes.iter().filter(|r| items.compares_route(ns, r)) {
                 let id = (*ns, route_key(have));
                 present.insert(id);
                 match desired.get(&id) {
@@ -693,11 +698,14 @@ impl Scheduler {
         }
 
         let mut present: HashSet<(NsId, u32, IpAddr)> = HashSet::default();
-        for (ns, view) in self.l3_views.iter().filter(|(ns, _)| items.compares(ns)) {
+        for (ns, view) in &self.l3_views {
             let L3View::Known { neighbours, .. } = view else {
                 continue;
             };
-            for have in neighbours {
+            for have in neighbours
+                .iter()
+                .filter(|n| items.compares_neighbour(ns, n))
+            {
                 let id = (*ns, have.ifindex, have.ip);
                 present.insert(id);
                 match desired.get(&id) {

@@ -17,6 +17,7 @@ mod deletes;
 mod drift;
 mod foreign;
 mod l3;
+mod l3_index;
 pub mod ops;
 mod plan;
 mod quiet;
@@ -175,7 +176,7 @@ pub struct Scheduler {
     /// Set while the next plan may decide only what changed since the last one.
     quiet: Option<quiet::Quiet>,
     /// Reverse indexes over `routes` and `arps`.
-    l3_index: quiet_l3::L3Index,
+    l3_index: l3_index::L3Index,
     /// The state the last plans found for each interface routes and entries name.
     iface_memo: FxHashMap<String, Option<quiet_l3::IfaceMemo>>,
     /// Scoped plans made (tests).
@@ -223,7 +224,7 @@ impl Scheduler {
             released: Vec::new(),
             index: quiet::ItemIndex::default(),
             quiet: None,
-            l3_index: quiet_l3::L3Index::default(),
+            l3_index: l3_index::L3Index::default(),
             iface_memo: FxHashMap::default(),
             #[cfg(test)]
             scoped_plans: 0,
@@ -400,24 +401,24 @@ impl Scheduler {
 
     /// One route was written.
     pub fn put_route(&mut self, item: Item<Route>) {
-        let new = quiet_l3::owned_place(&item);
+        let new = l3_index::place_of(&item);
         let name = item.name().to_string();
         let old = self.routes.insert(name.clone(), item);
         self.l3_written(
             (ItemKind::Route, name),
-            old.as_ref().and_then(quiet_l3::owned_place),
+            old.as_ref().and_then(l3_index::place_of),
             new,
         );
     }
 
     /// One ARP entry was written.
     pub fn put_arp(&mut self, item: Item<ArpEntry>) {
-        let new = quiet_l3::owned_place(&item);
+        let new = l3_index::place_of(&item);
         let name = item.name().to_string();
         let old = self.arps.insert(name.clone(), item);
         self.l3_written(
             (ItemKind::Arp, name),
-            old.as_ref().and_then(quiet_l3::owned_place),
+            old.as_ref().and_then(l3_index::place_of),
             new,
         );
     }
@@ -428,12 +429,12 @@ impl Scheduler {
     fn l3_written(
         &mut self,
         id: (ItemKind, String),
-        old: Option<(NamespaceRef, String)>,
-        new: Option<(NamespaceRef, String)>,
+        old: Option<l3_index::Place>,
+        new: Option<l3_index::Place>,
     ) {
         self.l3_backoff.remove(&id);
-        if let Some((ns, _)) = &new {
-            self.allow_namespace_again(ns);
+        if let Some(place) = &new {
+            self.allow_namespace_again(&place.ns);
         }
         self.l3_changed(id, old, new);
     }
@@ -441,8 +442,8 @@ impl Scheduler {
     /// A route or ARP entry was deleted.
     pub fn delete_l3(&mut self, kind: ItemKind, name: &str) {
         let old = match kind {
-            ItemKind::Route => self.routes.remove(name).map(|i| quiet_l3::owned_place(&i)),
-            ItemKind::Arp => self.arps.remove(name).map(|i| quiet_l3::owned_place(&i)),
+            ItemKind::Route => self.routes.remove(name).map(|i| l3_index::place_of(&i)),
+            ItemKind::Arp => self.arps.remove(name).map(|i| l3_index::place_of(&i)),
             ItemKind::Interface => return self.delete(name),
         };
         let key = (kind, name.to_string());
@@ -840,11 +841,12 @@ impl Scheduler {
             }
             // The deleted links themselves are noted by `forget_deleted_link`.
             (Op::DeleteLink { .. }, OpOutcome::Deleted) => {}
-            (Op::L3(op), OpOutcome::L3(ops::l3::L3Outcome::Done))
-                if !matches!(op, ops::l3::L3Op::Dump { .. }) =>
-            {
-                q.touch_l3_namespace(op.ns());
-            }
+            (Op::L3(op), OpOutcome::L3(ops::l3::L3Outcome::Done)) => match op.target() {
+                Some(target) => {
+                    q.l3_mut().done.insert((op.ns(), target));
+                }
+                None => self.quiet = None,
+            },
             _ => self.quiet = None,
         }
     }

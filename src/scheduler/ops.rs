@@ -408,6 +408,20 @@ pub mod l3 {
             )
         }
 
+        /// The destination of the route or the address (as a host prefix) of the entry it
+        /// writes or deletes; `None` for a dump.
+        pub fn target(&self) -> Option<ipnet::IpNet> {
+            match self {
+                L3Op::Dump { .. } => None,
+                L3Op::AddRoute { route, .. }
+                | L3Op::ReplaceRoute { route, .. }
+                | L3Op::DeleteRoute { route, .. } => Some(route.dst),
+                L3Op::SetNeighbour { neighbour, .. } | L3Op::DeleteNeighbour { neighbour, .. } => {
+                    Some(ipnet::IpNet::from(neighbour.ip))
+                }
+            }
+        }
+
         /// The namespace the operation acts in.
         pub fn ns(&self) -> NsId {
             match self {

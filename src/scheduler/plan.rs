@@ -82,8 +82,8 @@ struct Planned {
     stale_refs: Vec<NamespaceRef>,
     /// Routes and neighbour entries.
     l3: super::l3::L3Plan,
-    /// The namespaces whose routes and entries it planned (`None`: every one).
-    l3_namespaces: Option<BTreeSet<NsId>>,
+    /// Where it planned routes and entries (`None`: everywhere).
+    l3_reach: Option<super::quiet_l3::L3Reach>,
     /// How it changes the remembered interface states.
     memo: super::quiet_l3::MemoUpdate,
     /// The item each link update is for (a link adopted by name has no alias to tell).
@@ -187,7 +187,7 @@ impl Scheduler {
             plan,
             stale_refs,
             l3,
-            l3_namespaces,
+            l3_reach,
             memo,
             link_writes,
         } = self.plan_with(now, &mut book, scope);
@@ -196,9 +196,10 @@ impl Scheduler {
             self.unreference(r);
         }
         self.l3_writes = l3.targets;
-        match l3_namespaces {
-            Some(planned) => {
-                self.waiting_on_links.retain(|ns| !planned.contains(ns));
+        match l3_reach {
+            // Nothing waited in the namespaces planned in part (see `quiet_l3`).
+            Some(reach) => {
+                self.waiting_on_links.retain(|ns| !reach.full.contains(ns));
                 self.waiting_on_links.extend(l3.waiting_on_links);
             }
             None => self.waiting_on_links = l3.waiting_on_links,
@@ -286,7 +287,7 @@ impl Scheduler {
         deletes.extend(returns);
         self.untangle_renames(&mut work.updates);
         let memo = self.memo_update(&work.ifaces, l3_scope.as_ref().map(|(names, _)| names));
-        let (mut l3, l3_namespaces) = match l3_scope {
+        let (mut l3, l3_reach) = match l3_scope {
             Some((_, l3_scope)) => self.plan_scoped_l3(now, &work.ifaces, book, l3_scope),
             None => (
                 self.plan_l3(now, &work.ifaces, book, L3Items::all(self)),
@@ -306,7 +307,7 @@ impl Scheduler {
             ),
             stale_refs,
             l3,
-            l3_namespaces,
+            l3_reach,
             memo,
             link_writes: work.link_writes,
         }

@@ -14,7 +14,7 @@
 //! retry coming due, a link without our alias) makes the next plan a full one. In tests
 //! every scoped plan is checked against a full plan of the same state.
 
-use super::quiet_l3::L3Scope;
+use super::quiet_l3::{L3Scope, L3Touched};
 use super::state::{Claim, RefState, View};
 use super::{Item, ItemStatus, Scheduler};
 use crate::kernel::NsId;
@@ -109,12 +109,8 @@ pub(super) struct Quiet {
     old_refs: FxHashSet<NamespaceRef>,
     /// Namespaces whose link views changed since.
     namespaces: BTreeSet<NsId>,
-    /// Routes and entries written or deleted since.
-    l3_names: FxHashSet<(ItemKind, String)>,
-    /// The namespace references those had before and after.
-    l3_refs: FxHashSet<NamespaceRef>,
-    /// Namespaces where routes or entries were written or deleted since.
-    l3_namespaces: BTreeSet<NsId>,
+    /// Routes and entries changed since.
+    l3: L3Touched,
 }
 
 impl Quiet {
@@ -138,36 +134,14 @@ impl Quiet {
         }
     }
 
-    /// Route or entry `id` was written or deleted; `old` and `new` are the namespace
-    /// references of its valid values before and after.
-    pub(super) fn touch_l3(
-        &mut self,
-        id: (ItemKind, String),
-        old: Option<NamespaceRef>,
-        new: Option<NamespaceRef>,
-    ) {
-        self.l3_names.insert(id);
-        self.l3_refs.extend(old.into_iter().chain(new));
+    /// The routes and entries changed since.
+    pub(super) fn l3(&self) -> &L3Touched {
+        &self.l3
     }
 
-    /// A route or entry was written to or deleted from namespace `ns`.
-    pub(super) fn touch_l3_namespace(&mut self, ns: NsId) {
-        self.l3_namespaces.insert(ns);
-    }
-
-    /// Routes and entries written or deleted since.
-    pub(super) fn l3_names(&self) -> &FxHashSet<(ItemKind, String)> {
-        &self.l3_names
-    }
-
-    /// The namespace references of those, before and after.
-    pub(super) fn l3_refs(&self) -> &FxHashSet<NamespaceRef> {
-        &self.l3_refs
-    }
-
-    /// Namespaces where routes or entries were written or deleted.
-    pub(super) fn l3_namespaces(&self) -> &BTreeSet<NsId> {
-        &self.l3_namespaces
+    /// To note routes and entries changed.
+    pub(super) fn l3_mut(&mut self) -> &mut L3Touched {
+        &mut self.l3
     }
 
     /// A link of item `name` in namespace `ns` was created, changed or deleted.
@@ -266,7 +240,7 @@ impl Scheduler {
             .filter_map(|(_, i)| i.config.as_ref().ok().map(|i| &i.namespace));
         if q.old_refs
             .iter()
-            .chain(q.l3_refs())
+            .chain(&q.l3().refs)
             .chain(scope_refs)
             .any(|r| !self.referenced_outside(r, &names))
         {
@@ -298,7 +272,7 @@ impl Scheduler {
             }
         }
 
-        let l3 = self.l3_scope(q, &names, &namespaces)?;
+        let l3 = self.l3_scope(q.l3(), &names, &namespaces)?;
         Some(Scope {
             names,
             order,

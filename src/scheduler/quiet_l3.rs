@@ -1,105 +1,24 @@
 //! Planning only the routes and neighbour entries that may have changed.
 //!
-//! Routes and entries are decided namespace by namespace: what one may become depends on
-//! its interface, the links, addresses and other routes of its namespace, and nothing
-//! else. So a quiet scheduler plans them only in the namespaces where something of that
-//! changed since its last plan: where a route or entry was written, deleted or applied,
-//! where the links of the interfaces it decides again are, and where a route or entry
-//! names one of those interfaces. The other interfaces keep the state the last plan found
-//! for them, remembered for the ones routes and entries name ([`IfaceMemo`]).
+//! What a route or entry may become depends on its interface, on the links, addresses and
+//! direct (gateway-less) routes of its namespace, and on the others for the same
+//! destination or address there (one of two alike is refused), and on nothing else. So a
+//! quiet scheduler plans every route and entry only of the namespaces whose links or
+//! direct routes changed, or where one names an interface it decides again; elsewhere it
+//! plans only the destinations and addresses written, deleted or applied since its last
+//! plan ([`L3Reach`]). The other interfaces keep the state the last plan found for them,
+//! remembered for the ones routes and entries name ([`IfaceMemo`]).
 
-use super::quiet::Quiet;
+use super::l3_index::{place_of, L3Id, L3Index, Place, Placed};
 use super::state::{IfaceState, L3View, RefState, View};
 use super::{Item, Scheduler};
 use crate::kernel::NsId;
 use crate::keys::ItemKind;
 use crate::model::{ArpEntry, NamespaceRef, Route};
+use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::BTreeSet;
-
-/// A route or entry as the indexes see it: its namespace and the interface it names.
-pub(super) trait L3Placed {
-    /// Its namespace reference and interface name (empty when it names none).
-    fn place(&self) -> (&NamespaceRef, &str);
-}
-
-impl L3Placed for Route {
-    fn place(&self) -> (&NamespaceRef, &str) {
-        (&self.namespace, &self.interface)
-    }
-}
-
-impl L3Placed for ArpEntry {
-    fn place(&self) -> (&NamespaceRef, &str) {
-        (&self.namespace, &self.interface)
-    }
-}
-
-/// The namespace and interface of a valid route or entry, owned.
-pub(super) fn owned_place<T: L3Placed>(item: &Item<T>) -> Option<(NamespaceRef, String)> {
-    let (r, iface) = item.config.as_ref().ok()?.place();
-    Some((r.clone(), iface.to_string()))
-}
-
-type L3Id = (ItemKind, String);
-
-/// Reverse indexes over the valid routes and entries.
-#[derive(Clone, Debug, Default)]
-pub(super) struct L3Index {
-    /// Namespace reference → the routes and entries in it.
-    by_ref: FxHashMap<NamespaceRef, FxHashSet<L3Id>>,
-    /// Interface name → the routes and entries naming it.
-    by_iface: FxHashMap<String, FxHashSet<L3Id>>,
-}
-
-impl L3Index {
-    /// Indexes route or entry `id` at `place`.
-    pub(super) fn add(&mut self, id: &L3Id, (r, iface): &(NamespaceRef, String)) {
-        self.by_ref.entry(r.clone()).or_default().insert(id.clone());
-        if !iface.is_empty() {
-            self.by_iface
-                .entry(iface.clone())
-                .or_default()
-                .insert(id.clone());
-        }
-    }
-
-    /// Removes route or entry `id`, which was at `place`.
-    pub(super) fn remove(&mut self, id: &L3Id, (r, iface): &(NamespaceRef, String)) {
-        if let Some(set) = self.by_ref.get_mut(r) {
-            set.remove(id);
-            if set.is_empty() {
-                self.by_ref.remove(r);
-            }
-        }
-        if let Some(set) = self.by_iface.get_mut(iface) {
-            set.remove(id);
-            if set.is_empty() {
-                self.by_iface.remove(iface);
-            }
-        }
-    }
-
-    /// True when a valid route or entry is in the namespace `r` names.
-    pub(super) fn refers_to(&self, r: &NamespaceRef) -> bool {
-        self.by_ref.contains_key(r)
-    }
-
-    /// The namespace references of the valid routes and entries, each once.
-    pub(super) fn namespaces(&self) -> impl Iterator<Item = &NamespaceRef> {
-        self.by_ref.keys()
-    }
-
-    /// True when a valid route or entry names interface `name`.
-    pub(super) fn names_interface(&self, name: &str) -> bool {
-        self.by_iface.contains_key(name)
-    }
-
-    /// The interfaces routes and entries name.
-    pub(super) fn interfaces(&self) -> impl Iterator<Item = &str> {
-        self.by_iface.keys().map(String::as_str)
-    }
-}
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 /// What routes and entries could assume of an interface at the last plan (an
 /// [`IfaceState`] without borrowed links).
@@ -138,11 +57,71 @@ pub(super) struct MemoUpdate {
     pub forget: Vec<String>,
 }
 
+/// The routes and entries a quiet scheduler has seen change since its last plan.
+#[derive(Clone, Debug, Default)]
+pub(super) struct L3Touched {
+    /// Written or deleted.
+    pub names: FxHashSet<L3Id>,
+    /// Their namespace references, before and after.
+    pub refs: FxHashSet<NamespaceRef>,
+    /// Their destinations and addresses, before and after.
+    pub targets: FxHashSet<(NamespaceRef, IpNet)>,
+    /// The references of those that are (or were) routes without a gateway.
+    pub direct: FxHashSet<NamespaceRef>,
+    /// Destinations and addresses written or deleted in the kernel.
+    pub done: BTreeSet<(NsId, IpNet)>,
+}
+
+impl L3Touched {
+    /// Route or entry `id` was written or deleted; `places` are where its valid values
+    /// were and are.
+    pub(super) fn touch(&mut self, id: L3Id, places: impl IntoIterator<Item = Place>) {
+        self.names.insert(id);
+        for p in places {
+            if p.direct {
+                self.direct.insert(p.ns.clone());
+            }
+            self.targets.insert((p.ns.clone(), p.target));
+            self.refs.insert(p.ns);
+        }
+    }
+
+    /// True when nothing changed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.done.is_empty()
+    }
+}
+
+/// Where a scoped plan compares routes and entries with the kernel's.
+#[derive(Clone, Debug, Default)]
+pub(super) struct L3Reach {
+    /// Namespaces planned whole.
+    pub full: BTreeSet<NsId>,
+    /// Namespaces where only these destinations and addresses are planned.
+    pub partial: BTreeMap<NsId, FxHashSet<IpNet>>,
+}
+
+impl L3Reach {
+    /// True when the kernel's routes to `dst` in `ns` are compared.
+    pub(super) fn route(&self, ns: &NsId, dst: &IpNet) -> bool {
+        self.full.contains(ns) || self.partial.get(ns).is_some_and(|t| t.contains(dst))
+    }
+
+    /// True when the kernel's entries for `ip` in `ns` are compared.
+    pub(super) fn neighbour(&self, ns: &NsId, ip: IpAddr) -> bool {
+        self.route(ns, &IpNet::from(ip))
+    }
+
+    fn contains(&self, ns: &NsId) -> bool {
+        self.full.contains(ns) || self.partial.contains_key(ns)
+    }
+}
+
 /// The routes and entries a scoped plan decides.
 #[derive(Default)]
 pub(super) struct L3Scope<'a> {
-    /// The namespaces whose routes and entries it plans.
-    pub namespaces: BTreeSet<NsId>,
+    /// Where it plans them.
+    pub reach: L3Reach,
     /// The routes in them, and those written since.
     pub routes: Vec<(&'a str, &'a Item<Route>)>,
     /// The entries in them, and those written since.
@@ -156,51 +135,111 @@ impl Scheduler {
     /// `namespaces`) must decide, or `None` when only a full plan can tell.
     pub(super) fn l3_scope<'a>(
         &'a self,
-        q: &'a Quiet,
+        l3: &'a L3Touched,
         names: &FxHashSet<&str>,
         namespaces: &BTreeSet<NsId>,
     ) -> Option<L3Scope<'a>> {
-        let untouched = q.l3_names().is_empty() && q.l3_namespaces().is_empty();
-        if untouched && self.routes.is_empty() && self.arps.is_empty() {
+        if l3.is_empty() && self.routes.is_empty() && self.arps.is_empty() {
             return Some(L3Scope::default());
         }
-        let mut scope_ns: BTreeSet<NsId> = q.l3_namespaces().clone();
-        scope_ns.extend(namespaces);
-        for r in q.l3_refs() {
-            match self.refs.get(r) {
-                Some(RefState::Resolved(ns)) => scope_ns.insert(*ns),
-                // Resolving it (or letting it go) is for a full plan.
-                _ => return None,
-            };
-        }
-        let named = names
-            .iter()
-            .filter_map(|n| self.l3_index.by_iface.get(*n))
-            .flatten();
-        for (kind, name) in named {
-            if let Some(Some(r)) = self.l3_ref(*kind, name) {
-                if let Some(RefState::Resolved(ns)) = self.refs.get(r) {
-                    scope_ns.insert(*ns);
-                }
-            }
-        }
+        let reach = self.l3_reach(l3, names, namespaces)?;
         // Their routes and entries are read (reading them is for a full plan).
-        if scope_ns
-            .iter()
-            .any(|ns| matches!(self.l3_views.get(ns), Some(L3View::Unknown)))
-        {
+        let unread = |ns: &NsId| matches!(self.l3_views.get(ns), Some(L3View::Unknown));
+        if reach.full.iter().chain(reach.partial.keys()).any(unread) {
             return None;
         }
-        let mut ids: FxHashSet<&L3Id> = self
-            .refs
+        let mut ids: FxHashSet<&L3Id> = FxHashSet::default();
+        let mut reach = reach;
+        for (r, ns) in self.resolved_in(&reach) {
+            if reach.full.contains(&ns) {
+                ids.extend(self.l3_index.in_namespace(r));
+                continue;
+            }
+            // Direct routes decide which gateways are reachable: always planned.
+            let direct: Vec<&L3Id> = self.l3_index.direct_in(r).collect();
+            let targets = reach.partial.entry(ns).or_default();
+            for (_, name) in &direct {
+                if let Some(Ok(route)) = self.routes.get(name).map(|i| &i.config) {
+                    targets.insert(route.dst);
+                }
+            }
+            ids.extend(direct);
+            for t in targets.iter() {
+                ids.extend(self.l3_index.for_target(r, *t));
+            }
+        }
+        ids.extend(&l3.names);
+        self.scope_items(ids, names, reach)
+    }
+
+    /// Where routes and entries are planned, or `None` when a reference involved is not
+    /// resolved (resolving it, or letting it go, is for a full plan).
+    fn l3_reach(
+        &self,
+        l3: &L3Touched,
+        names: &FxHashSet<&str>,
+        namespaces: &BTreeSet<NsId>,
+    ) -> Option<L3Reach> {
+        let resolved = |r: &NamespaceRef| match self.refs.get(r) {
+            Some(RefState::Resolved(ns)) => Some(*ns),
+            _ => None,
+        };
+        for r in &l3.refs {
+            resolved(r)?;
+        }
+        let mut reach = L3Reach {
+            full: namespaces.clone(),
+            partial: BTreeMap::new(),
+        };
+        reach.full.extend(l3.direct.iter().filter_map(resolved));
+        let named = names.iter().flat_map(|n| self.l3_index.naming(n));
+        for (kind, name) in named {
+            if let Some(Some(ns)) = self.l3_ref(*kind, name).map(|r| r.and_then(resolved)) {
+                reach.full.insert(ns);
+            }
+        }
+        let written = l3
+            .targets
             .iter()
-            .filter(|(_, s)| matches!(s, RefState::Resolved(ns) if scope_ns.contains(ns)))
-            .filter_map(|(r, _)| self.l3_index.by_ref.get(r))
-            .flatten()
+            .filter_map(|(r, t)| Some((resolved(r)?, *t)));
+        for (ns, target) in written.chain(l3.done.iter().copied()) {
+            reach.partial.entry(ns).or_default().insert(target);
+        }
+        // Whether something still waits for a link there is known from all of them only.
+        let whole: Vec<NsId> = reach
+            .partial
+            .keys()
+            .filter(|ns| reach.full.contains(ns) || self.waiting_on_links.contains(ns))
+            .copied()
             .collect();
-        ids.extend(q.l3_names());
+        for ns in whole {
+            reach.partial.remove(&ns);
+            reach.full.insert(ns);
+        }
+        Some(reach)
+    }
+
+    /// The references resolved into a namespace `reach` plans in, with it.
+    fn resolved_in<'a>(&'a self, reach: &L3Reach) -> Vec<(&'a NamespaceRef, NsId)> {
+        self.refs
+            .iter()
+            .filter_map(|(r, s)| match s {
+                RefState::Resolved(ns) if reach.contains(ns) => Some((r, *ns)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The scope of routes and entries `ids`, with the remembered states of the interfaces
+    /// they name outside `names`; `None` when one of those is not remembered.
+    fn scope_items<'a>(
+        &'a self,
+        ids: FxHashSet<&L3Id>,
+        names: &FxHashSet<&str>,
+        reach: L3Reach,
+    ) -> Option<L3Scope<'a>> {
         let mut scope = L3Scope {
-            namespaces: scope_ns,
+            reach,
             ..L3Scope::default()
         };
         let mut needed: FxHashSet<&str> = FxHashSet::default();
@@ -208,11 +247,11 @@ impl Scheduler {
             let iface = match kind {
                 ItemKind::Route => self.routes.get_key_value(name).map(|(n, item)| {
                     scope.routes.push((n.as_str(), item));
-                    item.config.as_ref().ok().map(|r| r.place().1)
+                    item.config.as_ref().ok().map(Placed::interface)
                 }),
                 ItemKind::Arp => self.arps.get_key_value(name).map(|(n, item)| {
                     scope.arps.push((n.as_str(), item));
-                    item.config.as_ref().ok().map(|a| a.place().1)
+                    item.config.as_ref().ok().map(Placed::interface)
                 }),
                 ItemKind::Interface => None,
             };
@@ -232,11 +271,11 @@ impl Scheduler {
             ItemKind::Route => self
                 .routes
                 .get(name)
-                .map(|i| i.config.as_ref().ok().map(|r| r.place().0)),
+                .map(|i| i.config.as_ref().ok().map(|r| &r.namespace)),
             ItemKind::Arp => self
                 .arps
                 .get(name)
-                .map(|i| i.config.as_ref().ok().map(|a| a.place().0)),
+                .map(|i| i.config.as_ref().ok().map(|a| &a.namespace)),
             ItemKind::Interface => None,
         }
     }
@@ -299,14 +338,9 @@ impl Scheduler {
         self.iface_memo.extend(update.set);
     }
 
-    /// Route or entry `id` changed from `old` to `new` (namespace and interface of the
-    /// valid values): reindexes it and notes it for the next plan.
-    pub(super) fn l3_changed(
-        &mut self,
-        id: L3Id,
-        old: Option<(NamespaceRef, String)>,
-        new: Option<(NamespaceRef, String)>,
-    ) {
+    /// Route or entry `id` changed from `old` to `new` (where the valid values are):
+    /// reindexes it and notes it for the next plan.
+    pub(super) fn l3_changed(&mut self, id: L3Id, old: Option<Place>, new: Option<Place>) {
         if let Some(old) = &old {
             self.l3_index.remove(&id, old);
         }
@@ -314,7 +348,7 @@ impl Scheduler {
             self.l3_index.add(&id, new);
         }
         if let Some(q) = &mut self.quiet {
-            q.touch_l3(id, old.map(|p| p.0), new.map(|p| p.0));
+            q.l3_mut().touch(id, old.into_iter().chain(new));
         }
     }
 
@@ -322,12 +356,12 @@ impl Scheduler {
     pub(super) fn reindex_l3(&mut self) {
         let mut index = L3Index::default();
         for (name, item) in &self.routes {
-            if let Some(place) = owned_place(item) {
+            if let Some(place) = place_of(item) {
                 index.add(&(ItemKind::Route, name.clone()), &place);
             }
         }
         for (name, item) in &self.arps {
-            if let Some(place) = owned_place(item) {
+            if let Some(place) = place_of(item) {
                 index.add(&(ItemKind::Arp, name.clone()), &place);
             }
         }

@@ -1303,16 +1303,38 @@ fn changes_next_to_applied_pairs_are_planned_from_what_they_touch() {
 }
 
 #[test]
-fn routes_and_entries_are_planned_in_the_namespaces_involved() {
+fn routes_and_entries_are_planned_where_they_changed() {
     let mut w = settled_world(6);
-    // The first route naming `a0`: a full plan (nothing remembered of `a0` yet).
-    w.put_route(l3::route("r1", "10.9.0.0/16", None, "a0", named("n0")));
+    let mut a0 = veth("a0", "b0", named("n0"));
+    a0.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+    w.put(a0.clone());
+    w.converge();
+    // The first routes naming `a0`: a full plan (nothing remembered of `a0` yet).
+    for i in 1..=5 {
+        let dst = format!("10.{i}.0.0/16");
+        w.put_route(l3::route(
+            &format!("r{i}"),
+            &dst,
+            Some("10.0.0.2"),
+            "a0",
+            named("n0"),
+        ));
+    }
     assert!(!step(&mut w).1);
     w.converge();
     assert_eq!(w.l3_status(ItemKind::Route, "r1"), ItemStatus::Applied);
-    // Further routes and entries through it, a change and deletions: scoped plans that
-    // write just them.
-    w.put_route(l3::route("r2", "10.8.0.0/16", None, "a0", named("n0")));
+    // Another route through it: a scoped plan that decides and writes just that one.
+    w.put_route(l3::route(
+        "r6",
+        "10.6.0.0/16",
+        Some("10.0.0.2"),
+        "a0",
+        named("n0"),
+    ));
+    let scope = w.s.quiet_scope(w.now).expect("scoped");
+    let decided: Vec<&str> = scope.l3.routes.iter().map(|(n, _)| *n).collect();
+    assert_eq!(decided, ["r6"]);
+    assert!(scope.l3.reach.full.is_empty());
     let (plan, scoped) = step(&mut w);
     assert!(scoped);
     assert!(
@@ -1320,7 +1342,8 @@ fn routes_and_entries_are_planned_in_the_namespaces_involved() {
         "{plan:?}"
     );
     assert_eq!(step(&mut w), (Plan::default(), true));
-    assert_eq!(w.l3_status(ItemKind::Route, "r2"), ItemStatus::Applied);
+    assert_eq!(w.l3_status(ItemKind::Route, "r6"), ItemStatus::Applied);
+    // An entry, a route to the destination of another (refused), changes and deletions.
     w.put_arp(l3::arp("p1", "10.0.0.9", "a0", named("n0")));
     let (plan, scoped) = step(&mut w);
     assert!(scoped);
@@ -1328,14 +1351,37 @@ fn routes_and_entries_are_planned_in_the_namespaces_involved() {
         matches!(plan.phases[..], [ref p] if matches!(p[..], [Op::L3(L3Op::SetNeighbour { .. })])),
         "{plan:?}"
     );
-    w.put_route(l3::route("r2", "10.7.0.0/16", None, "a0", named("n0")));
+    w.put_route(l3::route(
+        "r7",
+        "10.6.0.0/16",
+        Some("10.0.0.2"),
+        "a0",
+        named("n0"),
+    ));
     assert!(step(&mut w).1);
-    w.s.delete_l3(ItemKind::Route, "r1");
+    assert!(
+        matches!(w.l3_status(ItemKind::Route, "r7"), ItemStatus::Invalid { error } if error.contains("already configured"))
+    );
+    w.s.delete_l3(ItemKind::Route, "r6");
+    assert!(step(&mut w).1);
+    w.put_route(l3::route(
+        "r2",
+        "10.7.0.0/16",
+        Some("10.0.0.2"),
+        "a0",
+        named("n0"),
+    ));
     w.s.delete_l3(ItemKind::Arp, "p1");
     assert!(step(&mut w).1);
-    assert_eq!(step(&mut w), (Plan::default(), true));
-    // A change of the interface a route uses plans that route's namespace with it.
-    let mut a0 = veth("a0", "b0", named("n0"));
+    w.converge();
+    assert_eq!(w.l3_status(ItemKind::Route, "r7"), ItemStatus::Applied);
+    // A direct route plans its whole namespace (it may make gateways reachable).
+    w.put_route(l3::route("d1", "10.9.0.0/16", None, "a0", named("n0")));
+    let scope = w.s.quiet_scope(w.now).expect("scoped");
+    assert!(scope.l3.reach.full.len() == 1 && scope.l3.routes.len() == 7);
+    assert!(step(&mut w).1);
+    w.converge();
+    // A change of the interface the routes use plans their namespace with it.
     a0.mtu = 1400;
     w.put(a0);
     assert!(step(&mut w).1);
