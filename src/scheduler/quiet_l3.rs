@@ -142,14 +142,13 @@ impl Scheduler {
         if l3.is_empty() && self.routes.is_empty() && self.arps.is_empty() {
             return Some(L3Scope::default());
         }
-        let reach = self.l3_reach(l3, names, namespaces)?;
+        let mut reach = self.l3_reach(l3, names, namespaces)?;
         // Their routes and entries are read (reading them is for a full plan).
         let unread = |ns: &NsId| matches!(self.l3_views.get(ns), Some(L3View::Unknown));
         if reach.full.iter().chain(reach.partial.keys()).any(unread) {
             return None;
         }
         let mut ids: FxHashSet<&L3Id> = FxHashSet::default();
-        let mut reach = reach;
         for (r, ns) in self.resolved_in(&reach) {
             if reach.full.contains(&ns) {
                 ids.extend(self.l3_index.in_namespace(r));
