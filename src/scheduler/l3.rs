@@ -221,7 +221,7 @@ impl Scheduler {
         decided: &HashMap<&str, IfaceState>,
         book: &mut StatusBook,
         scope: L3Scope,
-    ) -> (L3Plan, Option<L3Reach>) {
+    ) -> (L3Plan, L3Reach) {
         let mut ifaces = scope.ifaces;
         ifaces.extend(decided.iter().map(|(n, s)| (*n, s.clone())));
         let items = L3Items {
@@ -230,7 +230,7 @@ impl Scheduler {
             reach: Some(&scope.reach),
         };
         let plan = self.plan_l3(now, &ifaces, book, items);
-        (plan, Some(scope.reach))
+        (plan, scope.reach)
     }
 
     /// The namespace of `r` if it and its contents are known; otherwise the decision.

@@ -6,6 +6,7 @@ use crate::keys::ItemKind;
 use crate::model::{ArpEntry, NamespaceRef, Route};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeMap;
 
 /// A route or entry by kind and name.
 pub(super) type L3Id = (ItemKind, String);
@@ -66,7 +67,19 @@ pub(super) fn place_of<T: Placed>(item: &Item<T>) -> Option<Place> {
     item.config.as_ref().ok().map(Placed::place)
 }
 
-fn insert<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, FxHashSet<L3Id>>, key: K, id: &L3Id) {
+/// Stores route or entry `item` in `map`: its name, and where its previous and its new
+/// value are (when valid).
+pub(super) fn insert<T: Placed>(
+    map: &mut BTreeMap<String, Item<T>>,
+    item: Item<T>,
+) -> (String, Option<Place>, Option<Place>) {
+    let new = place_of(&item);
+    let name = item.name().to_string();
+    let old = map.insert(name.clone(), item);
+    (name, old.as_ref().and_then(place_of), new)
+}
+
+fn index<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, FxHashSet<L3Id>>, key: K, id: &L3Id) {
     map.entry(key).or_default().insert(id.clone());
 }
 
@@ -95,13 +108,13 @@ pub(super) struct L3Index {
 impl L3Index {
     /// Indexes route or entry `id` at `place`.
     pub(super) fn add(&mut self, id: &L3Id, place: &Place) {
-        insert(&mut self.by_ref, place.ns.clone(), id);
-        insert(&mut self.by_target, (place.ns.clone(), place.target), id);
+        index(&mut self.by_ref, place.ns.clone(), id);
+        index(&mut self.by_target, (place.ns.clone(), place.target), id);
         if place.direct {
-            insert(&mut self.direct, place.ns.clone(), id);
+            index(&mut self.direct, place.ns.clone(), id);
         }
         if !place.iface.is_empty() {
-            insert(&mut self.by_iface, place.iface.clone(), id);
+            index(&mut self.by_iface, place.iface.clone(), id);
         }
     }
 

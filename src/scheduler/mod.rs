@@ -401,26 +401,14 @@ impl Scheduler {
 
     /// One route was written.
     pub fn put_route(&mut self, item: Item<Route>) {
-        let new = l3_index::place_of(&item);
-        let name = item.name().to_string();
-        let old = self.routes.insert(name.clone(), item);
-        self.l3_written(
-            (ItemKind::Route, name),
-            old.as_ref().and_then(l3_index::place_of),
-            new,
-        );
+        let (name, old, new) = l3_index::insert(&mut self.routes, item);
+        self.l3_written((ItemKind::Route, name), old, new);
     }
 
     /// One ARP entry was written.
     pub fn put_arp(&mut self, item: Item<ArpEntry>) {
-        let new = l3_index::place_of(&item);
-        let name = item.name().to_string();
-        let old = self.arps.insert(name.clone(), item);
-        self.l3_written(
-            (ItemKind::Arp, name),
-            old.as_ref().and_then(l3_index::place_of),
-            new,
-        );
+        let (name, old, new) = l3_index::insert(&mut self.arps, item);
+        self.l3_written((ItemKind::Arp, name), old, new);
     }
 
     /// What writing a route or ARP entry (at `new`, its namespace and interface when valid)

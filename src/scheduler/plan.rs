@@ -288,7 +288,10 @@ impl Scheduler {
         self.untangle_renames(&mut work.updates);
         let memo = self.memo_update(&work.ifaces, l3_scope.as_ref().map(|(names, _)| names));
         let (mut l3, l3_reach) = match l3_scope {
-            Some((_, l3_scope)) => self.plan_scoped_l3(now, &work.ifaces, book, l3_scope),
+            Some((_, l3_scope)) => {
+                let (l3, reach) = self.plan_scoped_l3(now, &work.ifaces, book, l3_scope);
+                (l3, Some(reach))
+            }
             None => (
                 self.plan_l3(now, &work.ifaces, book, L3Items::all(self)),
                 None,

@@ -8,7 +8,8 @@
 //! the items naming them as peer, and the items sharing a host name with them. Everything
 //! else would be decided exactly as before, with no operation and the same status.
 //!
-//! Routes and ARP entries are planned in the namespaces involved only (see `quiet_l3`).
+//! Routes and ARP entries are planned only where what they depend on changed (see
+//! `quiet_l3`).
 //!
 //! Anything this module cannot account for (a namespace resolved or read, a failure, a
 //! retry coming due, a link without our alias) makes the next plan a full one. In tests
@@ -240,7 +241,7 @@ impl Scheduler {
             .filter_map(|(_, i)| i.config.as_ref().ok().map(|i| &i.namespace));
         if q.old_refs
             .iter()
-            .chain(&q.l3().refs)
+            .chain(q.l3().refs())
             .chain(scope_refs)
             .any(|r| !self.referenced_outside(r, &names))
         {

@@ -62,9 +62,7 @@ pub(super) struct MemoUpdate {
 pub(super) struct L3Touched {
     /// Written or deleted.
     pub names: FxHashSet<L3Id>,
-    /// Their namespace references, before and after.
-    pub refs: FxHashSet<NamespaceRef>,
-    /// Their destinations and addresses, before and after.
+    /// Their namespaces with their destinations and addresses, before and after.
     pub targets: FxHashSet<(NamespaceRef, IpNet)>,
     /// The references of those that are (or were) routes without a gateway.
     pub direct: FxHashSet<NamespaceRef>,
@@ -81,9 +79,13 @@ impl L3Touched {
             if p.direct {
                 self.direct.insert(p.ns.clone());
             }
-            self.targets.insert((p.ns.clone(), p.target));
-            self.refs.insert(p.ns);
+            self.targets.insert((p.ns, p.target));
         }
+    }
+
+    /// The namespace references of the routes and entries changed (some more than once).
+    pub(super) fn refs(&self) -> impl Iterator<Item = &NamespaceRef> {
+        self.targets.iter().map(|(r, _)| r)
     }
 
     /// True when nothing changed.
@@ -183,7 +185,7 @@ impl Scheduler {
             Some(RefState::Resolved(ns)) => Some(*ns),
             _ => None,
         };
-        for r in &l3.refs {
+        for r in l3.refs() {
             resolved(r)?;
         }
         let mut reach = L3Reach {
