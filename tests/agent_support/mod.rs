@@ -97,7 +97,8 @@ impl AgentProcess {
 
     /// Starts `nsagent --label <label>` plus `extra` arguments and `env` (namespaces are
     /// polled every 100 ms unless `extra` says otherwise; the log level is
-    /// `info,nsagent=debug` unless `env` sets `RUST_LOG`).
+    /// `info,nsagent=debug`, or `NSAGENT_TEST_RUST_LOG` when set, unless `env` sets
+    /// `RUST_LOG`).
     pub fn start_with(label: &str, extra: &[&str], env: &[(&str, &str)]) -> AgentProcess {
         let mut args = vec!["--label".to_string(), label.to_string()];
         let poll = "--namespace-check-interval-ms";
@@ -134,7 +135,9 @@ impl AgentProcess {
         let log = std::fs::File::create(self.log_path()).expect("log file");
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         // A `RUST_LOG` of the caller's `env` comes later and wins.
-        let env: Vec<(&str, &str)> = [("RUST_LOG", "info,nsagent=debug")]
+        let level = std::env::var("NSAGENT_TEST_RUST_LOG");
+        let level = level.as_deref().unwrap_or("info,nsagent=debug");
+        let env: Vec<(&str, &str)> = [("RUST_LOG", level)]
             .into_iter()
             .chain(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect();
