@@ -152,7 +152,7 @@ impl Agent {
             self.api.turned();
             let deadline = self
                 .scheduler
-                .next_deadline(self.now())
+                .wake_at()
                 .map(|d| self.started + d)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             // Whether anything happened that planning could act on.

@@ -194,6 +194,9 @@ impl Scheduler {
         // allowed.
         self.fights.retain(|_, f| now < f.not_before + FIGHT_WINDOW);
         for id in items {
+            // A wait begun after the last plan: the next plan decides every item, so that
+            // the held ones are decided when their wait ends.
+            self.disturb();
             let f = self.fights.entry(id).or_default();
             let in_fight = f.repairs > 0 && now < f.not_before + FIGHT_WINDOW;
             f.repairs = if in_fight { f.repairs + 1 } else { 1 };
@@ -209,11 +212,13 @@ impl Scheduler {
         now: Duration,
     ) -> Option<ItemStatus> {
         let f = self.fights.get(&(kind, name.to_string()))?;
+        // The same words for the whole wait (a countdown would change with every plan).
         (now < f.not_before).then(|| ItemStatus::Pending {
             reason: format!(
-                "changed behind the agent's back {} times in a row; repaired again in {} ms",
+                "changed behind the agent's back {} times in a row; repaired again after a \
+                 {} ms wait",
                 f.repairs,
-                (f.not_before - now).as_millis()
+                Fight::delay(f.repairs).as_millis()
             ),
         })
     }

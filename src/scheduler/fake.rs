@@ -5,7 +5,7 @@ use super::ops::l3::{L3Op, L3Outcome};
 use super::ops::{FailureKind, Op, OpOutcome, OwnedLink};
 use super::rounds::{run_plan, Kernel};
 use super::{Plan, Scheduler};
-use crate::kernel::{KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
+use crate::kernel::{KernelEvent, KernelLink, KernelNeighbour, KernelRoute, LinkPresence, NsId};
 use crate::keys::KeyTree;
 use crate::model::{MacAddr, NamespaceRef};
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,6 +128,25 @@ impl FakeKernel {
             n.retain(|e| e.ifindex != ifindex);
         }
         Some(l)
+    }
+
+    /// Someone deletes a link behind the agent's back (its VETH peer goes with it); the
+    /// events the kernel sends about it.
+    pub fn delete_behind(&mut self, ns: NsId, ifindex: u32) -> Vec<(NsId, KernelEvent)> {
+        let Some(gone) = self.remove_link(ns, ifindex) else {
+            return Vec::new();
+        };
+        let (peer_ns, peer_index) = gone.peer;
+        let mut events = vec![(ns, KernelEvent::LinkGone { ifindex })];
+        if self.remove_link(peer_ns, peer_index).is_some() {
+            events.push((
+                peer_ns,
+                KernelEvent::LinkGone {
+                    ifindex: peer_index,
+                },
+            ));
+        }
+        events
     }
 
     fn flush_routes(&mut self, ns: NsId, ifindex: u32) {

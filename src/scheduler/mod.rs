@@ -179,6 +179,8 @@ pub struct Scheduler {
     l3_index: l3_index::L3Index,
     /// The state the last plans found for each interface routes and entries name.
     iface_memo: FxHashMap<String, Option<quiet_l3::IfaceMemo>>,
+    /// The time the last plan was made at: retries due after it are still to be made.
+    planned_at: Duration,
     /// Scoped plans made (tests).
     #[cfg(test)]
     scoped_plans: usize,
@@ -226,6 +228,7 @@ impl Scheduler {
             quiet: None,
             l3_index: l3_index::L3Index::default(),
             iface_memo: FxHashMap::default(),
+            planned_at: Duration::ZERO,
             #[cfg(test)]
             scoped_plans: 0,
             #[cfg(test)]
@@ -589,6 +592,14 @@ impl Scheduler {
     /// The items, by logical name.
     pub fn items(&self) -> &BTreeMap<String, Item> {
         &self.items
+    }
+
+    /// When to plan again although nothing else happens: the earliest retry that came or
+    /// comes due after the last plan, if any. It may be past already (the caller was busy
+    /// with something else when it came due): then at once. A deadline is never lost to a
+    /// wake-up that planned nothing.
+    pub fn wake_at(&self) -> Option<Duration> {
+        self.next_deadline(self.planned_at)
     }
 
     /// The earliest time after `now` at which a waiting retry becomes due, if any.

@@ -209,7 +209,15 @@ impl Scheduler {
         self.status = book.map;
         self.changed = book.changed;
         // Quiet when nothing is left to do, or when only the scope had something to do.
+        self.planned_at = now;
         let until = self.next_deadline(now);
+        tracing::trace!(
+            scoped = scoped.is_some(),
+            ops = plan.len(),
+            ?now,
+            next_retry = ?until,
+            "scheduler planned"
+        );
         #[cfg(test)]
         let fast = scoped.is_some();
         self.quiet = if plan.is_empty() {

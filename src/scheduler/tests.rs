@@ -436,6 +436,93 @@ fn failures_are_retried_with_backoff() {
     assert!(w.k.fail_next.is_empty(), "the fault was hit");
 }
 
+/// A retry that comes due while the agent is busy with something that plans nothing (a
+/// timer, an event that changes nothing) is still due afterwards: the wake-up is not lost.
+#[test]
+fn a_retry_due_while_nothing_was_planned_is_still_due() {
+    let mut w = World::new();
+    w.k.fail_next.insert("create");
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w.converge();
+    let due = w.s.wake_at().expect("a retry is scheduled");
+    assert!(due > w.now);
+    // Something else wakes the agent just after the retry came due, and plans nothing.
+    w.now = due + Duration::from_millis(1);
+    assert_eq!(w.s.wake_at(), Some(due), "the retry is still due");
+    w.converge();
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    assert_eq!(w.s.wake_at(), None, "nothing left to wake for");
+}
+
+/// Someone deletes the agent's pair again and again, with a route and an entry on it: the
+/// repairs get held, each held repair is made when its wait ends (the agent waking at
+/// [`Scheduler::wake_at`], sometimes late), and the pair, its route and entry end repaired.
+#[test]
+fn a_fight_over_a_pair_with_routes_ends_repaired() {
+    let mut w = World::new();
+    let mut a = veth("a", "b", named("n1"));
+    a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
+    w.put(a);
+    w.put(veth("b", "a", named("n2")));
+    w.put_route(l3::route(
+        "r1",
+        "10.9.0.0/16",
+        Some("10.0.0.2"),
+        "a",
+        named("n1"),
+    ));
+    w.put_arp(l3::arp("p1", "10.0.0.9", "a", named("n1")));
+    w.converge();
+    let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
+    let settled = (w.k.normalized(|_| false), w.k.normalized_l3(proto));
+    let ns = w.k.world[&named("n1")];
+    let ids = [
+        (ItemKind::Interface, "a".to_string()),
+        (ItemKind::Interface, "b".to_string()),
+    ];
+    let mut held = 0;
+    for fight in 0..12u64 {
+        if let Some(link) = w.links(&named("n1")).get("a") {
+            for (at, e) in w.k.delete_behind(ns, link.ifindex) {
+                w.s.kernel_events(at, &[e]);
+            }
+        }
+        // The agent's rounds until it has nothing to do, recording its repairs.
+        for _ in 0..20 {
+            let plan = w.s.plan(w.now);
+            if plan.is_empty() {
+                break;
+            }
+            let repairs = plan.phases.iter().flatten().any(|op| op.writes());
+            w.k.run(&mut w.s, &plan, w.now);
+            if repairs {
+                w.s.repaired(ids.clone(), w.now);
+            }
+        }
+        held += usize::from(w.s.repair_hold(ItemKind::Interface, "a", w.now).is_some());
+        // The next deletion comes 20 ms later, or the agent wakes for its retry (late, in
+        // every other fight, as when another wake-up went first).
+        let late = Duration::from_millis(3 * (fight % 2));
+        let wake = w.s.wake_at().map(|t| t + late);
+        w.now = wake.map_or(w.now, |t| t.min(w.now + Duration::from_millis(20)));
+    }
+    assert!(held > 0, "the fight got repairs held");
+    // The fight is over: the agent wakes whenever it said it would, until nothing is due.
+    for _ in 0..20 {
+        let Some(t) = w.s.wake_at() else { break };
+        w.now = w.now.max(t);
+        w.converge();
+    }
+    assert_eq!(w.s.wake_at(), None);
+    assert_eq!(w.status("a"), ItemStatus::Applied);
+    assert_eq!(
+        (w.k.normalized(|_| false), w.k.normalized_l3(proto)),
+        settled,
+        "the pair, its route and entry are back as they were"
+    );
+}
+
 #[test]
 fn a_failing_pair_disturbs_no_other_item_and_stays_failed_between_attempts() {
     let mut w = World::new();
