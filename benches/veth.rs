@@ -107,6 +107,9 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
     };
     let create = phases.create(usize::MAX);
     let memory_kib = agent.memory_kib();
+    // Once the agent has settled (statuses published, freed memory given back).
+    std::thread::sleep(Duration::from_secs(1));
+    let settled_kib = agent.memory_kib().0;
     let singles = phases.single_pairs(args.samples);
     let restart = agent.restart();
     let delete = phases.delete();
@@ -121,6 +124,7 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
         create,
         chunked,
         memory_kib,
+        settled_kib,
         singles,
         restart,
         delete,

@@ -57,6 +57,8 @@ pub struct Agent {
     /// The HTTP API's view of the loop.
     api: crate::api::AgentHooks,
     api_server: Option<crate::api::Server>,
+    /// Gives freed memory back after large rounds of work.
+    trimmer: crate::memory::Trimmer,
 }
 
 impl Agent {
@@ -88,6 +90,7 @@ impl Agent {
             started: Instant::now(),
             api,
             api_server,
+            trimmer: Default::default(),
         })
     }
 
@@ -232,6 +235,7 @@ impl Agent {
             }
             for _ in 0..MAX_ROUNDS {
                 if !self.round().await {
+                    self.trimmer.settled();
                     break;
                 }
                 // Fold in what arrived meanwhile before planning again.
@@ -297,6 +301,7 @@ impl Agent {
         } else {
             tracing::trace!(ops = plan.len(), elapsed = ?started.elapsed(), "planned");
         }
+        self.trimmer.executed(plan.len());
         self.record_places(&plan).await;
         let mut repaired = BTreeSet::new();
         let Agent {

@@ -14,6 +14,7 @@ pub mod ctl;
 pub mod graph;
 pub mod kernel;
 pub mod keys;
+pub mod memory;
 pub mod microservice;
 pub mod model;
 pub mod netlink;
