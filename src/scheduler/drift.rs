@@ -193,10 +193,13 @@ impl Scheduler {
         // A fight goes on while repairs come less than a window after the last one was
         // allowed.
         self.fights.retain(|_, f| now < f.not_before + FIGHT_WINDOW);
-        for id in items {
-            // A wait begun after the last plan: the next plan decides every item, so that
-            // the held ones are decided when their wait ends.
+        let mut items = items.into_iter().peekable();
+        if items.peek().is_some() {
+            // Waits begun after the last plan: the next plan decides every item, so that
+            // the held ones are decided when their waits end.
             self.disturb();
+        }
+        for id in items {
             let f = self.fights.entry(id).or_default();
             let in_fight = f.repairs > 0 && now < f.not_before + FIGHT_WINDOW;
             f.repairs = if in_fight { f.repairs + 1 } else { 1 };

@@ -455,11 +455,8 @@ fn a_retry_due_while_nothing_was_planned_is_still_due() {
     assert_eq!(w.s.wake_at(), None, "nothing left to wake for");
 }
 
-/// Someone deletes the agent's pair again and again, with a route and an entry on it: the
-/// repairs get held, each held repair is made when its wait ends (the agent waking at
-/// [`Scheduler::wake_at`], sometimes late), and the pair, its route and entry end repaired.
-#[test]
-fn a_fight_over_a_pair_with_routes_ends_repaired() {
+/// A pair `a` (10.0.0.1/24 in n1) / `b` (in n2) with route `r1` through `a`, not planned yet.
+fn routed_pair() -> World {
     let mut w = World::new();
     let mut a = veth("a", "b", named("n1"));
     a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
@@ -472,6 +469,15 @@ fn a_fight_over_a_pair_with_routes_ends_repaired() {
         "a",
         named("n1"),
     ));
+    w
+}
+
+/// Someone deletes the agent's pair again and again, with a route and an entry on it: the
+/// repairs get held, each held repair is made when its wait ends (the agent waking at
+/// [`Scheduler::wake_at`], sometimes late), and the pair, its route and entry end repaired.
+#[test]
+fn a_fight_over_a_pair_with_routes_ends_repaired() {
+    let mut w = routed_pair();
     w.put_arp(l3::arp("p1", "10.0.0.9", "a", named("n1")));
     w.converge();
     let proto = crate::scheduler::DEFAULT_ROUTE_PROTOCOL;
@@ -2574,18 +2580,7 @@ fn a_new_pair_is_kept_while_the_old_pair_of_an_end_waits_for_its_delete() {
 #[test]
 fn a_failed_read_after_lost_events_is_retried_until_it_succeeds() {
     use crate::kernel::KernelEvent;
-    let mut w = World::new();
-    let mut a = veth("a", "b", named("n1"));
-    a.ip_addresses = vec!["10.0.0.1/24".parse().unwrap()];
-    w.put(a);
-    w.put(veth("b", "a", named("n2")));
-    w.put_route(l3::route(
-        "r1",
-        "10.9.0.0/16",
-        Some("10.0.0.2"),
-        "a",
-        named("n1"),
-    ));
+    let mut w = routed_pair();
     w.converge();
     let ns = w.k.world[&named("n1")];
     let ifindex = w.links(&named("n1"))["a"].ifindex;
