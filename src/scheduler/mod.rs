@@ -602,8 +602,9 @@ impl Scheduler {
         self.next_deadline(self.planned_at)
     }
 
-    /// The earliest time after `now` at which a waiting retry becomes due, if any.
-    pub fn next_deadline(&self, now: Duration) -> Option<Duration> {
+    /// The earliest time after `now` at which a waiting retry becomes due, if any. Private:
+    /// the agent waits for [`Self::wake_at`], which keeps a deadline that passed unplanned.
+    fn next_deadline(&self, now: Duration) -> Option<Duration> {
         let refs = self.refs.values().filter_map(|s| match s {
             RefState::Unavailable { backoff, .. } => Some(backoff.retry_at),
             RefState::Resolved(_) => None,

@@ -415,13 +415,19 @@ fn unowned_link_with_the_configured_name_is_a_conflict_and_left_alone() {
     assert!(w.links(&named("n2")).is_empty());
 }
 
-#[test]
-fn failures_are_retried_with_backoff() {
+/// A pair `a` (n1) / `b` (n2) whose creation failed once (an injected fault).
+fn failed_pair() -> World {
     let mut w = World::new();
     w.k.fail_next.insert("create");
     w.put(veth("a", "b", named("n1")));
     w.put(veth("b", "a", named("n2")));
     w.converge();
+    w
+}
+
+#[test]
+fn failures_are_retried_with_backoff() {
+    let mut w = failed_pair();
     assert!(matches!(w.status("a"), ItemStatus::Failed { error } if error.contains("injected")));
     let due = w.s.next_deadline(w.now).expect("a retry is scheduled");
     assert_eq!(
@@ -440,11 +446,7 @@ fn failures_are_retried_with_backoff() {
 /// timer, an event that changes nothing) is still due afterwards: the wake-up is not lost.
 #[test]
 fn a_retry_due_while_nothing_was_planned_is_still_due() {
-    let mut w = World::new();
-    w.k.fail_next.insert("create");
-    w.put(veth("a", "b", named("n1")));
-    w.put(veth("b", "a", named("n2")));
-    w.converge();
+    let mut w = failed_pair();
     let due = w.s.wake_at().expect("a retry is scheduled");
     assert!(due > w.now);
     // Something else wakes the agent just after the retry came due, and plans nothing.
@@ -638,11 +640,7 @@ fn host_names_swapped_or_passed_round_in_one_write_converge() {
 
 #[test]
 fn a_new_value_of_either_end_retries_a_failed_pair_at_once() {
-    let mut w = World::new();
-    w.k.fail_next.insert("create");
-    w.put(veth("a", "b", named("n1")));
-    w.put(veth("b", "a", named("n2")));
-    w.converge();
+    let mut w = failed_pair();
     assert!(matches!(w.status("a"), ItemStatus::Failed { .. }));
     assert!(matches!(w.status("b"), ItemStatus::Failed { .. }));
     // The value of the other end is fixed: tried now, not after a's backoff.
