@@ -206,6 +206,40 @@ pub enum KernelEvent {
     Overrun,
 }
 
+/// The object a [`KernelEvent`] is about: only the latest event of each object tells
+/// its state (earlier ones are steps on the way).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventSubject {
+    /// A link, by index (appeared, changed or gone).
+    Link(u32),
+    /// An address of a link.
+    Address(u32, IpNet),
+    /// A route, by table, destination and metric.
+    Route(u32, IpNet, u32),
+    /// A neighbour entry, by link and address.
+    Neighbour(u32, std::net::IpAddr),
+    /// The whole namespace (events were lost).
+    Overrun,
+}
+
+impl KernelEvent {
+    /// The object this event is about.
+    pub fn subject(&self) -> EventSubject {
+        match self {
+            KernelEvent::Link(l) => EventSubject::Link(l.ifindex),
+            KernelEvent::LinkGone { ifindex } => EventSubject::Link(*ifindex),
+            KernelEvent::Address { ifindex, net, .. } => EventSubject::Address(*ifindex, *net),
+            KernelEvent::Route { route, .. } => {
+                EventSubject::Route(route.table, route.dst, route.metric)
+            }
+            KernelEvent::Neighbour { neighbour, .. } => {
+                EventSubject::Neighbour(neighbour.ifindex, neighbour.ip)
+            }
+            KernelEvent::Overrun => EventSubject::Overrun,
+        }
+    }
+}
+
 /// Events of one namespace, in the order the kernel sent them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NsEvents {

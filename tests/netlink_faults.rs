@@ -29,7 +29,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 fn named(name: &str) -> NamespaceRef {
     NamespaceRef::Named(name.to_string())
@@ -91,7 +91,7 @@ async fn failed_dump(ex: &mut Executor, ns: NsId) -> String {
 
 /// Waits (up to 10 s) for an event of `ns` that satisfies `wanted`.
 async fn wait_event(
-    events: &mut UnboundedReceiver<NsEvents>,
+    events: &mut Receiver<NsEvents>,
     ns: NsId,
     wanted: impl Fn(&KernelEvent) -> bool,
 ) -> bool {
@@ -105,7 +105,7 @@ async fn wait_event(
 }
 
 /// The events of `ns` that arrive until none has come for 500 ms.
-async fn drain(events: &mut UnboundedReceiver<NsEvents>, ns: NsId) -> Vec<KernelEvent> {
+async fn drain(events: &mut Receiver<NsEvents>, ns: NsId) -> Vec<KernelEvent> {
     let mut out = Vec::new();
     while let Ok(Some(batch)) =
         tokio::time::timeout(Duration::from_millis(500), events.recv()).await

@@ -6,6 +6,7 @@
 //! and a socket that closed (it is opened again) are reported as [`KernelEvent::Overrun`]: the
 //! namespace is read again in full.
 
+use super::backlog::EventBacklog;
 use super::dump::{parse_address, parse_link};
 use super::faults::Counter;
 use super::neigh::parse_neighbour;
@@ -20,7 +21,7 @@ use rtnetlink::sys::AsyncSocket;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio::task::AbortHandle;
 
 /// Receive buffer of an event socket (capped by `net.core.rmem_max`): large, so that bursts
@@ -112,7 +113,7 @@ pub(crate) async fn subscribe(
     ns: &Namespace,
     id: NsId,
     label: String,
-    tx: UnboundedSender<NsEvents>,
+    tx: Sender<NsEvents>,
     rcvbuf: Option<usize>,
 ) -> Result<Subscription, String> {
     let fd = ns
@@ -166,7 +167,7 @@ struct Follow {
     fd: OwnedFd,
     id: NsId,
     label: String,
-    tx: UnboundedSender<NsEvents>,
+    tx: Sender<NsEvents>,
     rcvbuf: Option<usize>,
     shared: Arc<Shared>,
 }
@@ -175,11 +176,13 @@ impl Follow {
     /// Forwards the events of `socket`, and of the sockets that replace it when it closes,
     /// until the receiver is gone.
     async fn run(self, mut socket: EventSocket) {
+        let mut backlog = EventBacklog::default();
+        let mut warned: Option<Instant> = None;
         loop {
             let (conn, messages) = socket;
             let driver = AbortOnDrop(tokio::spawn(conn).abort_handle());
             *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver.0.clone());
-            if !self.forward(messages).await {
+            if !self.forward(messages, &mut backlog, &mut warned).await {
                 return;
             }
             drop(driver);
@@ -188,9 +191,7 @@ impl Follow {
             socket = self.reopen().await;
             self.shared.resubscribed.bump();
             tracing::info!(ns = %self.label, "kernel event socket closed; subscribed again");
-            if !self.send(vec![KernelEvent::Overrun]) {
-                return;
-            }
+            backlog.push(KernelEvent::Overrun);
         }
     }
 
@@ -208,39 +209,61 @@ impl Follow {
         }
     }
 
-    /// Forwards every message, a batch of those already queued at a time, until the socket
-    /// closes (true) or the receiver is gone (false).
-    async fn forward(&self, mut messages: Messages) -> bool {
-        let mut warned: Option<Instant> = None;
-        while let Some((first, _)) = messages.next().await {
-            let mut events: Vec<KernelEvent> = event(first).into_iter().collect();
-            while let Ok((more, _)) = messages.try_recv() {
-                events.extend(event(more));
-            }
-            if events.contains(&KernelEvent::Overrun) {
-                if warned.is_none_or(|t| t.elapsed() >= OVERRUN_WARNING_EVERY) {
-                    warned = Some(Instant::now());
-                    tracing::warn!(ns = %self.label,
-                        "kernel events lost (event socket receive buffer full): reading the namespace again");
-                } else {
-                    tracing::debug!(ns = %self.label, "kernel events lost again");
+    /// Folds the messages of one socket into `backlog`, and hands the backlog to the agent
+    /// whenever its queue has room, until the socket closes (true) or the agent is gone
+    /// (false). While the queue is full, the backlog keeps only the latest event of each
+    /// object.
+    async fn forward(
+        &self,
+        mut messages: Messages,
+        backlog: &mut EventBacklog,
+        warned: &mut Option<Instant>,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some((first, _)) = message else {
+                        return true;
+                    };
+                    self.fold(first, backlog, warned);
+                    while let Ok((more, _)) = messages.try_recv() {
+                        self.fold(more, backlog, warned);
+                    }
+                }
+                permit = self.tx.reserve(), if !backlog.is_empty() => {
+                    let Ok(permit) = permit else {
+                        return false;
+                    };
+                    permit.send(NsEvents {
+                        ns: self.id,
+                        events: backlog.take(),
+                    });
                 }
             }
-            if !events.is_empty() && !self.send(events) {
-                return false;
-            }
         }
-        true
     }
 
-    /// Sends events to the agent; false when it is gone.
-    fn send(&self, events: Vec<KernelEvent>) -> bool {
-        self.tx
-            .send(NsEvents {
-                ns: self.id,
-                events,
-            })
-            .is_ok()
+    /// Adds what `message` reports to `backlog`, warning (at most every
+    /// [`OVERRUN_WARNING_EVERY`]) when events were lost.
+    fn fold(
+        &self,
+        message: NetlinkMessage<RouteNetlinkMessage>,
+        backlog: &mut EventBacklog,
+        warned: &mut Option<Instant>,
+    ) {
+        let Some(event) = event(message) else {
+            return;
+        };
+        if event == KernelEvent::Overrun {
+            if warned.is_none_or(|t| t.elapsed() >= OVERRUN_WARNING_EVERY) {
+                *warned = Some(Instant::now());
+                tracing::warn!(ns = %self.label,
+                    "kernel events lost (event socket receive buffer full): reading the namespace again");
+            } else {
+                tracing::debug!(ns = %self.label, "kernel events lost again");
+            }
+        }
+        backlog.push(event);
     }
 }
 

@@ -2,6 +2,7 @@
 //! cached netlink connection per namespace.
 
 mod auto_tap;
+mod backlog;
 mod conn;
 mod create;
 mod delete;
@@ -39,6 +40,10 @@ use tokio::sync::mpsc;
 /// How many operations of one batch run at the same time.
 const CONCURRENCY: usize = 128;
 
+/// Batches of kernel events (one namespace's waiting events each) queued for the agent. While
+/// the queue is full, each namespace keeps its events waiting, one per object.
+const EVENT_QUEUE: usize = 256;
+
 /// Environment variable (for tests only) that sets the receive buffer of the event sockets in
 /// bytes, so that a test can make them overflow; see [`Executor::set_event_buffer`].
 pub const EVENT_RCVBUF_ENV: &str = "NSAGENT_EVENT_RCVBUF";
@@ -48,9 +53,9 @@ pub const EVENT_RCVBUF_ENV: &str = "NSAGENT_EVENT_RCVBUF";
 pub struct Executor {
     owner: Ownership,
     /// Where the event subscriptions send.
-    events_tx: mpsc::UnboundedSender<NsEvents>,
+    events_tx: mpsc::Sender<NsEvents>,
     /// Taken by the agent ([`Executor::take_events`]).
-    events_rx: Option<mpsc::UnboundedReceiver<NsEvents>>,
+    events_rx: Option<mpsc::Receiver<NsEvents>>,
     /// Receive buffer of new event sockets (`None`: the default; tests shrink it).
     event_rcvbuf: Option<usize>,
     /// Timeout of the requests of new connections (tests shorten it).
@@ -104,7 +109,7 @@ impl Executor {
         )
         .await
         .map_err(anyhow::Error::msg)?;
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let event_rcvbuf = match std::env::var(EVENT_RCVBUF_ENV) {
             Ok(v) => Some(v.trim().parse::<usize>().map_err(|e| {
                 anyhow::anyhow!("{EVENT_RCVBUF_ENV}={v:?}: not a number of bytes: {e}")
@@ -132,10 +137,8 @@ impl Executor {
     }
 
     /// The kernel events of the namespaces it opens (once; later calls get a closed channel).
-    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<NsEvents> {
-        self.events_rx
-            .take()
-            .unwrap_or_else(|| mpsc::unbounded_channel().1)
+    pub fn take_events(&mut self) -> mpsc::Receiver<NsEvents> {
+        self.events_rx.take().unwrap_or_else(|| mpsc::channel(1).1)
     }
 
     /// Event sockets opened from now on get this receive buffer (tests provoke overflows; the

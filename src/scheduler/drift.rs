@@ -41,29 +41,6 @@ impl Fight {
     }
 }
 
-/// The object an event is about, to keep only the latest event of each.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Subject {
-    Link(u32),
-    Address(u32, ipnet::IpNet),
-    Route(u32, ipnet::IpNet, u32),
-    Neighbour(u32, std::net::IpAddr),
-    Overrun,
-}
-
-fn subject(e: &KernelEvent) -> Subject {
-    match e {
-        KernelEvent::Link(l) => Subject::Link(l.ifindex),
-        KernelEvent::LinkGone { ifindex } => Subject::Link(*ifindex),
-        KernelEvent::Address { ifindex, net, .. } => Subject::Address(*ifindex, *net),
-        KernelEvent::Route { route, .. } => Subject::Route(route.table, route.dst, route.metric),
-        KernelEvent::Neighbour { neighbour, .. } => {
-            Subject::Neighbour(neighbour.ifindex, neighbour.ip)
-        }
-        KernelEvent::Overrun => Subject::Overrun,
-    }
-}
-
 impl Scheduler {
     /// Folds in what the kernel reported for namespace `ns`, in order; true when the namespace
     /// is to be read again now (a repair follows if the kernel differs from the configuration).
@@ -77,7 +54,7 @@ impl Scheduler {
         let drift = events
             .iter()
             .rev()
-            .filter(|e| seen.insert(subject(e)))
+            .filter(|e| seen.insert(e.subject()))
             .find(|e| self.contradicts(ns, e));
         match drift {
             Some(e) => {
