@@ -13,15 +13,20 @@ use super::neigh::parse_neighbour;
 use super::route::parse_route;
 use crate::kernel::{KernelEvent, NsEvents, NsId};
 use crate::netns::{self, Namespace};
-use futures::StreamExt;
+use rtnetlink::packet_core::NetlinkBuffer;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::AsyncSocket;
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use rtnetlink::sys::{AsyncSocket, TokioSocket};
+use std::cell::RefCell;
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// Receive buffer of an event socket (capped by `net.core.rmem_max`): large, so that bursts
@@ -49,44 +54,26 @@ pub(crate) struct Subscription {
 /// What the subscription's task shares with its owner.
 #[derive(Default)]
 struct Shared {
-    /// The task driving the current socket.
-    driver: Mutex<Option<AbortHandle>>,
+    /// Tells the task to close its socket (a test fault).
+    close: Notify,
     /// Sockets opened again after one closed.
     resubscribed: Counter,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        // The task's end ends the socket's task too (see `AbortOnDrop`).
         self.task.abort();
     }
 }
 
-/// Aborts a task when dropped: a socket's task ends with the task that reads its messages
-/// (also when that one is aborted), or else the socket would pin its namespace.
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Subscription {
-    /// Closes the current socket, as a read error would (test fault); returns once its task
-    /// has ended. The subscription opens another one.
+    /// Closes the current socket, as a read error would (test fault); returns once another
+    /// one is open.
     pub(crate) async fn close_socket(&self) {
-        let driver = self
-            .shared
-            .driver
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(driver) = driver {
-            driver.abort();
-            while !driver.is_finished() {
-                tokio::task::yield_now().await;
-            }
+        let before = self.shared.resubscribed.get();
+        self.shared.close.notify_one();
+        while self.shared.resubscribed.get() == before && !self.task.is_finished() {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -96,14 +83,13 @@ impl Subscription {
     }
 }
 
-/// The messages an event socket receives.
-type Messages = futures::channel::mpsc::UnboundedReceiver<(
-    NetlinkMessage<RouteNetlinkMessage>,
-    rtnetlink::sys::SocketAddr,
-)>;
+/// Size of the buffer each thread receives event datagrams into (notifications are far
+/// smaller; one buffer per thread instead of one per namespace).
+const RECEIVE_BUFFER: usize = 64 * 1024;
 
-/// An event socket's connection (to be driven by a task) and its messages.
-type EventSocket = (rtnetlink::proto::Connection<RouteNetlinkMessage>, Messages);
+thread_local! {
+    static DATAGRAM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Subscribes to the events of `ns` (identity `id`, named `label` in messages), forwarding
 /// them to `tx`. `rcvbuf` overrides the receive buffer (tests provoke overflows with a small
@@ -135,7 +121,7 @@ pub(crate) async fn subscribe(
 }
 
 /// Opens an event socket inside the namespace of `fd`, on a dedicated thread.
-async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<EventSocket, String> {
+async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<TokioSocket, String> {
     let fd = fd
         .try_clone()
         .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
@@ -143,8 +129,8 @@ async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<EventSocket, String
     tokio::task::spawn_blocking(move || {
         netns::run_in(fd.as_fd(), move || {
             let _enter = rt.enter();
-            let (mut conn, _handle, messages) = rtnetlink::new_connection()?;
-            let socket = conn.socket_mut().socket_mut();
+            let mut events = TokioSocket::new(NETLINK_ROUTE)?;
+            let socket = events.socket_mut();
             if let Err(e) = socket.set_rx_buf_sz(rcvbuf.unwrap_or(EVENT_RCVBUF)) {
                 tracing::warn!("cannot set the event socket's receive buffer: {e}");
             }
@@ -152,7 +138,7 @@ async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<EventSocket, String
             for group in GROUPS {
                 socket.add_membership(group)?;
             }
-            Ok::<_, std::io::Error>((conn, messages))
+            Ok::<_, std::io::Error>(events)
         })
     })
     .await
@@ -175,17 +161,14 @@ struct Follow {
 impl Follow {
     /// Forwards the events of `socket`, and of the sockets that replace it when it closes,
     /// until the receiver is gone.
-    async fn run(self, mut socket: EventSocket) {
+    async fn run(self, mut socket: TokioSocket) {
         let mut backlog = EventBacklog::default();
         let mut warned: Option<Instant> = None;
         loop {
-            let (conn, messages) = socket;
-            let driver = AbortOnDrop(tokio::spawn(conn).abort_handle());
-            *self.shared.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver.0.clone());
-            if !self.forward(messages, &mut backlog, &mut warned).await {
+            if !self.forward(&socket, &mut backlog, &mut warned).await {
                 return;
             }
-            drop(driver);
+            drop(socket);
             // The socket closed (an error other than an overflow). Subscribed again before
             // the namespace is read again, so that no change falls in between.
             socket = self.reopen().await;
@@ -196,7 +179,7 @@ impl Follow {
     }
 
     /// Opens a new event socket, trying again with growing delays until it works.
-    async fn reopen(&self) -> EventSocket {
+    async fn reopen(&self) -> TokioSocket {
         let mut retry = crate::backoff::Retry::new(RESUBSCRIBE_DELAY.0, RESUBSCRIBE_DELAY.1);
         loop {
             match open(&self.fd, self.rcvbuf).await {
@@ -209,27 +192,29 @@ impl Follow {
         }
     }
 
-    /// Folds the messages of one socket into `backlog`, and hands the backlog to the agent
-    /// whenever its queue has room, until the socket closes (true) or the agent is gone
-    /// (false). While the queue is full, the backlog keeps only the latest event of each
-    /// object.
+    /// Folds the events `socket` receives into `backlog`, and hands the backlog to the
+    /// agent whenever its queue has room, until the socket closes (true) or the agent is
+    /// gone (false). While the queue is full, the backlog keeps only the latest event of
+    /// each object, and what is not read yet waits in the socket.
     async fn forward(
         &self,
-        mut messages: Messages,
+        socket: &TokioSocket,
         backlog: &mut EventBacklog,
         warned: &mut Option<Instant>,
     ) -> bool {
         loop {
             tokio::select! {
-                message = messages.next() => {
-                    let Some((first, _)) = message else {
-                        return true;
-                    };
-                    self.fold(first, backlog, warned);
-                    while let Ok((more, _)) = messages.try_recv() {
-                        self.fold(more, backlog, warned);
+                received = std::future::poll_fn(|cx| poll_events(socket, cx)) => match received {
+                    Ok(events) => events.into_iter().for_each(|e| backlog.push(e)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        self.warn_lost(warned);
+                        backlog.push(KernelEvent::Overrun);
                     }
-                }
+                    Err(e) => {
+                        tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
+                        return true;
+                    }
+                },
                 permit = self.tx.reserve(), if !backlog.is_empty() => {
                     let Ok(permit) = permit else {
                         return false;
@@ -239,39 +224,53 @@ impl Follow {
                         events: backlog.take(),
                     });
                 }
+                () = self.shared.close.notified() => return true,
             }
         }
     }
 
-    /// Adds what `message` reports to `backlog`, warning (at most every
-    /// [`OVERRUN_WARNING_EVERY`]) when events were lost.
-    fn fold(
-        &self,
-        message: NetlinkMessage<RouteNetlinkMessage>,
-        backlog: &mut EventBacklog,
-        warned: &mut Option<Instant>,
-    ) {
-        let Some(event) = event(message) else {
-            return;
-        };
-        if event == KernelEvent::Overrun {
-            if warned.is_none_or(|t| t.elapsed() >= OVERRUN_WARNING_EVERY) {
-                *warned = Some(Instant::now());
-                tracing::warn!(ns = %self.label,
-                    "kernel events lost (event socket receive buffer full): reading the namespace again");
-            } else {
-                tracing::debug!(ns = %self.label, "kernel events lost again");
-            }
+    /// Warns (at most every [`OVERRUN_WARNING_EVERY`]) that events were lost.
+    fn warn_lost(&self, warned: &mut Option<Instant>) {
+        if warned.is_none_or(|t| t.elapsed() >= OVERRUN_WARNING_EVERY) {
+            *warned = Some(Instant::now());
+            tracing::warn!(ns = %self.label,
+                "kernel events lost (event socket receive buffer full): reading the namespace again");
+        } else {
+            tracing::debug!(ns = %self.label, "kernel events lost again");
         }
-        backlog.push(event);
     }
+}
+
+/// Receives one datagram from `socket` (into this thread's buffer) and returns the events
+/// it carries.
+fn poll_events(socket: &TokioSocket, cx: &mut Context<'_>) -> Poll<io::Result<Vec<KernelEvent>>> {
+    DATAGRAM.with_borrow_mut(|buffer| {
+        buffer.clear();
+        buffer.reserve(RECEIVE_BUFFER);
+        ready!(socket.poll_recv_from(cx, buffer))?;
+        Poll::Ready(Ok(events_of(buffer)))
+    })
+}
+
+/// The events of the netlink messages in `datagram`.
+fn events_of(datagram: &[u8]) -> Vec<KernelEvent> {
+    let mut events = Vec::new();
+    let mut rest = datagram;
+    while let Ok(header) = NetlinkBuffer::new_checked(rest) {
+        let length = header.length() as usize;
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length]) {
+            Ok(message) => events.extend(event(message)),
+            Err(e) => tracing::debug!("undecodable kernel event: {e}"),
+        }
+        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+    }
+    events
 }
 
 /// The agent's view of one event message; `None` for what the agent does not follow.
 fn event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<KernelEvent> {
     use RouteNetlinkMessage as M;
     match message.payload {
-        NetlinkPayload::Overrun(_) => Some(KernelEvent::Overrun),
         NetlinkPayload::InnerMessage(inner) => match inner {
             M::NewLink(l) => Some(KernelEvent::Link(parse_link(&l))),
             M::DelLink(l) => Some(KernelEvent::LinkGone {
@@ -314,4 +313,48 @@ fn address(msg: &AddressMessage, added: bool) -> Option<KernelEvent> {
         net,
         added,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+
+    /// A `RTM_NEWLINK` (or `RTM_DELLINK`) message of link `index` named `name`, as sent.
+    fn link_message(index: u32, name: &str, gone: bool) -> Vec<u8> {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.attributes.push(LinkAttribute::IfName(name.into()));
+        let inner = if gone {
+            RouteNetlinkMessage::DelLink(link)
+        } else {
+            RouteNetlinkMessage::NewLink(link)
+        };
+        let mut message = NetlinkMessage::from(inner);
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn every_message_of_a_datagram_is_read() {
+        let mut datagram = link_message(7, "a", false);
+        datagram.extend(link_message(8, "bb", true));
+        let events = events_of(&datagram);
+        assert!(
+            matches!(&events[..], [KernelEvent::Link(l), KernelEvent::LinkGone { ifindex: 8 }]
+                if l.ifindex == 7 && l.name == "a"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_datagram_gives_the_whole_messages_before_the_cut() {
+        let mut datagram = link_message(7, "a", false);
+        let second = link_message(8, "b", false);
+        datagram.extend(&second[..second.len() - 4]);
+        assert_eq!(events_of(&datagram).len(), 1);
+        assert!(events_of(&[0; 3]).is_empty());
+    }
 }
