@@ -1,23 +1,25 @@
-//! One rtnetlink connection per namespace: opened on a dedicated OS thread that enters the
-//! namespace (the socket stays bound to the namespace it was created in), driven by a tokio
-//! task, reopened after timeouts or a closed socket (a request that finds its connection
-//! ended goes to a reopened socket at once: nothing was sent).
+//! One rtnetlink socket per namespace: opened on a dedicated OS thread that enters the
+//! namespace (the socket stays bound to the namespace it was created in), reopened after
+//! timeouts or a failed send. Requests on one socket take turns; the kernel handles each
+//! within its send, so the requesting task reads its answer at once, with no task in
+//! between.
 
+use super::datagram;
 use super::error::{ext_ack_message, NlError};
 use super::faults::{Armed, Counter, Fault, NetlinkCounters};
 use crate::netns::{self, Namespace};
-use futures::{Stream, StreamExt};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::sys::AsyncSocket;
-use rtnetlink::Handle;
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use rtnetlink::sys::{AsyncSocket, TokioSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::task::AbortHandle;
 
 /// Timeout of every netlink request (tests shorten it).
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,19 +28,11 @@ const RCVBUF: usize = 4 << 20;
 /// Attempts of a dump that the kernel reports as interrupted.
 const DUMP_ATTEMPTS: u32 = 5;
 
-/// A running connection: its handle and the task that drives its socket.
+/// The working socket of a connection.
 struct Live {
-    handle: Handle,
-    task: AbortHandle,
+    socket: Arc<TokioSocket>,
     generation: u64,
     broken: bool,
-}
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        // Dropping the task drops the socket, which no longer pins the namespace.
-        self.task.abort();
-    }
 }
 
 /// An open namespace with its netlink connection (and its event subscription, which closes
@@ -49,8 +43,11 @@ pub(crate) struct NsConn {
     label: String,
     rt: tokio::runtime::Handle,
     live: Mutex<Live>,
-    /// The kernel runs one dump per socket at a time (a second one fails with EBUSY).
-    dumping: tokio::sync::Mutex<()>,
+    /// Requests take turns on the socket: each reads its whole answer before the next is
+    /// sent (and the kernel runs one dump per socket at a time).
+    turn: tokio::sync::Mutex<()>,
+    /// Sequence number of the last request.
+    sequence: AtomicU32,
     /// How long a request waits for its complete answer.
     timeout: Duration,
     /// Faults armed by tests.
@@ -81,7 +78,8 @@ impl NsConn {
             label,
             rt,
             live: Mutex::new(live),
-            dumping: tokio::sync::Mutex::new(()),
+            turn: tokio::sync::Mutex::new(()),
+            sequence: AtomicU32::new(0),
             timeout,
             faults: Armed::default(),
             reopened: Counter::default(),
@@ -106,7 +104,7 @@ impl NsConn {
     }
 
     /// Injects a test fault: counted ones are armed, `CloseSockets` closes both sockets now
-    /// (and returns once their tasks have ended).
+    /// (the request socket is opened again by the next request, the event socket at once).
     pub(crate) async fn inject(&self, fault: Fault) {
         if fault != Fault::CloseSockets {
             self.faults.arm(fault);
@@ -115,16 +113,12 @@ impl NsConn {
         if let Some(events) = &self.events {
             events.close_socket().await;
         }
-        let task = self
+        let generation = self
             .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .task
-            .clone();
-        task.abort();
-        while !task.is_finished() {
-            tokio::task::yield_now().await;
-        }
+            .generation;
+        self.mark_broken(generation);
     }
 
     /// What the recovery of this connection did so far.
@@ -137,12 +131,12 @@ impl NsConn {
         }
     }
 
-    /// A handle of a working connection, reopening the socket when it broke.
-    async fn handle(&self) -> Result<(Handle, u64), NlError> {
+    /// The working socket, reopened when it broke.
+    async fn socket(&self) -> Result<(Arc<TokioSocket>, u64), NlError> {
         let generation = {
             let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
             if !live.broken {
-                return Ok((live.handle.clone(), live.generation));
+                return Ok((live.socket.clone(), live.generation));
             }
             live.generation
         };
@@ -155,7 +149,7 @@ impl NsConn {
             self.reopened.bump();
             *live = fresh;
         }
-        Ok((live.handle.clone(), live.generation))
+        Ok((live.socket.clone(), live.generation))
     }
 
     fn mark_broken(&self, generation: u64) {
@@ -184,7 +178,6 @@ impl NsConn {
         &self,
         message: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        let _turn = self.dumping.lock().await;
         for _ in 0..DUMP_ATTEMPTS {
             let (answer, interrupted) = self.raw_request(message.clone(), NLM_F_DUMP).await?;
             if !interrupted && !self.faults.interrupt_dump() {
@@ -197,30 +190,29 @@ impl NsConn {
         Err(NlError::Interrupted(DUMP_ATTEMPTS))
     }
 
-    /// Sends one request and waits for its complete answer; a timeout or a connection that
-    /// dies on the way marks the socket broken (the next request reopens it).
+    /// Sends one request and waits for its complete answer; a timeout or a socket that
+    /// fails on the way marks the socket broken (the next request reopens it).
     async fn raw_request(
         &self,
         message: RouteNetlinkMessage,
         flags: u16,
     ) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
+        let sequence = self
+            .sequence
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        let slow = Slow::of(&message);
         let mut request = NetlinkMessage::from(message);
         // With NLM_F_ACK every request ends with an ACK, an error or (dumps) DONE.
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let (answers, generation) = if self.faults.drop_request() {
-            (None, self.handle().await?.1)
-        } else {
-            let (answers, generation) = self.send(request).await?;
-            (Some(answers), generation)
-        };
-        let answer = async {
-            match answers {
-                Some(answers) => collect(answers).await,
-                // A lost request (test fault): no answer ever comes.
-                None => std::future::pending().await,
-            }
-        };
-        let result = match tokio::time::timeout(self.timeout, answer).await {
+        request.header.sequence_number = sequence;
+        request.finalize();
+        let mut bytes = vec![0; request.buffer_len()];
+        request.serialize(&mut bytes);
+        let _turn = self.turn.lock().await;
+        let (socket, generation) = self.sent(&bytes, slow).await?;
+        let exchange = collect(&socket, sequence);
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(r) => r,
             Err(_) => Err(NlError::Timeout(self.timeout)),
         };
@@ -231,62 +223,147 @@ impl NsConn {
         }
         result
     }
+}
 
-    /// Hands `request` to a working connection. One whose task has ended (its socket failed)
-    /// takes nothing, so nothing was sent: the request goes to a reopened socket instead.
-    async fn send(
-        &self,
-        request: NetlinkMessage<RouteNetlinkMessage>,
-    ) -> Result<(impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>>, u64), NlError> {
+impl NsConn {
+    /// Sends a request on a working socket; one that cannot send is replaced at once
+    /// (nothing was sent on it). A lost request (test fault) is not sent at all.
+    async fn sent(&self, bytes: &[u8], slow: Slow) -> Result<(Arc<TokioSocket>, u64), NlError> {
+        let mut failure = NlError::Closed;
         for _ in 0..2 {
-            let (mut handle, generation) = self.handle().await?;
-            match handle.request(request.clone()) {
-                Ok(answers) => return Ok((answers, generation)),
-                Err(_) => self.mark_broken(generation),
+            let (socket, generation) = self.socket().await?;
+            if self.faults.drop_request() {
+                return Ok((socket, generation));
+            }
+            match send(&socket, bytes, slow).await {
+                Ok(()) => return Ok((socket, generation)),
+                Err(e) => {
+                    self.mark_broken(generation);
+                    failure = e;
+                }
             }
         }
-        Err(NlError::Closed)
+        Err(failure)
     }
 }
 
-/// Collects the answer messages of one request until its ACK, error or DONE; a kernel error
+/// How long the kernel may take to handle a request within its send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slow {
+    /// Briefly: sent from the requesting task.
+    No,
+    /// Long, mostly waiting (a link deletion waits for the network to quiesce, also after
+    /// the kernel's lock is released): sent from a blocking thread, so that the deletions of
+    /// other namespaces go on meanwhile.
+    Waits,
+}
+
+impl Slow {
+    fn of(message: &RouteNetlinkMessage) -> Slow {
+        match message {
+            RouteNetlinkMessage::DelLink(_) => Slow::Waits,
+            _ => Slow::No,
+        }
+    }
+}
+
+/// Sends one request; a socket that cannot send is closed for this connection.
+async fn send(socket: &Arc<TokioSocket>, bytes: &[u8], slow: Slow) -> Result<(), NlError> {
+    let sent = if slow == Slow::Waits {
+        let (socket, owned) = (socket.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || socket.socket_ref().send(&owned, libc::MSG_DONTWAIT))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    } else {
+        socket.socket_ref().send(bytes, libc::MSG_DONTWAIT)
+    };
+    let sent = match sent {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            std::future::poll_fn(|cx| socket.poll_send(cx, bytes)).await
+        }
+        other => other,
+    };
+    match sent {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => Err(NlError::Unexpected(format!(
+            "netlink request sent in part ({n} of {} bytes)",
+            bytes.len()
+        ))),
+        Err(e) => {
+            tracing::debug!("netlink send failed: {e}");
+            Err(NlError::Closed)
+        }
+    }
+}
+
+/// What one datagram of an answer said.
+#[derive(Default)]
+struct Part {
+    messages: Vec<RouteNetlinkMessage>,
+    interrupted: bool,
+    complete: bool,
+}
+
+/// Reads the answer of request `sequence` until its ACK, error or DONE; a kernel error
 /// becomes [`NlError::Errno`]. Also says whether a message was marked `NLM_F_DUMP_INTR`
 /// (DONE carries it too).
 async fn collect(
-    mut answers: impl Stream<Item = NetlinkMessage<RouteNetlinkMessage>> + Unpin,
+    socket: &TokioSocket,
+    sequence: u32,
 ) -> Result<(Vec<RouteNetlinkMessage>, bool), NlError> {
     let mut out = Vec::new();
     let mut interrupted = false;
-    let mut complete = false;
-    while let Some(msg) = answers.next().await {
-        interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
-        match msg.payload {
-            NetlinkPayload::InnerMessage(m) => out.push(m),
+    loop {
+        let part = datagram::receive(socket, |bytes| read_part(bytes, sequence))
+            .await
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENOBUFS) => NlError::Overrun,
+                _ => NlError::Closed,
+            })??;
+        out.extend(part.messages);
+        interrupted |= part.interrupted;
+        if part.complete {
+            return Ok((out, interrupted));
+        }
+    }
+}
+
+/// The messages of request `sequence` in one datagram (those of other requests are
+/// left out).
+fn read_part(datagram: &[u8], sequence: u32) -> Result<Part, NlError> {
+    let mut part = Part::default();
+    let mut rest = datagram;
+    while let Ok(header) = NetlinkBuffer::new_checked(rest) {
+        let length = header.length() as usize;
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
+            .map_err(|e| NlError::Unexpected(format!("undecodable netlink answer: {e}")))?;
+        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+        if message.header.sequence_number != sequence {
+            continue;
+        }
+        part.interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
+        match message.payload {
+            NetlinkPayload::InnerMessage(m) => part.messages.push(m),
             NetlinkPayload::Error(e) => match e.code {
                 Some(code) => {
                     return Err(NlError::Errno(
                         Errno::from_raw(-code.get()),
-                        ext_ack_message(msg.header.flags, &e.header),
+                        ext_ack_message(message.header.flags, &e.header),
                     ))
                 }
-                None => complete = true,
+                None => part.complete = true,
             },
             NetlinkPayload::Done(d) if d.code < 0 => {
                 return Err(NlError::Errno(Errno::from_raw(-d.code), None))
             }
-            NetlinkPayload::Done(_) => complete = true,
-            NetlinkPayload::Overrun(_) => return Err(NlError::Overrun),
+            NetlinkPayload::Done(_) => part.complete = true,
             _ => {}
         }
     }
-    // The stream also ends when the connection dies.
-    if !complete {
-        return Err(NlError::Closed);
-    }
-    Ok((out, interrupted))
+    Ok(part)
 }
 
-/// Opens a socket inside `ns` on a dedicated thread and starts its connection task.
+/// Opens a socket inside `ns` on a dedicated thread.
 async fn open_live(
     ns: &Namespace,
     rt: &tokio::runtime::Handle,
@@ -302,8 +379,9 @@ async fn open_live(
             // The socket is created here, inside the namespace; the tokio context is only
             // needed to register it with the reactor.
             let _enter = rt2.enter();
-            let (mut conn, handle, _unsolicited) = rtnetlink::new_connection()?;
-            let socket = conn.socket_mut().socket_mut();
+            let mut requests = TokioSocket::new(NETLINK_ROUTE)?;
+            let socket = requests.socket_mut();
+            socket.bind_auto()?;
             if let Err(e) = socket.set_rx_buf_sz(RCVBUF) {
                 tracing::warn!("cannot set netlink receive buffer: {e}");
             }
@@ -317,23 +395,72 @@ async fn open_live(
             {
                 tracing::debug!("no extended netlink ACKs: {e}");
             }
-            // Forward ACK and DONE to tell a complete answer from a dead connection (and
-            // DONE carries NLM_F_DUMP_INTR too).
-            conn.set_forward_ack(true);
-            conn.set_forward_done(true);
-            Ok::<_, std::io::Error>((conn, handle))
+            Ok::<_, std::io::Error>(requests)
         })
     })
     .await
     .map_err(|e| format!("namespace thread failed: {e}"))?
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("cannot open netlink socket: {e}"))?;
-    let (conn, handle) = opened;
-    let task = rt.spawn(conn).abort_handle();
     Ok(Live {
-        handle,
-        task,
+        socket: Arc::new(opened),
         generation,
         broken: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::{DoneMessage, ErrorMessage};
+    use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+    use std::num::NonZeroI32;
+
+    /// `NLM_F_MULTI`: a part of a multi-part answer.
+    const NLM_F_MULTI: u16 = 2;
+
+    /// The bytes of `payload` sent as answer `sequence` with `flags`.
+    fn answer(sequence: u32, flags: u16, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut message = NetlinkMessage::new(Default::default(), payload);
+        message.header.sequence_number = sequence;
+        message.finalize();
+        message.header.flags = flags;
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        bytes
+    }
+
+    fn link(name: &str) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.into()));
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l))
+    }
+
+    fn ack(code: Option<i32>) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut e = ErrorMessage::default();
+        e.code = code.and_then(NonZeroI32::new);
+        NetlinkPayload::Error(e)
+    }
+
+    #[test]
+    fn a_dump_part_is_read_until_done_and_others_answers_are_left_out() {
+        let mut datagram = answer(6, NLM_F_MULTI, link("stale"));
+        datagram.extend(answer(7, NLM_F_MULTI, link("a")));
+        datagram.extend(answer(7, NLM_F_MULTI | NLM_F_DUMP_INTR, link("b")));
+        let part = read_part(&datagram, 7).unwrap();
+        assert_eq!(part.messages.len(), 2);
+        assert!(part.interrupted && !part.complete);
+        let done = answer(7, NLM_F_MULTI, NetlinkPayload::Done(DoneMessage::default()));
+        assert!(read_part(&done, 7).unwrap().complete);
+    }
+
+    #[test]
+    fn an_ack_completes_and_an_error_names_the_kernels_errno() {
+        assert!(read_part(&answer(3, 0, ack(None)), 3).unwrap().complete);
+        match read_part(&answer(3, 0, ack(Some(-libc::EEXIST))), 3) {
+            Err(NlError::Errno(e, _)) => assert_eq!(e, Errno::EEXIST),
+            other => panic!("an error answer: {:?}", other.map(|p| p.complete)),
+        }
+        assert!(!read_part(&answer(2, 0, ack(None)), 3).unwrap().complete);
+    }
 }

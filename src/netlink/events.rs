@@ -7,6 +7,7 @@
 //! namespace is read again in full.
 
 use super::backlog::EventBacklog;
+use super::datagram;
 use super::dump::{parse_address, parse_link};
 use super::faults::Counter;
 use super::neigh::parse_neighbour;
@@ -19,11 +20,8 @@ use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use rtnetlink::sys::{AsyncSocket, TokioSocket};
-use std::cell::RefCell;
-use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
 use tokio::sync::Notify;
@@ -81,14 +79,6 @@ impl Subscription {
     pub(crate) fn resubscriptions(&self) -> u64 {
         self.shared.resubscribed.get()
     }
-}
-
-/// Size of the buffer each thread receives event datagrams into (notifications are far
-/// smaller; one buffer per thread instead of one per namespace).
-const RECEIVE_BUFFER: usize = 64 * 1024;
-
-thread_local! {
-    static DATAGRAM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Subscribes to the events of `ns` (identity `id`, named `label` in messages), forwarding
@@ -204,7 +194,7 @@ impl Follow {
     ) -> bool {
         loop {
             tokio::select! {
-                received = std::future::poll_fn(|cx| poll_events(socket, cx)) => match received {
+                received = datagram::receive(socket, events_of) => match received {
                     Ok(events) => events.into_iter().for_each(|e| backlog.push(e)),
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         self.warn_lost(warned);
@@ -239,17 +229,6 @@ impl Follow {
             tracing::debug!(ns = %self.label, "kernel events lost again");
         }
     }
-}
-
-/// Receives one datagram from `socket` (into this thread's buffer) and returns the events
-/// it carries.
-fn poll_events(socket: &TokioSocket, cx: &mut Context<'_>) -> Poll<io::Result<Vec<KernelEvent>>> {
-    DATAGRAM.with_borrow_mut(|buffer| {
-        buffer.clear();
-        buffer.reserve(RECEIVE_BUFFER);
-        ready!(socket.poll_recv_from(cx, buffer))?;
-        Poll::Ready(Ok(events_of(buffer)))
-    })
 }
 
 /// The events of the netlink messages in `datagram`.

@@ -5,6 +5,7 @@ mod auto_tap;
 mod backlog;
 mod conn;
 mod create;
+mod datagram;
 mod delete;
 mod dummy;
 mod dump;
