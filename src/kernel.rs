@@ -58,6 +58,27 @@ pub struct KernelLink {
     pub marked_addresses: Vec<IpNet>,
 }
 
+#[cfg(test)]
+impl KernelLink {
+    /// An up veth link `name` at `ifindex` with MTU 1500 and nothing else set (tests).
+    pub(crate) fn veth(ifindex: u32, name: &str) -> KernelLink {
+        KernelLink {
+            ifindex,
+            name: name.into(),
+            alias: None,
+            group: 0,
+            mtu: 1500,
+            mac: None,
+            up: true,
+            addresses: Vec::new(),
+            kind: "veth".into(),
+            master: 0,
+            vrf_table: None,
+            marked_addresses: Vec::new(),
+        }
+    }
+}
+
 /// A route as read from (or written to) the kernel, limited to what the agent manages.
 /// Identity in the kernel (the FIB key) is (table, destination, metric); gateway, source,
 /// scope and outgoing interface are attributes that can be replaced in place.

@@ -64,18 +64,8 @@ mod tests {
 
     fn link(ifindex: u32, mtu: u32) -> KernelEvent {
         KernelEvent::Link(KernelLink {
-            ifindex,
-            name: format!("l{ifindex}"),
-            alias: None,
-            group: 0,
             mtu,
-            mac: None,
-            up: true,
-            addresses: Vec::new(),
-            kind: "veth".into(),
-            master: 0,
-            vrf_table: None,
-            marked_addresses: Vec::new(),
+            ..KernelLink::veth(ifindex, &format!("l{ifindex}"))
         })
     }
 

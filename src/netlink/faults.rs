@@ -18,8 +18,8 @@ pub enum Fault {
     /// The next `n` changes of link attributes (name, alias, MTU, MAC) are refused with EBUSY
     /// without reaching the kernel, as by a driver that cannot change a running link.
     BusyLinkChanges(u32),
-    /// The request and event sockets close now, as after a read or send error: their
-    /// connection tasks end.
+    /// The request and event sockets close now, as after a read or send error: the next
+    /// request opens another request socket, and the event socket is opened again at once.
     CloseSockets,
     /// The next `n` group deletions are refused with EBUSY without reaching the kernel
     /// (after their links were moved into the group).

@@ -174,20 +174,7 @@ mod tests {
     }
 
     fn link(ifindex: u32) -> KernelLink {
-        KernelLink {
-            ifindex,
-            name: format!("l{ifindex}"),
-            alias: None,
-            group: 0,
-            mtu: 1500,
-            mac: None,
-            up: true,
-            addresses: Vec::new(),
-            kind: "veth".into(),
-            master: 0,
-            vrf_table: None,
-            marked_addresses: Vec::new(),
-        }
+        KernelLink::veth(ifindex, &format!("l{ifindex}"))
     }
 
     fn indexes(cover: &BTreeMap<NsId, Vec<&KernelLink>>) -> Vec<(u64, Vec<u32>)> {
