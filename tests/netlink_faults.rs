@@ -556,3 +556,56 @@ async fn a_change_lost_in_an_event_overflow_is_repaired() {
         agent.log()
     );
 }
+
+/// A batch that writes many times to one namespace does it without listening to that
+/// namespace's events (their echo is of no use), then reports them lost so that the
+/// namespace is read again; afterwards the socket listens again. A batch of a few writes
+/// keeps listening.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_batch_is_made_deaf_and_its_namespace_read_again() {
+    if !can_run("deaf_batch") {
+        return;
+    }
+    let p = prefix("d");
+    let g = NsGuard::new(format!("{p}a"));
+    let mut ex = executor().await;
+    let mut events = ex.take_events();
+    let ns = resolve(&mut ex, g.name()).await;
+    let (a, b) = (format!("{p}x0"), format!("{p}y0"));
+    create_pair(&mut ex, end(ns, &a, &b), end(ns, &b, &a)).await;
+    let few = drain(&mut events, ns).await;
+    assert!(
+        !few.is_empty() && !few.contains(&KernelEvent::Overrun),
+        "a small batch is heard: {few:?}"
+    );
+
+    let ops: Vec<Op> = (1..=4)
+        .map(|i| {
+            let (a, b) = (format!("{p}x{i}"), format!("{p}y{i}"));
+            Op::CreatePair {
+                a: end(ns, &a, &b),
+                b: end(ns, &b, &a),
+            }
+        })
+        .collect();
+    let outcomes = ex.execute(ops).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, OpOutcome::PairCreated { .. })),
+        "{outcomes:?}"
+    );
+    assert!(
+        wait_event(&mut events, ns, |e| *e == KernelEvent::Overrun).await,
+        "after a batch of 8 writes in one namespace, it is read again"
+    );
+    ip(Some(g.name()), &["link", "set", "dev", &a, "mtu", "1280"]);
+    assert!(
+        wait_event(&mut events, ns, |e| matches!(
+            e,
+            KernelEvent::Link(l) if l.name == a && l.mtu == 1280
+        ))
+        .await,
+        "the namespace is heard again after the batch"
+    );
+}

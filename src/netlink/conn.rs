@@ -121,6 +121,12 @@ impl NsConn {
         self.mark_broken(generation);
     }
 
+    /// Stops its event socket from receiving until the guard is dropped (see
+    /// [`super::events::Subscription::deafen`]); `None` without one.
+    pub(crate) fn deafen(&self) -> Option<super::events::Deaf> {
+        self.events.as_ref().map(|e| e.deafen())
+    }
+
     /// What the recovery of this connection did so far.
     pub(crate) fn counters(&self) -> NetlinkCounters {
         NetlinkCounters {

@@ -20,11 +20,12 @@ use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use rtnetlink::sys::{AsyncSocket, TokioSocket};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
 /// Receive buffer of an event socket (capped by `net.core.rmem_max`): large, so that bursts
@@ -54,6 +55,8 @@ pub(crate) struct Subscription {
 struct Shared {
     /// Tells the task to close its socket (a test fault).
     close: Notify,
+    /// How many holders want the socket deaf (see [`Subscription::deafen`]).
+    deaf: watch::Sender<usize>,
     /// Sockets opened again after one closed.
     resubscribed: Counter,
 }
@@ -78,6 +81,24 @@ impl Subscription {
     /// How many times the socket was opened again after it closed.
     pub(crate) fn resubscriptions(&self) -> u64 {
         self.shared.resubscribed.get()
+    }
+
+    /// Stops receiving events until the returned guard is dropped, then reports them lost
+    /// (the namespace is read again). While the agent makes many changes in a namespace,
+    /// the echo of each is of no use, and every event socket slows every change the kernel
+    /// announces on the host.
+    pub(crate) fn deafen(&self) -> Deaf {
+        self.shared.deaf.send_modify(|n| *n += 1);
+        Deaf(self.shared.clone())
+    }
+}
+
+/// Keeps an event socket deaf while it lives (see [`Subscription::deafen`]).
+pub(crate) struct Deaf(Arc<Shared>);
+
+impl Drop for Deaf {
+    fn drop(&mut self) {
+        self.0.deaf.send_modify(|n| *n -= 1);
     }
 }
 
@@ -192,8 +213,16 @@ impl Follow {
         backlog: &mut EventBacklog,
         warned: &mut Option<Instant>,
     ) -> bool {
+        let mut deaf = self.shared.deaf.subscribe();
+        let mut listening = true;
         loop {
+            let wanted = *deaf.borrow_and_update() == 0;
+            if let Err(e) = self.listen(socket, wanted, &mut listening, backlog) {
+                tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
+                return true;
+            }
             tokio::select! {
+                Ok(()) = deaf.changed() => {}
                 received = datagram::receive(socket, events_of) => match received {
                     Ok(events) => events.into_iter().for_each(|e| backlog.push(e)),
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -217,6 +246,34 @@ impl Follow {
                 () = self.shared.close.notified() => return true,
             }
         }
+    }
+
+    /// Joins (`wanted`) or leaves the event groups when `listening` says otherwise. Joining
+    /// again reports the events missed meanwhile as lost, so that the namespace is read
+    /// again (after the socket listens again: no change falls in between).
+    fn listen(
+        &self,
+        socket: &TokioSocket,
+        wanted: bool,
+        listening: &mut bool,
+        backlog: &mut EventBacklog,
+    ) -> io::Result<()> {
+        if wanted == *listening {
+            return Ok(());
+        }
+        for group in GROUPS {
+            if wanted {
+                socket.socket_ref().add_membership(group)?;
+            } else {
+                socket.socket_ref().drop_membership(group)?;
+            }
+        }
+        *listening = wanted;
+        if wanted {
+            backlog.push(KernelEvent::Overrun);
+        }
+        tracing::trace!(ns = %self.label, listening = wanted, "kernel events");
+        Ok(())
     }
 
     /// Warns (at most every [`OVERRUN_WARNING_EVERY`]) that events were lost.

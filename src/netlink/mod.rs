@@ -6,6 +6,7 @@ mod backlog;
 mod conn;
 mod create;
 mod datagram;
+mod deaf;
 mod delete;
 mod dummy;
 mod dump;
@@ -193,6 +194,7 @@ impl Executor {
     }
 
     async fn run_all(&self, ops: Vec<Op>) -> Vec<OpOutcome> {
+        let _deaf = self.deafen(deaf::busy_namespaces(&ops));
         let mut done: Vec<(usize, OpOutcome)> = futures::stream::iter(ops.into_iter().enumerate())
             .map(|(i, op)| async move { (i, self.run(op).await) })
             .buffer_unordered(CONCURRENCY)
@@ -206,6 +208,7 @@ impl Executor {
     /// belongs to `ops[i]`.
     pub async fn execute_l3(&mut self, ops: Vec<L3Op>) -> Vec<L3Outcome> {
         let this = &*self;
+        let _deaf = this.deafen(deaf::busy_l3_namespaces(&ops));
         let mut done: Vec<(usize, L3Outcome)> = futures::stream::iter(ops.into_iter().enumerate())
             .map(|(i, op)| async move { (i, this.run_l3(op).await) })
             .buffer_unordered(CONCURRENCY)
@@ -434,6 +437,21 @@ impl Executor {
     /// The open connection of `ns`, if any.
     fn open_conn(&self, ns: NsId) -> Option<Arc<NsConn>> {
         self.lock().conns.get(&ns).cloned()
+    }
+
+    /// Stops the event sockets of `namespaces` from receiving until the guards are dropped
+    /// (then each namespace is read again; see [`deaf`]).
+    fn deafen(&self, namespaces: Vec<NsId>) -> Vec<events::Deaf> {
+        if !namespaces.is_empty() {
+            tracing::debug!(
+                namespaces = namespaces.len(),
+                "not listening to kernel events during a large batch"
+            );
+        }
+        namespaces
+            .into_iter()
+            .filter_map(|ns| self.open_conn(ns)?.deafen())
+            .collect()
     }
 
     /// The open connection of `ns`, or the outcome that says it is not open.
