@@ -10,8 +10,7 @@ use super::faults::{Armed, Counter, Fault, NetlinkCounters};
 use crate::netns::{self, Namespace};
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NetlinkBuffer, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
@@ -338,12 +337,9 @@ async fn collect(
 /// left out).
 fn read_part(datagram: &[u8], sequence: u32) -> Result<Part, NlError> {
     let mut part = Part::default();
-    let mut rest = datagram;
-    while let Ok(header) = NetlinkBuffer::new_checked(rest) {
-        let length = header.length() as usize;
-        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
-            .map_err(|e| NlError::Unexpected(format!("undecodable netlink answer: {e}")))?;
-        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+    for message in datagram::messages(datagram) {
+        let message =
+            message.map_err(|e| NlError::Unexpected(format!("undecodable netlink answer: {e}")))?;
         if message.header.sequence_number != sequence {
             continue;
         }

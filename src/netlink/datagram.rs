@@ -1,6 +1,8 @@
 //! Receiving netlink datagrams into one buffer per thread (instead of one per socket: the
 //! agent has two sockets per namespace), handing each to a reader before the next.
 
+use rtnetlink::packet_core::{DecodeError, NetlinkBuffer, NetlinkMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{AsyncSocket, TokioSocket};
 use std::cell::RefCell;
 use std::io;
@@ -53,4 +55,18 @@ pub(crate) fn poll_receive<T>(
 fn prepare(buffer: &mut Vec<u8>) {
     buffer.clear();
     buffer.reserve(RECEIVE_BUFFER);
+}
+
+/// The netlink messages of `datagram`, in order, each decoded on its own (an undecodable
+/// one does not hide the next); a truncated tail is left out.
+pub(crate) fn messages(
+    datagram: &[u8],
+) -> impl Iterator<Item = Result<NetlinkMessage<RouteNetlinkMessage>, DecodeError>> + '_ {
+    let mut rest = datagram;
+    std::iter::from_fn(move || {
+        let length = NetlinkBuffer::new_checked(rest).ok()?.length() as usize;
+        let message = NetlinkMessage::deserialize(&rest[..length]);
+        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+        Some(message)
+    })
 }

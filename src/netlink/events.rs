@@ -14,7 +14,6 @@ use super::neigh::parse_neighbour;
 use super::route::parse_route;
 use crate::kernel::{KernelEvent, NsEvents, NsId};
 use crate::netns::{self, Namespace};
-use rtnetlink::packet_core::NetlinkBuffer;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -290,17 +289,14 @@ impl Follow {
 
 /// The events of the netlink messages in `datagram`.
 fn events_of(datagram: &[u8]) -> Vec<KernelEvent> {
-    let mut events = Vec::new();
-    let mut rest = datagram;
-    while let Ok(header) = NetlinkBuffer::new_checked(rest) {
-        let length = header.length() as usize;
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length]) {
-            Ok(message) => events.extend(event(message)),
-            Err(e) => tracing::debug!("undecodable kernel event: {e}"),
-        }
-        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
-    }
-    events
+    datagram::messages(datagram)
+        .filter_map(|message| {
+            message
+                .map_err(|e| tracing::debug!("undecodable kernel event: {e}"))
+                .ok()
+                .and_then(event)
+        })
+        .collect()
 }
 
 /// The agent's view of one event message; `None` for what the agent does not follow.
