@@ -204,7 +204,7 @@ impl Agent {
                 }
                 Some(batch) = kernel_events.recv() => {
                     let mut batches = vec![batch];
-                    while let Ok(batch) = kernel_events.try_recv() {
+                    while let Some(batch) = kernel_events.try_recv() {
                         batches.push(batch);
                     }
                     let mut work = false;

@@ -20,16 +20,15 @@ mod common_netns;
 use agent_support::{veth_json, AgentProcess, TestEnv};
 use common_netns::*;
 use ipnet::IpNet;
-use nsagent::kernel::{KernelEvent, KernelLink, NsEvents, NsId};
+use nsagent::kernel::{KernelEvent, KernelLink, NsId};
 use nsagent::model::{MacAddr, NamespaceRef};
-use nsagent::netlink::{Executor, Fault, EVENT_RCVBUF_ENV};
+use nsagent::netlink::{Executor, Fault, KernelEvents, EVENT_RCVBUF_ENV};
 use nsagent::scheduler::ops::l3::{L3Op, L3Outcome};
 use nsagent::scheduler::ops::{EndSpec, FailureKind, LinkChanges, Op, OpOutcome};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
 
 fn named(name: &str) -> NamespaceRef {
     NamespaceRef::Named(name.to_string())
@@ -91,7 +90,7 @@ async fn failed_dump(ex: &mut Executor, ns: NsId) -> String {
 
 /// Waits (up to 10 s) for an event of `ns` that satisfies `wanted`.
 async fn wait_event(
-    events: &mut Receiver<NsEvents>,
+    events: &mut KernelEvents,
     ns: NsId,
     wanted: impl Fn(&KernelEvent) -> bool,
 ) -> bool {
@@ -105,7 +104,7 @@ async fn wait_event(
 }
 
 /// The events of `ns` that arrive until none has come for 500 ms.
-async fn drain(events: &mut Receiver<NsEvents>, ns: NsId) -> Vec<KernelEvent> {
+async fn drain(events: &mut KernelEvents, ns: NsId) -> Vec<KernelEvent> {
     let mut out = Vec::new();
     while let Ok(Some(batch)) =
         tokio::time::timeout(Duration::from_millis(500), events.recv()).await
@@ -193,6 +192,46 @@ async fn an_overflowing_event_socket_reports_lost_events_and_keeps_working() {
     let counters = ex.netlink_counters(ns).expect("open");
     assert_eq!(counters.events_resubscribed, 0, "{counters:?}");
     assert!(dump(&mut ex, ns).await.is_empty(), "nothing of ours there");
+}
+
+/// The events the agent takes of a namespace include everything the kernel queued until it
+/// takes them, not only what its forwarder had read when it said there were some: otherwise
+/// a change made in steps (a link created down, then set up) could be seen half-way.
+/// A current-thread runtime: while this test's one thread runs `ip`, no task reads the socket.
+#[tokio::test]
+async fn taken_events_include_what_the_socket_holds() {
+    if !can_run("taken_events") {
+        return;
+    }
+    let p = prefix("q");
+    let g = NsGuard::new(format!("{p}a"));
+    let mut ex = executor().await;
+    let mut events = ex.take_events();
+    let ns = resolve(&mut ex, g.name()).await;
+    let (a, b) = (format!("{p}0"), format!("{p}1"));
+    ip(
+        Some(g.name()),
+        &["link", "add", &a, "type", "veth", "peer", "name", &b],
+    );
+    // The forwarder reads the creation and tells that events wait.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ip(
+        Some(g.name()),
+        &["link", "set", "dev", &a, "alias", "second-step", "up"],
+    );
+
+    let batch = events.recv().await.expect("events");
+    assert_eq!(batch.ns, ns);
+    let latest = batch.events.iter().rev().find_map(|e| match e {
+        KernelEvent::Link(l) if l.name == a => Some(l),
+        _ => None,
+    });
+    assert!(
+        latest.is_some_and(|l| l.up && l.alias.as_deref() == Some("second-step")),
+        "the latest state of {a} is taken with the first: {:?}",
+        batch.events
+    );
+    assert!(events.try_recv().is_none_or(|b| b.events.is_empty()));
 }
 
 /// When both sockets of a namespace close (as after a read or send error), the event
@@ -449,14 +488,13 @@ async fn ebusy_on_a_running_link_is_applied_down_and_up_again() {
     let p = prefix("b");
     let g = NsGuard::new(format!("{p}a"));
     let mut ex = executor().await;
-    let mut events = ex.take_events();
     let ns = resolve(&mut ex, g.name()).await;
     let (a, b) = (format!("{p}0"), format!("{p}1"));
     let mut spec = end(ns, &a, "b");
     let v6 = net("fd81::1/64");
     spec.addresses = vec![net("10.81.0.1/24"), v6];
     let (ka, _) = create_pair(&mut ex, spec, end(ns, &b, "a")).await;
-    drain(&mut events, ns).await;
+    let monitor = Monitor::start(g.name(), &b);
 
     ex.inject_netlink_fault(ns, Fault::BusyLinkChanges(1)).await;
     let mac = MacAddr([0x02, 0, 0, 0x81, 0, 0x01]);
@@ -483,17 +521,65 @@ async fn ebusy_on_a_running_link_is_applied_down_and_up_again() {
     );
     // The fallback really ran: the link went down, the kernel dropped the IPv6 address, and
     // it was put back.
-    let seen = drain(&mut events, ns).await;
-    let step = |wanted: &dyn Fn(&KernelEvent) -> bool| seen.iter().position(wanted);
-    let down = step(&|e| matches!(e, KernelEvent::Link(l) if l.ifindex == ka.ifindex && !l.up));
-    let dropped =
-        step(&|e| matches!(e, KernelEvent::Address { net, added: false, .. } if *net == v6));
-    let restored =
-        step(&|e| matches!(e, KernelEvent::Address { net, added: true, .. } if *net == v6));
+    let seen = monitor.stop();
+    let step = |wanted: &dyn Fn(&str) -> bool| seen.lines().position(wanted);
+    let down = step(&|l| l.contains(&format!(" {a}@")) && l.contains("state DOWN"));
+    let dropped = step(&|l| l.starts_with("Deleted ") && l.contains("inet6 fd81::1/64"));
+    let restored = step(&|l| !l.starts_with("Deleted ") && l.contains("inet6 fd81::1/64"));
     assert!(
         down.is_some() && dropped.is_some() && restored > dropped,
-        "{seen:?}"
+        "{seen}"
     );
+}
+
+/// `ip monitor link address` in a namespace, writing to a file, stopped when dropped.
+struct Monitor {
+    child: std::process::Child,
+    output: tempfile::NamedTempFile,
+}
+
+impl Monitor {
+    /// Starts the monitor in `ns` and waits until it reports changes (it sees an alias set
+    /// on `link`).
+    fn start(ns: &str, link: &str) -> Self {
+        let output = tempfile::NamedTempFile::new().expect("monitor file");
+        let child = std::process::Command::new("ip")
+            .args(["-n", ns, "monitor", "link", "address"])
+            .stdout(output.reopen().expect("monitor file"))
+            .spawn()
+            .expect("ip monitor");
+        let monitor = Monitor { child, output };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for round in 0.. {
+            let mtu = (1490 - round % 100).to_string();
+            ip(Some(ns), &["link", "set", "dev", link, "mtu", &mtu]);
+            std::thread::sleep(Duration::from_millis(50));
+            if monitor.text().contains(&format!(" {link}@")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "ip monitor reports nothing");
+        }
+        monitor
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(self.output.path()).expect("monitor file")
+    }
+
+    /// Stops the monitor; what it reported.
+    fn stop(mut self) -> String {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.text()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// End to end: while the agent is stopped (nothing reads its event sockets, which have a

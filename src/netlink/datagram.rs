@@ -23,18 +23,26 @@ pub(crate) async fn receive<T>(
     socket: &TokioSocket,
     mut read: impl FnMut(&[u8]) -> T,
 ) -> io::Result<T> {
-    let queued = DATAGRAM.with_borrow_mut(|buffer| {
+    match try_receive(socket, &mut read) {
+        Some(result) => result,
+        None => std::future::poll_fn(|cx| poll_receive(socket, cx, &mut read)).await,
+    }
+}
+
+/// Receives the datagram queued first on `socket`, if any (`None` when none is), and
+/// returns what `read` makes of it.
+pub(crate) fn try_receive<T>(
+    socket: &TokioSocket,
+    read: &mut impl FnMut(&[u8]) -> T,
+) -> Option<io::Result<T>> {
+    DATAGRAM.with_borrow_mut(|buffer| {
         prepare(buffer);
         match socket.socket_ref().recv(buffer, libc::MSG_DONTWAIT) {
             Ok(_) => Some(Ok(read(buffer))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
             Err(e) => Some(Err(e)),
         }
-    });
-    match queued {
-        Some(result) => result,
-        None => std::future::poll_fn(|cx| poll_receive(socket, cx, &mut read)).await,
-    }
+    })
 }
 
 /// Polls for the next datagram of `socket`; when one is there, returns what `read` makes

@@ -6,17 +6,10 @@
 //! and a socket that closed (it is opened again) are reported as [`KernelEvent::Overrun`]: the
 //! namespace is read again in full.
 
-use super::backlog::EventBacklog;
-use super::datagram;
-use super::dump::{parse_address, parse_link};
 use super::faults::Counter;
-use super::neigh::parse_neighbour;
-use super::route::parse_route;
-use crate::kernel::{KernelEvent, NsEvents, NsId};
+use super::pending::{Notice, Pending};
+use crate::kernel::{KernelEvent, NsId};
 use crate::netns::{self, Namespace};
-use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
-use rtnetlink::packet_route::address::{AddressMessage, AddressProtocol};
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use rtnetlink::sys::{AsyncSocket, TokioSocket};
 use std::io;
@@ -47,6 +40,7 @@ const OVERRUN_WARNING_EVERY: Duration = Duration::from_secs(10);
 pub(crate) struct Subscription {
     task: AbortHandle,
     shared: Arc<Shared>,
+    pending: Arc<Pending>,
 }
 
 /// What the subscription's task shares with its owner.
@@ -63,6 +57,8 @@ struct Shared {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
+        // A notice the agent has not taken yet must not keep the namespace open.
+        self.pending.set_socket(None);
     }
 }
 
@@ -102,32 +98,37 @@ impl Drop for Deaf {
 }
 
 /// Subscribes to the events of `ns` (identity `id`, named `label` in messages), forwarding
-/// them to `tx`. `rcvbuf` overrides the receive buffer (tests provoke overflows with a small
+/// them to the agent through `tx`. `rcvbuf` overrides the receive buffer (tests provoke overflows with a small
 /// one). When the socket closes, another one is opened and an [`KernelEvent::Overrun`] sent,
 /// so that the namespace is read again.
 pub(crate) async fn subscribe(
     ns: &Namespace,
     id: NsId,
     label: String,
-    tx: Sender<NsEvents>,
+    tx: Sender<Notice>,
     rcvbuf: Option<usize>,
 ) -> Result<Subscription, String> {
     let fd = ns
         .fd
         .try_clone()
         .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
-    let socket = open(&fd, rcvbuf).await?;
+    let socket = Arc::new(open(&fd, rcvbuf).await?);
     let shared = Arc::new(Shared::default());
+    let pending = Pending::new(id, socket.clone());
     let follow = Follow {
         fd,
-        id,
         label,
         tx,
         rcvbuf,
         shared: shared.clone(),
+        pending: pending.clone(),
     };
     let task = tokio::spawn(follow.run(socket)).abort_handle();
-    Ok(Subscription { task, shared })
+    Ok(Subscription {
+        task,
+        shared,
+        pending,
+    })
 }
 
 /// Opens an event socket inside the namespace of `fd`, on a dedicated thread.
@@ -161,30 +162,32 @@ async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<TokioSocket, String
 struct Follow {
     /// The namespace, to open sockets in it again.
     fd: OwnedFd,
-    id: NsId,
     label: String,
-    tx: Sender<NsEvents>,
+    tx: Sender<Notice>,
     rcvbuf: Option<usize>,
     shared: Arc<Shared>,
+    /// Where the events wait for the agent.
+    pending: Arc<Pending>,
 }
 
 impl Follow {
     /// Forwards the events of `socket`, and of the sockets that replace it when it closes,
     /// until the receiver is gone.
-    async fn run(self, mut socket: TokioSocket) {
-        let mut backlog = EventBacklog::default();
+    async fn run(self, mut socket: Arc<TokioSocket>) {
         let mut warned: Option<Instant> = None;
         loop {
-            if !self.forward(&socket, &mut backlog, &mut warned).await {
+            if !self.forward(&socket, &mut warned).await {
                 return;
             }
+            self.pending.set_socket(None);
             drop(socket);
             // The socket closed (an error other than an overflow). Subscribed again before
             // the namespace is read again, so that no change falls in between.
-            socket = self.reopen().await;
+            socket = Arc::new(self.reopen().await);
+            self.pending.set_socket(Some(socket.clone()));
             self.shared.resubscribed.bump();
             tracing::info!(ns = %self.label, "kernel event socket closed; subscribed again");
-            backlog.push(KernelEvent::Overrun);
+            self.pending.push(KernelEvent::Overrun);
         }
     }
 
@@ -202,45 +205,37 @@ impl Follow {
         }
     }
 
-    /// Folds the events `socket` receives into `backlog`, and hands the backlog to the
-    /// agent whenever its queue has room, until the socket closes (true) or the agent is
-    /// gone (false). While the queue is full, the backlog keeps only the latest event of
-    /// each object, and what is not read yet waits in the socket.
-    async fn forward(
-        &self,
-        socket: &TokioSocket,
-        backlog: &mut EventBacklog,
-        warned: &mut Option<Instant>,
-    ) -> bool {
+    /// Adds the events `socket` receives to those waiting, and tells the agent about them
+    /// when its queue has room, until the socket closes (true) or the agent is gone (false).
+    /// While the queue is full, only the latest event of each object waits, and what is not
+    /// read yet waits in the socket.
+    async fn forward(&self, socket: &TokioSocket, warned: &mut Option<Instant>) -> bool {
         let mut deaf = self.shared.deaf.subscribe();
         let mut listening = true;
         loop {
             let wanted = *deaf.borrow_and_update() == 0;
-            if let Err(e) = self.listen(socket, wanted, &mut listening, backlog) {
+            if let Err(e) = self.listen(socket, wanted, &mut listening) {
                 tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
                 return true;
             }
             tokio::select! {
                 Ok(()) = deaf.changed() => {}
-                received = datagram::receive(socket, events_of) => match received {
-                    Ok(events) => events.into_iter().for_each(|e| backlog.push(e)),
+                received = std::future::poll_fn(|cx| self.pending.poll_receive(socket, cx)) => match received {
+                    Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         self.warn_lost(warned);
-                        backlog.push(KernelEvent::Overrun);
+                        self.pending.push(KernelEvent::Overrun);
                     }
                     Err(e) => {
                         tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
                         return true;
                     }
                 },
-                permit = self.tx.reserve(), if !backlog.is_empty() => {
+                permit = self.tx.reserve(), if self.pending.untold() => {
                     let Ok(permit) = permit else {
                         return false;
                     };
-                    permit.send(NsEvents {
-                        ns: self.id,
-                        events: backlog.take(),
-                    });
+                    self.pending.tell(permit);
                 }
                 () = self.shared.close.notified() => return true,
             }
@@ -250,13 +245,7 @@ impl Follow {
     /// Joins (`wanted`) or leaves the event groups when `listening` says otherwise. Joining
     /// again reports the events missed meanwhile as lost, so that the namespace is read
     /// again (after the socket listens again: no change falls in between).
-    fn listen(
-        &self,
-        socket: &TokioSocket,
-        wanted: bool,
-        listening: &mut bool,
-        backlog: &mut EventBacklog,
-    ) -> io::Result<()> {
+    fn listen(&self, socket: &TokioSocket, wanted: bool, listening: &mut bool) -> io::Result<()> {
         if wanted == *listening {
             return Ok(());
         }
@@ -269,7 +258,7 @@ impl Follow {
         }
         *listening = wanted;
         if wanted {
-            backlog.push(KernelEvent::Overrun);
+            self.pending.push(KernelEvent::Overrun);
         }
         tracing::trace!(ns = %self.label, listening = wanted, "kernel events");
         Ok(())
@@ -284,109 +273,5 @@ impl Follow {
         } else {
             tracing::debug!(ns = %self.label, "kernel events lost again");
         }
-    }
-}
-
-/// The events of the netlink messages in `datagram`.
-fn events_of(datagram: &[u8]) -> Vec<KernelEvent> {
-    datagram::messages(datagram)
-        .filter_map(|message| {
-            message
-                .map_err(|e| tracing::debug!("undecodable kernel event: {e}"))
-                .ok()
-                .and_then(event)
-        })
-        .collect()
-}
-
-/// The agent's view of one event message; `None` for what the agent does not follow.
-fn event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<KernelEvent> {
-    use RouteNetlinkMessage as M;
-    match message.payload {
-        NetlinkPayload::InnerMessage(inner) => match inner {
-            M::NewLink(l) => Some(KernelEvent::Link(parse_link(&l))),
-            M::DelLink(l) => Some(KernelEvent::LinkGone {
-                ifindex: l.header.index,
-            }),
-            M::NewAddress(a) => address(&a, true),
-            M::DelAddress(a) => address(&a, false),
-            M::NewRoute(r) => {
-                parse_route(&r).map(|route| KernelEvent::Route { route, added: true })
-            }
-            M::DelRoute(r) => parse_route(&r).map(|route| KernelEvent::Route {
-                route,
-                added: false,
-            }),
-            M::NewNeighbour(n) => parse_neighbour(&n).map(|neighbour| KernelEvent::Neighbour {
-                neighbour,
-                added: true,
-            }),
-            M::DelNeighbour(n) => parse_neighbour(&n).map(|neighbour| KernelEvent::Neighbour {
-                neighbour,
-                added: false,
-            }),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// An address event; `None` for the addresses the kernel makes itself.
-fn address(msg: &AddressMessage, added: bool) -> Option<KernelEvent> {
-    let (net, proto) = parse_address(msg)?;
-    if matches!(
-        proto,
-        Some(AddressProtocol::LinkLocal | AddressProtocol::RouterAnnouncement)
-    ) {
-        return None;
-    }
-    Some(KernelEvent::Address {
-        ifindex: msg.header.index,
-        net,
-        added,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-
-    /// A `RTM_NEWLINK` (or `RTM_DELLINK`) message of link `index` named `name`, as sent.
-    fn link_message(index: u32, name: &str, gone: bool) -> Vec<u8> {
-        let mut link = LinkMessage::default();
-        link.header.index = index;
-        link.attributes.push(LinkAttribute::IfName(name.into()));
-        let inner = if gone {
-            RouteNetlinkMessage::DelLink(link)
-        } else {
-            RouteNetlinkMessage::NewLink(link)
-        };
-        let mut message = NetlinkMessage::from(inner);
-        message.finalize();
-        let mut bytes = vec![0; message.buffer_len()];
-        message.serialize(&mut bytes);
-        bytes
-    }
-
-    #[test]
-    fn every_message_of_a_datagram_is_read() {
-        let mut datagram = link_message(7, "a", false);
-        datagram.extend(link_message(8, "bb", true));
-        let events = events_of(&datagram);
-        assert!(
-            matches!(&events[..], [KernelEvent::Link(l), KernelEvent::LinkGone { ifindex: 8 }]
-                if l.ifindex == 7 && l.name == "a"),
-            "{events:?}"
-        );
-    }
-
-    #[test]
-    fn a_truncated_datagram_gives_the_whole_messages_before_the_cut() {
-        let mut datagram = link_message(7, "a", false);
-        let second = link_message(8, "b", false);
-        datagram.extend(&second[..second.len() - 4]);
-        assert_eq!(events_of(&datagram).len(), 1);
-        assert!(events_of(&[0; 3]).is_empty());
     }
 }

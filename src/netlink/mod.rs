@@ -11,9 +11,11 @@ mod delete;
 mod dummy;
 mod dump;
 mod error;
+mod event_parse;
 mod events;
 mod faults;
 mod neigh;
+mod pending;
 #[cfg(test)]
 mod request_tests;
 mod route;
@@ -22,7 +24,7 @@ mod update;
 mod veth;
 mod vrf;
 
-use crate::kernel::{NsEvents, NsId};
+use crate::kernel::NsId;
 use crate::keys::KeyTree;
 use crate::model::NamespaceRef;
 use crate::netns;
@@ -34,6 +36,8 @@ use dump::Ownership;
 #[doc(hidden)]
 pub use faults::{Fault, NetlinkCounters};
 use futures::StreamExt;
+pub use pending::KernelEvents;
+use pending::Notice;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,8 +46,8 @@ use tokio::sync::mpsc;
 /// How many operations of one batch run at the same time.
 const CONCURRENCY: usize = 128;
 
-/// Batches of kernel events (one namespace's waiting events each) queued for the agent. While
-/// the queue is full, each namespace keeps its events waiting, one per object.
+/// Notices of namespaces with kernel events waiting, queued for the agent. While the queue is
+/// full, each namespace keeps its events waiting, one per object.
 const EVENT_QUEUE: usize = 256;
 
 /// Environment variable (for tests only) that sets the receive buffer of the event sockets in
@@ -55,9 +59,9 @@ pub const EVENT_RCVBUF_ENV: &str = "NSAGENT_EVENT_RCVBUF";
 pub struct Executor {
     owner: Ownership,
     /// Where the event subscriptions send.
-    events_tx: mpsc::Sender<NsEvents>,
+    events_tx: mpsc::Sender<Notice>,
     /// Taken by the agent ([`Executor::take_events`]).
-    events_rx: Option<mpsc::Receiver<NsEvents>>,
+    events_rx: Option<mpsc::Receiver<Notice>>,
     /// Receive buffer of new event sockets (`None`: the default; tests shrink it).
     event_rcvbuf: Option<usize>,
     /// Timeout of the requests of new connections (tests shorten it).
@@ -139,8 +143,8 @@ impl Executor {
     }
 
     /// The kernel events of the namespaces it opens (once; later calls get a closed channel).
-    pub fn take_events(&mut self) -> mpsc::Receiver<NsEvents> {
-        self.events_rx.take().unwrap_or_else(|| mpsc::channel(1).1)
+    pub fn take_events(&mut self) -> KernelEvents {
+        KernelEvents::new(self.events_rx.take().unwrap_or_else(|| mpsc::channel(1).1))
     }
 
     /// Event sockets opened from now on get this receive buffer (tests provoke overflows; the
