@@ -234,6 +234,54 @@ async fn taken_events_include_what_the_socket_holds() {
     assert!(events.try_recv().is_none_or(|b| b.events.is_empty()));
 }
 
+/// Route and neighbour changes are followed only in namespaces whose routes and entries the
+/// agent reads (nowhere else do they matter, and a group nobody follows costs the kernel
+/// nothing); from the first read on they arrive as events.
+#[tokio::test(flavor = "multi_thread")]
+async fn route_changes_are_followed_once_routes_are_read() {
+    if !can_run("route_events") {
+        return;
+    }
+    let p = prefix("r");
+    let g = NsGuard::new(format!("{p}a"));
+    let mut ex = executor().await;
+    let mut events = ex.take_events();
+    let ns = resolve(&mut ex, g.name()).await;
+    let (a, b) = (format!("{p}0"), format!("{p}1"));
+    ip(
+        Some(g.name()),
+        &["link", "add", &a, "type", "veth", "peer", "name", &b],
+    );
+    ip(Some(g.name()), &["link", "set", "dev", &a, "up"]);
+    let route_to = |dst: &str| {
+        let dst = net(dst);
+        move |e: &KernelEvent| matches!(e, KernelEvent::Route { route, added: true } if route.dst == dst)
+    };
+    let add_route = |dst: &str| {
+        ip(
+            Some(g.name()),
+            &["route", "add", dst, "dev", &a, "proto", "199"],
+        )
+    };
+    add_route("10.253.1.0/24");
+    let before = drain(&mut events, ns).await;
+    assert!(
+        !before.iter().any(route_to("10.253.1.0/24")),
+        "a route event before the routes were read: {before:?}"
+    );
+
+    let read = ex
+        .execute_l3(vec![L3Op::Dump { ns, protocol: 199 }])
+        .await
+        .remove(0);
+    assert!(matches!(read, L3Outcome::Dumped { .. }), "{read:?}");
+    add_route("10.253.2.0/24");
+    assert!(
+        wait_event(&mut events, ns, route_to("10.253.2.0/24")).await,
+        "a route added after the read arrives as an event"
+    );
+}
+
 /// When both sockets of a namespace close (as after a read or send error), the event
 /// subscription opens another socket and asks for a full read (`Overrun`), and a request
 /// goes to a reopened socket: nothing was sent on the closed one, so it does not fail.

@@ -126,6 +126,15 @@ impl NsConn {
         self.events.as_ref().map(|e| e.deafen())
     }
 
+    /// Follows the namespace's route and neighbour changes too from now on (see
+    /// [`super::events::Subscription::follow_routes`]); a failure is logged, and such changes
+    /// are then found by re-reads only.
+    pub(crate) fn follow_routes(&self) {
+        if let Some(Err(e)) = self.events.as_ref().map(|e| e.follow_routes()) {
+            tracing::warn!(ns = %self.label, "cannot follow route and neighbour changes: {e}; they are found by re-reads only");
+        }
+    }
+
     /// What the recovery of this connection did so far.
     pub(crate) fn counters(&self) -> NetlinkCounters {
         NetlinkCounters {

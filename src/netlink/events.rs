@@ -24,9 +24,6 @@ use tokio::task::AbortHandle;
 /// rarely overflow it (an overflow makes the namespace be read again in full).
 const EVENT_RCVBUF: usize = 8 << 20;
 
-/// `RTNLGRP_*` groups: link, neighbour, IPv4 address, IPv4 route, IPv6 address, IPv6 route.
-const GROUPS: [u32; 6] = [1, 3, 5, 7, 9, 11];
-
 /// How long to wait before trying again to open an event socket that could not be opened,
 /// first and at most.
 const RESUBSCRIBE_DELAY: (Duration, Duration) =
@@ -58,7 +55,7 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
         // A notice the agent has not taken yet must not keep the namespace open.
-        self.pending.set_socket(None);
+        self.pending.detach();
     }
 }
 
@@ -71,6 +68,12 @@ impl Subscription {
         while self.shared.resubscribed.get() == before && !self.task.is_finished() {
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Follows the namespace's route and neighbour changes too from now on (call before
+    /// they are first read).
+    pub(crate) fn follow_routes(&self) -> io::Result<()> {
+        self.pending.follow_routes()
     }
 
     /// How many times the socket was opened again after it closed.
@@ -114,7 +117,10 @@ pub(crate) async fn subscribe(
         .map_err(|e| format!("cannot duplicate namespace descriptor: {e}"))?;
     let socket = Arc::new(open(&fd, rcvbuf).await?);
     let shared = Arc::new(Shared::default());
-    let pending = Pending::new(id, socket.clone());
+    let pending = Pending::new(id);
+    pending
+        .install(socket.clone())
+        .map_err(|e| format!("cannot subscribe to kernel events: {e}"))?;
     let follow = Follow {
         fd,
         label,
@@ -131,7 +137,8 @@ pub(crate) async fn subscribe(
     })
 }
 
-/// Opens an event socket inside the namespace of `fd`, on a dedicated thread.
+/// Opens an event socket inside the namespace of `fd`, on a dedicated thread (it joins its
+/// groups when installed).
 async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<TokioSocket, String> {
     let fd = fd
         .try_clone()
@@ -146,9 +153,6 @@ async fn open(fd: &OwnedFd, rcvbuf: Option<usize>) -> Result<TokioSocket, String
                 tracing::warn!("cannot set the event socket's receive buffer: {e}");
             }
             socket.bind_auto()?;
-            for group in GROUPS {
-                socket.add_membership(group)?;
-            }
             Ok::<_, std::io::Error>(events)
         })
     })
@@ -179,23 +183,30 @@ impl Follow {
             if !self.forward(&socket, &mut warned).await {
                 return;
             }
-            self.pending.set_socket(None);
+            self.pending.detach();
             drop(socket);
             // The socket closed (an error other than an overflow). Subscribed again before
             // the namespace is read again, so that no change falls in between.
-            socket = Arc::new(self.reopen().await);
-            self.pending.set_socket(Some(socket.clone()));
+            socket = self.reopen().await;
             self.shared.resubscribed.bump();
             tracing::info!(ns = %self.label, "kernel event socket closed; subscribed again");
             self.pending.push(KernelEvent::Overrun);
         }
     }
 
-    /// Opens a new event socket, trying again with growing delays until it works.
-    async fn reopen(&self) -> TokioSocket {
+    /// Opens a new event socket and installs it, trying again with growing delays until it
+    /// works.
+    async fn reopen(&self) -> Arc<TokioSocket> {
         let mut retry = crate::backoff::Retry::new(RESUBSCRIBE_DELAY.0, RESUBSCRIBE_DELAY.1);
         loop {
-            match open(&self.fd, self.rcvbuf).await {
+            let opened = open(&self.fd, self.rcvbuf).await.map(Arc::new);
+            let installed = opened.and_then(|socket| {
+                self.pending
+                    .install(socket.clone())
+                    .map(|()| socket)
+                    .map_err(|e| format!("cannot subscribe to kernel events: {e}"))
+            });
+            match installed {
                 Ok(socket) => return socket,
                 Err(e) => {
                     tracing::warn!(ns = %self.label, "{e}; trying again in {:?}", retry.current())
@@ -211,10 +222,9 @@ impl Follow {
     /// read yet waits in the socket.
     async fn forward(&self, socket: &TokioSocket, warned: &mut Option<Instant>) -> bool {
         let mut deaf = self.shared.deaf.subscribe();
-        let mut listening = true;
         loop {
             let wanted = *deaf.borrow_and_update() == 0;
-            if let Err(e) = self.listen(socket, wanted, &mut listening) {
+            if let Err(e) = self.pending.listen(wanted) {
                 tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
                 return true;
             }
@@ -240,28 +250,6 @@ impl Follow {
                 () = self.shared.close.notified() => return true,
             }
         }
-    }
-
-    /// Joins (`wanted`) or leaves the event groups when `listening` says otherwise. Joining
-    /// again reports the events missed meanwhile as lost, so that the namespace is read
-    /// again (after the socket listens again: no change falls in between).
-    fn listen(&self, socket: &TokioSocket, wanted: bool, listening: &mut bool) -> io::Result<()> {
-        if wanted == *listening {
-            return Ok(());
-        }
-        for group in GROUPS {
-            if wanted {
-                socket.socket_ref().add_membership(group)?;
-            } else {
-                socket.socket_ref().drop_membership(group)?;
-            }
-        }
-        *listening = wanted;
-        if wanted {
-            self.pending.push(KernelEvent::Overrun);
-        }
-        tracing::trace!(ns = %self.label, listening = wanted, "kernel events");
-        Ok(())
     }
 
     /// Warns (at most every [`OVERRUN_WARNING_EVERY`]) that events were lost.

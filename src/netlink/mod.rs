@@ -397,6 +397,7 @@ impl Executor {
         };
         match op {
             L3Op::Dump { protocol, .. } => {
+                conn.follow_routes();
                 let read = futures::try_join!(
                     route::read_routes(&conn, protocol),
                     neigh::owned_neighbours(&conn, protocol),

@@ -9,11 +9,19 @@ use super::backlog::EventBacklog;
 use super::datagram;
 use super::event_parse::events_of;
 use crate::kernel::{KernelEvent, NsEvents, NsId};
-use rtnetlink::sys::TokioSocket;
+use rtnetlink::sys::{AsyncSocket, TokioSocket};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll};
 use tokio::sync::mpsc;
+
+/// `RTNLGRP_*` groups followed in every namespace: link, IPv4 address, IPv6 address.
+const LINK_GROUPS: [u32; 3] = [1, 5, 9];
+
+/// `RTNLGRP_*` groups followed once the agent reads a namespace's routes and neighbour
+/// entries: neighbour, IPv4 route, IPv6 route. Elsewhere nothing of them matters, and a
+/// group nobody follows costs the kernel nothing (it does not even build the message).
+const ROUTE_GROUPS: [u32; 3] = [3, 7, 11];
 
 /// The events of one namespace that the agent has not taken yet.
 pub(crate) struct Pending {
@@ -24,24 +32,39 @@ pub(crate) struct Pending {
 /// What [`Pending`] guards.
 struct State {
     backlog: EventBacklog,
-    /// The socket the events come from (`None` once the subscription is gone).
+    /// The socket the events come from (`None` before one is installed and once the
+    /// subscription is gone).
     socket: Option<Arc<TokioSocket>>,
     /// The agent was told that events wait, and has not taken them since.
     told: bool,
+    /// The socket is in its event groups (it leaves them while deaf).
+    listening: bool,
+    /// Route and neighbour changes are followed too.
+    routes: bool,
+}
+
+impl State {
+    /// The groups the socket is in while it listens.
+    fn groups(&self) -> impl Iterator<Item = u32> {
+        let routes: &[u32] = if self.routes { &ROUTE_GROUPS } else { &[] };
+        LINK_GROUPS.into_iter().chain(routes.iter().copied())
+    }
 }
 
 /// Tells the agent that a namespace has events waiting.
 pub(crate) struct Notice(Arc<Pending>);
 
 impl Pending {
-    /// Nothing waiting yet for namespace `ns`, whose events come from `socket`.
-    pub(crate) fn new(ns: NsId, socket: Arc<TokioSocket>) -> Arc<Self> {
+    /// Nothing waiting yet for namespace `ns`, and no socket yet.
+    pub(crate) fn new(ns: NsId) -> Arc<Self> {
         Arc::new(Pending {
             ns,
             state: Mutex::new(State {
                 backlog: EventBacklog::default(),
-                socket: Some(socket),
+                socket: None,
                 told: false,
+                listening: false,
+                routes: false,
             }),
         })
     }
@@ -50,9 +73,64 @@ impl Pending {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The events come from `socket` from now on (`None`: from nowhere).
-    pub(crate) fn set_socket(&self, socket: Option<Arc<TokioSocket>>) {
-        self.lock().socket = socket;
+    /// The events come from `socket` from now on; it joins the groups followed.
+    pub(crate) fn install(&self, socket: Arc<TokioSocket>) -> io::Result<()> {
+        let mut state = self.lock();
+        for group in state.groups() {
+            socket.socket_ref().add_membership(group)?;
+        }
+        state.socket = Some(socket);
+        state.listening = true;
+        Ok(())
+    }
+
+    /// The events come from nowhere any more (the socket is closed once nothing else holds
+    /// it).
+    pub(crate) fn detach(&self) {
+        let mut state = self.lock();
+        state.socket = None;
+        state.listening = false;
+    }
+
+    /// Joins (`wanted`) or leaves the event groups, if the socket is not as wanted yet.
+    /// Joining again reports the events missed meanwhile as lost, so that the namespace is
+    /// read again (after the socket listens again: no change falls in between).
+    pub(crate) fn listen(&self, wanted: bool) -> io::Result<()> {
+        let mut state = self.lock();
+        let Some(socket) = state.socket.clone() else {
+            return Ok(());
+        };
+        if state.listening == wanted {
+            return Ok(());
+        }
+        for group in state.groups() {
+            if wanted {
+                socket.socket_ref().add_membership(group)?;
+            } else {
+                socket.socket_ref().drop_membership(group)?;
+            }
+        }
+        state.listening = wanted;
+        if wanted {
+            state.backlog.push(KernelEvent::Overrun);
+        }
+        Ok(())
+    }
+
+    /// Follows route and neighbour changes too from now on; called before the namespace's
+    /// routes and entries are first read, so that no change falls in between.
+    pub(crate) fn follow_routes(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.routes {
+            return Ok(());
+        }
+        state.routes = true;
+        if let (true, Some(socket)) = (state.listening, &state.socket) {
+            for group in ROUTE_GROUPS {
+                socket.socket_ref().add_membership(group)?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds `event` to those waiting.
