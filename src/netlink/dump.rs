@@ -7,7 +7,7 @@ use crate::model::MacAddr;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressProtocol};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoVrf, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoVrf, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::collections::HashMap;
@@ -38,9 +38,7 @@ impl Ownership {
 
 /// Every link of the namespace, without addresses.
 async fn all_links(conn: &NsConn) -> Result<Vec<KernelLink>, NlError> {
-    let links = conn
-        .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-        .await?;
+    let links = conn.dump(get_link(LinkMessage::default())).await?;
     Ok(links
         .iter()
         .filter_map(|m| match m {
@@ -163,7 +161,7 @@ pub(crate) async fn link_by_name(conn: &NsConn, name: &str) -> Result<Option<Ker
 }
 
 async fn single_link(conn: &NsConn, msg: LinkMessage) -> Result<KernelLink, NlError> {
-    let answer = conn.request(RouteNetlinkMessage::GetLink(msg), 0).await?;
+    let answer = conn.request(get_link(msg), 0).await?;
     answer
         .iter()
         .find_map(|m| match m {
@@ -171,6 +169,14 @@ async fn single_link(conn: &NsConn, msg: LinkMessage) -> Result<KernelLink, NlEr
             _ => None,
         })
         .ok_or_else(|| NlError::Unexpected("no link in the answer to RTM_GETLINK".into()))
+}
+
+/// An `RTM_GETLINK` of `msg` that leaves out the link's statistics: the agent has no use
+/// for them, and they are most of what the kernel would fill and the agent parse.
+fn get_link(mut msg: LinkMessage) -> RouteNetlinkMessage {
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(msg)
 }
 
 /// One address as read: link index, address, and who made it (`IFA_PROTO`), if marked.
