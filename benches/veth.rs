@@ -110,7 +110,7 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
     // Once the agent has settled (statuses published, freed memory given back).
     std::thread::sleep(Duration::from_secs(1));
     let settled_kib = agent.memory_kib().0;
-    let singles = phases.single_pairs(args.samples);
+    let singles = phases.single_pairs(args.samples, &|| agent.writes());
     let restart = agent.restart();
     let delete = phases.delete();
     let chunked = phases.create(ETCD_DEFAULT_MAX_TXN_OPS);

@@ -2,6 +2,7 @@
 //! with everything in place, and deletion. Completion is observed in the kernel.
 
 use super::plan::{end_json, End, Plan};
+use crate::common;
 use crate::support::{Seen, Watcher};
 use nsagent::keys::{ItemKind, KeyTree};
 use std::collections::HashSet;
@@ -90,8 +91,9 @@ impl Phases<'_> {
 
     /// `samples` single pairs between the first two namespaces, with every pair in place:
     /// end a put, then end b put and timed until both ends have their address; both deleted
-    /// again and waited for before the next sample.
-    pub fn single_pairs(&mut self, samples: usize) -> Singles {
+    /// again and waited for, by the kernel and by the agent (`writes` counts its kernel
+    /// writes), before the next sample.
+    pub fn single_pairs(&mut self, samples: usize, writes: &dyn Fn() -> u64) -> Singles {
         assert!(samples <= 250, "at most 250 samples (address space)");
         let ns = &self.plan.namespaces;
         let watched = [ns[0].clone(), ns[1 % ns.len()].clone()];
@@ -105,7 +107,7 @@ impl Phases<'_> {
                 addr: IpAddr::from([10, 49, i as u8, host]),
             };
             let (a, b) = (end("a", &watched[0], 1), end("b", &watched[1], 2));
-            let (latency, put) = self.single_pair(&watcher, &a, &b);
+            let (latency, put) = self.single_pair(&watcher, &a, &b, writes);
             latencies.push(latency);
             puts.push(put);
         }
@@ -115,8 +117,19 @@ impl Phases<'_> {
     }
 
     /// One sample: the time from putting `b` until both ends have their address, and the
-    /// time etcd took to acknowledge that put.
-    fn single_pair(&mut self, watcher: &Watcher, a: &End, b: &End) -> (Duration, Duration) {
+    /// time etcd took to acknowledge that put. It returns once the agent has finished
+    /// deleting the pair again (`writes` counts the agent's kernel writes: the pair's
+    /// creation and its deletion), so that the next sample times its pair alone: a
+    /// deletion's request returns only after the kernel's network synchronisation, well
+    /// after the addresses are gone.
+    fn single_pair(
+        &mut self,
+        watcher: &Watcher,
+        a: &End,
+        b: &End,
+        writes: &dyn Fn() -> u64,
+    ) -> (Duration, Duration) {
+        let writes_before = writes();
         self.put(a, &b.name);
         std::thread::sleep(Duration::from_millis(20));
         watcher.drain();
@@ -135,6 +148,10 @@ impl Phases<'_> {
         watcher
             .wait_all(&gone, SAMPLE_TIMEOUT)
             .expect("a single pair was not deleted");
+        let finished = common::wait_until(SAMPLE_TIMEOUT, Duration::from_millis(1), || {
+            writes() >= writes_before + 2
+        });
+        assert!(finished, "the agent did not finish deleting a single pair");
         (done - started, put)
     }
 
