@@ -524,6 +524,46 @@ async fn a_dump_interrupted_every_time_fails_instead_of_reading_absent() {
     assert_eq!(dump(&mut ex, ns).await.len(), 2, "read again later");
 }
 
+/// A created pair is reported exactly as the kernel then has it, both when the kernel echoes
+/// the new link (since Linux 6.3; both ends' indexes come from the echo and each end is
+/// finished in one round trip) and when it does not (older kernels, injected: both ends are
+/// found by name).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_created_pair_is_reported_as_the_kernel_has_it_with_or_without_echo() {
+    if !can_run("echo") {
+        return;
+    }
+    let p = prefix("e");
+    let (ga, gb) = (NsGuard::new(format!("{p}a")), NsGuard::new(format!("{p}b")));
+    let mut ex = executor().await;
+    let na = resolve(&mut ex, ga.name()).await;
+    let nb = resolve(&mut ex, gb.name()).await;
+    // Indexes of the two namespaces apart, so that an end read by the wrong index shows.
+    let (x, y) = (format!("{p}x"), format!("{p}y"));
+    ip(
+        Some(ga.name()),
+        &["link", "add", &x, "type", "veth", "peer", "name", &y],
+    );
+    for (i, echoed) in [(0u8, true), (1, false)] {
+        if !echoed {
+            assert!(ex.inject_netlink_fault(na, Fault::IgnoreEchoes(1)).await);
+        }
+        let (a, b) = (format!("{p}a{i}"), format!("{p}b{i}"));
+        let mut ea = end(na, &a, &b);
+        ea.mtu = 1400;
+        ea.addresses = vec![net(&format!("10.91.{i}.1/24")), net("fd91::1/64")];
+        let mut eb = end(nb, &b, &a);
+        eb.mac = Some(MacAddr([0x02, 0, 0, 0x91, 0, i]));
+        eb.addresses = vec![net(&format!("10.91.{i}.2/24"))];
+        let (ka, kb) = create_pair(&mut ex, ea, eb).await;
+        for (reported, ns) in [(ka, na), (kb, nb)] {
+            let read = dump(&mut ex, ns).await;
+            let read = read.iter().find(|l| l.name == reported.name);
+            assert_eq!(Some(&reported), read, "echoed: {echoed}");
+        }
+    }
+}
+
 /// A running link whose driver refuses a change with EBUSY (injected: no link type of this
 /// kernel that the agent manages does) is taken down around the change: the change is
 /// applied, the link is up again, and the IPv6 address the kernel dropped while it was down

@@ -216,20 +216,23 @@ impl NsConn {
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_add(1);
         let slow = Slow::of(&message);
-        let mut request = NetlinkMessage::from(message);
-        // With NLM_F_ACK every request ends with an ACK, an error or (dumps) DONE.
-        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        request.header.sequence_number = sequence;
-        request.finalize();
-        let mut bytes = vec![0; request.buffer_len()];
-        request.serialize(&mut bytes);
+        let mut bytes = Vec::new();
+        append_request(&mut bytes, message, flags, sequence);
         let _turn = self.turn.lock().await;
         let (socket, generation) = self.sent(&bytes, slow).await?;
-        let exchange = collect(&socket, sequence);
-        let result = match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(NlError::Timeout(self.timeout)),
-        };
+        self.answered(generation, collect(&socket, sequence)).await
+    }
+
+    /// Waits up to the request timeout for `exchange`, the reading of an answer; a failure
+    /// that breaks the connection marks the socket of `generation` broken.
+    async fn answered<T>(
+        &self,
+        generation: u64,
+        exchange: impl std::future::Future<Output = Result<T, NlError>>,
+    ) -> Result<T, NlError> {
+        let result = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or(Err(NlError::Timeout(self.timeout)));
         if let Err(e) = &result {
             if e.breaks_connection() {
                 self.mark_broken(generation);
@@ -237,7 +240,33 @@ impl NsConn {
         }
         result
     }
+
+    /// Sends `requests` (each with `NLM_F_REQUEST | NLM_F_ACK` plus its flags; no dumps) in
+    /// one datagram: the kernel handles them in order, each on its own (one that fails does
+    /// not stop the next), within the one send. Returns each request's answer; the outer
+    /// error is the connection's (timeout, closed), as for [`Self::request`].
+    pub(crate) async fn batch(
+        &self,
+        requests: Vec<(RouteNetlinkMessage, u16)>,
+    ) -> Result<Vec<Answer>, NlError> {
+        let count = requests.len() as u32;
+        let first = self
+            .sequence
+            .fetch_add(count, Ordering::Relaxed)
+            .wrapping_add(1);
+        let mut bytes = Vec::new();
+        for (sequence, (message, flags)) in (first..).zip(requests) {
+            append_request(&mut bytes, message, flags, sequence);
+        }
+        let _turn = self.turn.lock().await;
+        let (socket, generation) = self.sent(&bytes, Slow::No).await?;
+        self.answered(generation, collect_batch(&socket, first, count))
+            .await
+    }
 }
+
+/// The answer of one request of a batch: its messages, or the kernel's error.
+pub(crate) type Answer = Result<Vec<RouteNetlinkMessage>, NlError>;
 
 impl NsConn {
     /// Sends a request on a working socket; one that cannot send is replaced at once
@@ -279,6 +308,18 @@ impl Slow {
             _ => Slow::No,
         }
     }
+}
+
+/// Appends request `sequence` of `message` to `bytes`. With `NLM_F_ACK` every request ends
+/// with an ACK, an error or (dumps) DONE.
+fn append_request(bytes: &mut Vec<u8>, message: RouteNetlinkMessage, flags: u16, sequence: u32) {
+    let mut request = NetlinkMessage::from(message);
+    request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    request.header.sequence_number = sequence;
+    request.finalize();
+    let at = bytes.len();
+    bytes.resize(at + request.buffer_len(), 0);
+    request.serialize(&mut bytes[at..]);
 }
 
 /// Sends one request; a socket that cannot send is closed for this connection.
@@ -340,6 +381,42 @@ async fn collect(
             return Ok((out, interrupted));
         }
     }
+}
+
+/// Reads the answers of the `count` requests from sequence `first` on, until each has its
+/// ACK or error.
+async fn collect_batch(
+    socket: &TokioSocket,
+    first: u32,
+    count: u32,
+) -> Result<Vec<Answer>, NlError> {
+    let mut answers: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
+    let mut messages: Vec<Vec<RouteNetlinkMessage>> = vec![Vec::new(); count as usize];
+    while answers.iter().any(Option::is_none) {
+        let parts = datagram::receive(socket, |bytes| {
+            (0..count)
+                .filter(|i| answers[*i as usize].is_none())
+                .map(|i| (i as usize, read_part(bytes, first.wrapping_add(i))))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOBUFS) => NlError::Overrun,
+            _ => NlError::Closed,
+        })?;
+        for (i, part) in parts {
+            match part {
+                Ok(part) => {
+                    messages[i].extend(part.messages);
+                    if part.complete {
+                        answers[i] = Some(Ok(std::mem::take(&mut messages[i])));
+                    }
+                }
+                Err(e) => answers[i] = Some(Err(e)),
+            }
+        }
+    }
+    Ok(answers.into_iter().flatten().collect())
 }
 
 /// The messages of request `sequence` in one datagram (those of other requests are

@@ -2,22 +2,21 @@
 //! namespaces; a single dummy or VRF in its namespace; then marking and configuring them.
 
 use super::conn::NsConn;
-use super::dump::{link_by_name, Ownership};
+use super::dump::{get_link_by_index, link_by_name, link_in, Ownership};
 use super::error::NlError;
-use super::update::add_address;
+use super::update::{add_address, add_address_request};
 use crate::kernel::KernelLink;
 use crate::scheduler::ops::{EndSpec, FailureKind, OpOutcome, OwnedLink};
 use nix::errno::Errno;
-use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_ECHO, NLM_F_EXCL};
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::os::fd::RawFd;
 
 /// The two ends of a pair with the connections of their namespaces.
 pub(crate) struct PairConns<'a> {
-    /// Connection to send the create request on (any namespace will do).
-    pub control: &'a NsConn,
-    /// Namespace of end `a`.
+    /// Namespace of end `a`, whose connection sends the create request (the kernel echoes
+    /// the new link to a socket of its namespace only).
     pub a: &'a NsConn,
     /// Namespace of end `b`.
     pub b: &'a NsConn,
@@ -31,19 +30,22 @@ pub(crate) async fn create_pair(
     owner: &Ownership,
 ) -> OpOutcome {
     let request = super::veth::pair_message(a, conns.a.fd(), b, conns.b.fd(), owner.group);
-    let created = conns
-        .control
-        .request(request, NLM_F_CREATE | NLM_F_EXCL)
-        .await;
-    if let Err(e) = created {
-        return create_failed(&conns, a, b, owner, e).await;
-    }
+    let answer = match conns.a.request(request, CREATE_FLAGS).await {
+        Ok(answer) => answer,
+        Err(e) => return create_failed(&conns, a, b, owner, e).await,
+    };
     // The pair exists and carries the group mark; from here on a failure leaves it in place
     // for the scheduler's next dump to finish or remove.
-    let (ra, rb) = futures::join!(
-        finish_end(conns.a, a, "veth"),
-        finish_end(conns.b, b, "veth")
-    );
+    let (ra, rb) = match echoed(conns.a, &answer, &a.name) {
+        Some(echo) if echo.peer != 0 => futures::join!(
+            finish_known(conns.a, a, echo.ifindex, "veth"),
+            finish_known(conns.b, b, echo.peer, "veth")
+        ),
+        _ => futures::join!(
+            finish_end(conns.a, a, "veth"),
+            finish_end(conns.b, b, "veth")
+        ),
+    };
     match (ra, rb) {
         (Ok(a), Ok(b)) => OpOutcome::PairCreated { a, b },
         (Err(e), _) | (_, Err(e)) => OpOutcome::Failed {
@@ -51,6 +53,50 @@ pub(crate) async fn create_pair(
             error: e,
         },
     }
+}
+
+/// Flags of every create request: fail on an existing name, and echo the new link (its
+/// index, and for a VETH its peer's), which kernels since 6.3 do.
+const CREATE_FLAGS: u16 = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
+
+/// What the kernel's echo of a created link says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Echo {
+    /// Index of the new link.
+    pub ifindex: u32,
+    /// Index of its peer in the peer's namespace (`IFLA_LINK`; 0 when absent).
+    pub peer: u32,
+}
+
+/// The echo of link `name` in the answer to its create request on `conn`, if the kernel
+/// sent one (and no test fault hides it).
+pub(crate) fn echoed(conn: &NsConn, answer: &[RouteNetlinkMessage], name: &str) -> Option<Echo> {
+    if conn.faults().ignore_echo() {
+        return None;
+    }
+    echo_in(answer, name)
+}
+
+/// The echo of link `name` among the messages of a create request's answer.
+fn echo_in(answer: &[RouteNetlinkMessage], name: &str) -> Option<Echo> {
+    answer.iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(link)
+            if link
+                .attributes
+                .iter()
+                .any(|a| matches!(a, LinkAttribute::IfName(n) if n == name)) =>
+        {
+            let peer = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(index) => Some(*index),
+                _ => None,
+            });
+            Some(Echo {
+                ifindex: link.header.index,
+                peer: peer.unwrap_or(0),
+            })
+        }
+        _ => None,
+    })
 }
 
 /// Creates a single dummy or VRF link in its namespace, then sets its alias, master and
@@ -64,16 +110,18 @@ pub(crate) async fn create_single(
     let Some(link) = single_message(end, conn.fd(), owner.group, kind) else {
         return super::tap::create_tap(conn, end, owner).await;
     };
-    let created = conn
-        .request(
-            RouteNetlinkMessage::NewLink(link),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .await;
-    if let Err(e) = created {
-        return single_failed(conn, end, kind, owner, e).await;
-    }
-    finished(finish_end(conn, end, kind.kernel_kind()).await, kind)
+    let answer = match conn
+        .request(RouteNetlinkMessage::NewLink(link), CREATE_FLAGS)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return single_failed(conn, end, kind, owner, e).await,
+    };
+    let finish = match echoed(conn, &answer, &end.name) {
+        Some(echo) => finish_known(conn, end, echo.ifindex, kind.kernel_kind()).await,
+        None => finish_end(conn, end, kind.kernel_kind()).await,
+    };
+    finished(finish, kind)
 }
 
 /// The `RTM_NEWLINK` that creates a single link made by netlink (dummy, VRF) in the
@@ -177,39 +225,57 @@ pub(crate) fn end_message(end: &EndSpec, ns_fd: RawFd, group: u32, up: bool) -> 
     msg
 }
 
-/// After creation: set the end's alias (and admin state, for the peer) by name while reading
-/// its index, then add its addresses; two round trips, the requests of each sent together.
-/// The link is reported as read, with what was just set.
+/// After creation, link `ifindex` known from the kernel's echo: sets the end's alias (and
+/// admin state, for the peer), adds its addresses and reads it back, all in one round
+/// trip. The link is reported as read, with what was just set.
+pub(crate) async fn finish_known(
+    conn: &NsConn,
+    end: &EndSpec,
+    ifindex: u32,
+    kind: &str,
+) -> Result<KernelLink, String> {
+    let at = failure_at(conn, end, kind);
+    let mut requests = vec![(RouteNetlinkMessage::SetLink(finishing(end, ifindex)), 0)];
+    requests.extend(
+        end.addresses
+            .iter()
+            .map(|net| add_address_request(ifindex, net, None)),
+    );
+    requests.push((get_link_by_index(ifindex), 0));
+    let mut answers = conn
+        .batch(requests)
+        .await
+        .map_err(|e| at("configure it", e))?
+        .into_iter();
+    let mut next = || {
+        answers
+            .next()
+            .unwrap_or_else(|| Err(NlError::Unexpected("an answer is missing".into())))
+    };
+    next().map_err(|e| at("set its alias", e))?;
+    for net in &end.addresses {
+        next().map_err(|e| at(&format!("add address {net}"), e))?;
+    }
+    let read = next().and_then(|answer| link_in(&answer));
+    Ok(as_configured(read.map_err(|e| at("read it back", e))?, end))
+}
+
+/// After creation, link index unknown (no echo): sets the end's alias (and admin state, for
+/// the peer) by name while reading its index, then adds its addresses; two round trips,
+/// the requests of each sent together. The link is reported as read, with what was just
+/// set.
 pub(crate) async fn finish_end(
     conn: &NsConn,
     end: &EndSpec,
     kind: &str,
 ) -> Result<KernelLink, String> {
-    let at = |what: &str, e: NlError| {
-        format!(
-            "{kind} {} created in {}, but cannot {what}: {e}",
-            end.name,
-            conn.label()
-        )
-    };
-    // RTM_SETLINK with index 0 names the link by IFLA_IFNAME.
-    let mut set = LinkMessage::default();
-    set.attributes.push(LinkAttribute::IfName(end.name.clone()));
-    set.attributes
-        .push(LinkAttribute::IfAlias(end.alias.clone()));
-    if end.up {
-        set.header.flags = LinkFlags::Up;
-        set.header.change_mask = LinkFlags::Up;
-    }
-    if end.master != 0 {
-        set.attributes.push(LinkAttribute::Controller(end.master));
-    }
+    let at = failure_at(conn, end, kind);
     let (set, found) = futures::join!(
-        conn.request(RouteNetlinkMessage::SetLink(set), 0),
+        conn.request(RouteNetlinkMessage::SetLink(finishing(end, 0)), 0),
         link_by_name(conn, &end.name)
     );
     set.map_err(|e| at("set its alias", e))?;
-    let mut link = found.map_err(|e| at("find it", e))?.ok_or_else(|| {
+    let link = found.map_err(|e| at("find it", e))?.ok_or_else(|| {
         format!(
             "{kind} {} created but not found in {}",
             end.name,
@@ -225,13 +291,55 @@ pub(crate) async fn finish_end(
     for (net, result) in end.addresses.iter().zip(added) {
         result.map_err(|e| at(&format!("add address {net}"), e))?;
     }
+    Ok(as_configured(link, end))
+}
+
+/// How a failure to finish a created link reads: `at(what, error)`.
+fn failure_at<'a>(
+    conn: &'a NsConn,
+    end: &'a EndSpec,
+    kind: &'a str,
+) -> impl Fn(&str, NlError) -> String + 'a {
+    move |what, e| {
+        format!(
+            "{kind} {} created in {}, but cannot {what}: {e}",
+            end.name,
+            conn.label()
+        )
+    }
+}
+
+/// The `RTM_SETLINK` that finishes a created end: alias, admin state when up, master.
+/// Link `ifindex`, or with 0 the link named as the end (the kernel then finds it by
+/// `IFLA_IFNAME`).
+fn finishing(end: &EndSpec, ifindex: u32) -> LinkMessage {
+    let mut set = LinkMessage::default();
+    set.header.index = ifindex;
+    if ifindex == 0 {
+        set.attributes.push(LinkAttribute::IfName(end.name.clone()));
+    }
+    set.attributes
+        .push(LinkAttribute::IfAlias(end.alias.clone()));
+    if end.up {
+        set.header.flags = LinkFlags::Up;
+        set.header.change_mask = LinkFlags::Up;
+    }
+    if end.master != 0 {
+        set.attributes.push(LinkAttribute::Controller(end.master));
+    }
+    set
+}
+
+/// `link` as read after creation, with what was set since (alias, admin state, master,
+/// addresses).
+fn as_configured(mut link: KernelLink, end: &EndSpec) -> KernelLink {
     link.alias = Some(end.alias.clone());
     link.up = end.up;
     link.master = end.master;
     link.addresses = end.addresses.clone();
     link.addresses.sort();
     link.addresses.dedup();
-    Ok(link)
+    link
 }
 
 /// Classifies a failed create: a name taken by a link we do not own is a conflict.

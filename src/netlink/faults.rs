@@ -24,6 +24,9 @@ pub enum Fault {
     /// The next `n` group deletions are refused with EBUSY without reaching the kernel
     /// (after their links were moved into the group).
     RefuseGroupDeletes(u32),
+    /// The next `n` link creations ignore the kernel's echo of the new link, as on kernels
+    /// older than 6.3, which send none: the agent then finds the link by name.
+    IgnoreEchoes(u32),
 }
 
 /// Counters of one namespace's netlink connection (test-only).
@@ -48,6 +51,7 @@ pub(crate) struct Armed {
     interrupt_dumps: AtomicU32,
     busy_link_changes: AtomicU32,
     refuse_group_deletes: AtomicU32,
+    ignore_echoes: AtomicU32,
 }
 
 impl Armed {
@@ -58,6 +62,7 @@ impl Armed {
             Fault::InterruptDumps(n) => (&self.interrupt_dumps, n),
             Fault::BusyLinkChanges(n) => (&self.busy_link_changes, n),
             Fault::RefuseGroupDeletes(n) => (&self.refuse_group_deletes, n),
+            Fault::IgnoreEchoes(n) => (&self.ignore_echoes, n),
             Fault::CloseSockets => return,
         };
         counter.store(n, Ordering::SeqCst);
@@ -81,6 +86,11 @@ impl Armed {
     /// True (once per armed count) when this group deletion is refused.
     pub(crate) fn refuse_group_delete(&self) -> bool {
         take(&self.refuse_group_deletes)
+    }
+
+    /// True (once per armed count) when this creation's echo is to be ignored.
+    pub(crate) fn ignore_echo(&self) -> bool {
+        take(&self.ignore_echoes)
     }
 }
 

@@ -66,8 +66,6 @@ pub struct Executor {
     event_rcvbuf: Option<usize>,
     /// Timeout of the requests of new connections (tests shorten it).
     request_timeout: Duration,
-    /// Connection in the agent's own namespace, for requests that may go to any socket.
-    control: NsConn,
     state: Mutex<State>,
 }
 
@@ -106,15 +104,6 @@ impl Executor {
     /// called inside a tokio runtime. The event sockets' receive buffer comes from
     /// [`EVENT_RCVBUF_ENV`] when that is set (tests of lost events).
     pub async fn new(keys: KeyTree, group: u32) -> anyhow::Result<Self> {
-        let initial = tokio::task::spawn_blocking(|| netns::initial()?.duplicate()).await??;
-        let control = NsConn::open(
-            initial,
-            "the agent's own namespace".into(),
-            None,
-            conn::REQUEST_TIMEOUT,
-        )
-        .await
-        .map_err(anyhow::Error::msg)?;
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let event_rcvbuf = match std::env::var(EVENT_RCVBUF_ENV) {
             Ok(v) => Some(v.trim().parse::<usize>().map_err(|e| {
@@ -137,7 +126,6 @@ impl Executor {
                 delete_group: crate::owned::marks::default_delete_group(group),
                 alias_prefix: keys.agent_prefix(),
             },
-            control,
             state: Mutex::new(State::default()),
         })
     }
@@ -311,11 +299,7 @@ impl Executor {
                     (Ok(ca), Ok(cb)) => (ca, cb),
                     (Err(failed), _) | (_, Err(failed)) => return *failed,
                 };
-                let conns = create::PairConns {
-                    control: &self.control,
-                    a: &ca,
-                    b: &cb,
-                };
+                let conns = create::PairConns { a: &ca, b: &cb };
                 create::create_pair(conns, &a, &b, &self.owner).await
             }
             Op::CreateLink { end, kind } => match self.conn(end.ns) {

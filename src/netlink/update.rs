@@ -202,6 +202,16 @@ pub(crate) async fn add_address(
     net: &IpNet,
     mark: Option<u8>,
 ) -> Result<(), NlError> {
+    let (request, flags) = add_address_request(ifindex, net, mark);
+    conn.request(request, flags).await.map(|_| ())
+}
+
+/// The request (and its flags) of [`add_address`].
+pub(crate) fn add_address_request(
+    ifindex: u32,
+    net: &IpNet,
+    mark: Option<u8>,
+) -> (RouteNetlinkMessage, u16) {
     let mut msg = address_message(ifindex, net);
     if let Some(protocol) = mark {
         msg.attributes
@@ -214,12 +224,10 @@ pub(crate) async fn add_address(
         IpNet::V6(_) => msg.header.flags = AddressHeaderFlags::Nodad,
         _ => {}
     }
-    conn.request(
+    (
         RouteNetlinkMessage::NewAddress(msg),
         NLM_F_CREATE | NLM_F_REPLACE,
     )
-    .await
-    .map(|_| ())
 }
 
 /// Removes an address; one that is not there counts as removed.
