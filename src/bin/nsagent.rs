@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 
 fn main() -> ExitCode {
+    nsagent::memory::use_one_arena();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let config = AgentConfig::from_cli(cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(nsagent::memory::BLOCKING_THREADS)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
