@@ -35,10 +35,10 @@ impl Trimmer {
     }
 }
 
-/// Threads of the runtime's blocking pool: the sends of link deletions (which wait for the
-/// kernel's network synchronisation) and the openings of namespaces. Enough to overlap the
-/// waits of many namespaces' deletions; without a cap the pool grew to about a hundred
-/// threads in every large deletion, each leaving memory behind (see [`use_one_arena`]).
+/// Threads of the runtime's blocking pool: the openings of namespaces and, on at most half
+/// of them, the sends of link deletions (which wait for the kernel's network
+/// synchronisation). Without a cap the pool grew to about a hundred threads in every large
+/// deletion, each leaving memory behind (see [`use_one_arena`]).
 pub const BLOCKING_THREADS: usize = 8;
 
 /// Makes every thread allocate from one glibc arena (`M_ARENA_MAX` 1), unless the operator

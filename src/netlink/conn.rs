@@ -322,9 +322,16 @@ fn append_request(bytes: &mut Vec<u8>, message: RouteNetlinkMessage, flags: u16,
     request.serialize(&mut bytes[at..]);
 }
 
+/// Requests that wait ([`Slow::Waits`]) sent at once: at most half the blocking threads, so
+/// that deletions the kernel holds up (a device whose references are never released) leave
+/// threads to open namespaces and resolve references.
+static WAITING_SENDS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(crate::memory::BLOCKING_THREADS / 2);
+
 /// Sends one request; a socket that cannot send is closed for this connection.
 async fn send(socket: &Arc<TokioSocket>, bytes: &[u8], slow: Slow) -> Result<(), NlError> {
     let sent = if slow == Slow::Waits {
+        let _permit = WAITING_SENDS.acquire().await.map_err(|_| NlError::Closed)?;
         let (socket, owned) = (socket.clone(), bytes.to_vec());
         tokio::task::spawn_blocking(move || socket.socket_ref().send(&owned, libc::MSG_DONTWAIT))
             .await
