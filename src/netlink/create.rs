@@ -384,3 +384,38 @@ async fn create_failed(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_link(index: u32, name: &str, peer: Option<u32>) -> RouteNetlinkMessage {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.attributes.push(LinkAttribute::IfName(name.into()));
+        link.attributes.extend(peer.map(LinkAttribute::Link));
+        RouteNetlinkMessage::NewLink(link)
+    }
+
+    #[test]
+    fn the_echo_of_the_created_link_gives_its_index_and_its_peers() {
+        let answer = [new_link(7, "other", Some(2)), new_link(9, "zza", Some(4))];
+        assert_eq!(
+            echo_in(&answer, "zza"),
+            Some(Echo {
+                ifindex: 9,
+                peer: 4
+            })
+        );
+        let single = [new_link(5, "zzd", None)];
+        assert_eq!(
+            echo_in(&single, "zzd"),
+            Some(Echo {
+                ifindex: 5,
+                peer: 0
+            })
+        );
+        assert_eq!(echo_in(&answer, "zzb"), None, "no echo of that link");
+        assert_eq!(echo_in(&[], "zza"), None, "a kernel that echoes nothing");
+    }
+}
