@@ -48,17 +48,18 @@ pub const BLOCKING_THREADS: usize = 8;
 /// allocated it stays scattered over arenas, where trimming cannot return the pages around
 /// it. Over 100 create/delete cycles of 500 pairs the resident size grew by 15-22% with one
 /// arena per thread, by 9% with one arena; the agent allocates too little for the shared
-/// arena's lock to matter (the cycles were no slower). True when it was set.
-pub fn use_one_arena() -> bool {
-    let chosen = ["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
+/// arena's lock to matter (the cycles were no slower).
+pub fn use_one_arena() {
     #[cfg(target_env = "gnu")]
-    if !chosen {
+    if ["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none())
+    {
         // SAFETY: mallopt only changes a setting of the allocator; no pointer is passed.
-        return unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } == 1;
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
-    false
 }
 
 /// Returns the allocator's free pages to the system (glibc's `malloc_trim`, which walks

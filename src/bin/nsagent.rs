@@ -35,7 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // One thread runs every task: the agent mostly waits for etcd and for the kernel (whose
     // work happens within the agent's syscalls, under its global lock), and the tasks of a
     // multi-threaded runtime spent that time waking each other on other threads. Measured
-    // A/B on 2 CPUs: single-pair latency 1.27-1.36x of its floor against 1.34-1.50x, bulk
+    // A/B on 2 CPUs: single-pair latency 1.26-1.36x of its floor against 1.31-1.50x, bulk
     // creation no slower. Blocking work (namespace switches, waiting deletions) still runs
     // on the blocking pool's threads.
     let runtime = tokio::runtime::Builder::new_current_thread()

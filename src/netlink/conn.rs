@@ -378,10 +378,7 @@ async fn collect(
     loop {
         let part = datagram::receive(socket, |bytes| read_part(bytes, sequence))
             .await
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOBUFS) => NlError::Overrun,
-                _ => NlError::Closed,
-            })??;
+            .map_err(receive_failed)??;
         out.extend(part.messages);
         interrupted |= part.interrupted;
         if part.complete {
@@ -407,10 +404,7 @@ async fn collect_batch(
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOBUFS) => NlError::Overrun,
-            _ => NlError::Closed,
-        })?;
+        .map_err(receive_failed)?;
         for (i, part) in parts {
             match part {
                 Ok(part) => {
@@ -424,6 +418,15 @@ async fn collect_batch(
         }
     }
     Ok(answers.into_iter().flatten().collect())
+}
+
+/// What a failed receive on a request socket means: an overrun answer (ENOBUFS), or a
+/// socket that cannot be trusted any more.
+fn receive_failed(e: std::io::Error) -> NlError {
+    match e.raw_os_error() {
+        Some(libc::ENOBUFS) => NlError::Overrun,
+        _ => NlError::Closed,
+    }
 }
 
 /// The messages of request `sequence` in one datagram (those of other requests are
