@@ -296,6 +296,8 @@ async fn create_pair_across_two_namespaces() {
         assert!(link.contains("mtu 1400"), "{link}");
         assert!(link.contains("veth"), "{link}");
         assert!(link.contains(",UP"), "{link}");
+        // One queue each way, not one per CPU (see `veth::QUEUES`).
+        assert!(link.contains("numtxqueues 1 numrxqueues 1"), "{link}");
         let addrs = ip(Some(ns), &["addr", "show", "dev", &spec.name]);
         for a in &spec.addresses {
             assert!(addrs.contains(&a.to_string()), "{addrs}");
