@@ -41,21 +41,6 @@ fn table_of(route: &Value) -> String {
     }
 }
 
-/// True when the kernel can make links of `kind` (`dummy`, `vrf`): tried in a namespace of
-/// this test's own. Kernels built without the driver (and without modules to load) cannot.
-fn kernel_has(ns: &str, kind: &str) -> bool {
-    let probe = format!("probe{kind}");
-    let mut args = vec!["-n", ns, "link", "add", probe.as_str(), "type", kind];
-    if kind == "vrf" {
-        args.extend(["table", "4242"]);
-    }
-    let made = try_ip(&args).is_ok();
-    if made {
-        let _ = try_ip(&["-n", ns, "link", "del", &probe]);
-    }
-    made
-}
-
 /// DUMMY, TAP and VRF_DEVICE are created with their settings and marks, a DUMMY joins the
 /// VRF and a route through it goes into the VRF's table; membership drifting away is
 /// repaired; leaving the VRF moves the route to main; deleting the items deletes the links.

@@ -21,6 +21,7 @@ use agent_support::{veth_json, AgentProcess, TestEnv};
 use common_netns::*;
 use ipnet::IpNet;
 use nsagent::kernel::{KernelEvent, KernelLink, NsId};
+use nsagent::model::link::OwnedLink;
 use nsagent::model::{MacAddr, NamespaceRef};
 use nsagent::netlink::{Executor, Fault, KernelEvents, EVENT_RCVBUF_ENV};
 use nsagent::scheduler::ops::l3::{L3Op, L3Outcome};
@@ -546,21 +547,45 @@ async fn a_created_pair_is_reported_as_the_kernel_has_it_with_or_without_echo() 
     );
     for (i, echoed) in [(0u8, true), (1, false)] {
         if !echoed {
-            assert!(ex.inject_netlink_fault(na, Fault::IgnoreEchoes(1)).await);
+            // The pair and the single links below (a fault armed longer does no harm).
+            assert!(ex.inject_netlink_fault(na, Fault::IgnoreEchoes(3)).await);
         }
         let (a, b) = (format!("{p}a{i}"), format!("{p}b{i}"));
         let mut ea = end(na, &a, &b);
         ea.mtu = 1400;
         ea.addresses = vec![net(&format!("10.91.{i}.1/24")), net("fd91::1/64")];
         let mut eb = end(nb, &b, &a);
-        eb.mac = Some(MacAddr([0x02, 0, 0, 0x91, 0, i]));
+        // Echoed, both ends get a random MAC from the agent; the other time b has its own.
+        eb.mac = (!echoed).then_some(MacAddr([0x02, 0, 0, 0x91, 0, i]));
         eb.addresses = vec![net(&format!("10.91.{i}.2/24"))];
         let (ka, kb) = create_pair(&mut ex, ea, eb).await;
-        for (reported, ns) in [(ka, na), (kb, nb)] {
+        let vrf = OwnedLink {
+            kind: "vrf",
+            table: Some(1091 + u32::from(i)),
+            default_mtu: 65575,
+        };
+        let mut singles = Vec::new();
+        for (name, kind) in [("d", OwnedLink::plain("dummy")), ("v", vrf)] {
+            if !common::kernel_has(ga.name(), kind.kind) {
+                eprintln!("this kernel cannot make {} links: not tested", kind.kind);
+                continue;
+            }
+            let mut single = end(na, &format!("{p}{name}{i}"), "");
+            single.addresses = vec![net(&format!("10.92.{i}.1/32"))];
+            singles.push((create_single(&mut ex, single, kind).await, na));
+        }
+        for (reported, ns) in [(ka, na), (kb, nb)].into_iter().chain(singles) {
             let read = dump(&mut ex, ns).await;
             let read = read.iter().find(|l| l.name == reported.name);
             assert_eq!(Some(&reported), read, "echoed: {echoed}");
         }
+    }
+}
+
+async fn create_single(ex: &mut Executor, end: EndSpec, kind: OwnedLink) -> KernelLink {
+    match one(ex, Op::CreateLink { end, kind }).await {
+        OpOutcome::Created { link } => link,
+        other => panic!("create link: {other:?}"),
     }
 }
 

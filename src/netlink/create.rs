@@ -2,7 +2,7 @@
 //! namespaces; a single dummy or VRF in its namespace; then marking and configuring them.
 
 use super::conn::NsConn;
-use super::dump::{get_link_by_index, link_by_name, link_in, Ownership};
+use super::dump::{link_by_name, parse_link, Ownership};
 use super::error::NlError;
 use super::update::{add_address, add_address_request};
 use crate::kernel::KernelLink;
@@ -22,13 +22,15 @@ pub(crate) struct PairConns<'a> {
     pub b: &'a NsConn,
 }
 
-/// Creates the pair, then sets alias and addresses of both ends.
+/// Creates the pair, then sets alias and addresses of both ends. An end without a configured
+/// MAC gets a random one here (see [`super::veth::with_mac`]).
 pub(crate) async fn create_pair(
     conns: PairConns<'_>,
     a: &EndSpec,
     b: &EndSpec,
     owner: &Ownership,
 ) -> OpOutcome {
+    let (a, b) = (&super::veth::with_mac(a), &super::veth::with_mac(b));
     let request = super::veth::pair_message(a, conns.a.fd(), b, conns.b.fd(), owner.group);
     let answer = match conns.a.request(request, CREATE_FLAGS).await {
         Ok(answer) => answer,
@@ -36,12 +38,16 @@ pub(crate) async fn create_pair(
     };
     // The pair exists and carries the group mark; from here on a failure leaves it in place
     // for the scheduler's next dump to finish or remove.
-    let (ra, rb) = match echoed(conns.a, &answer, &a.name) {
-        Some(echo) if echo.peer != 0 => futures::join!(
-            finish_known(conns.a, a, echo.ifindex, "veth"),
-            finish_known(conns.b, b, echo.peer, "veth")
+    let created = echoed(conns.a, &answer, &a.name).and_then(|echo| {
+        let peer = super::veth::created_peer(b, echo.peer, owner.group)?;
+        Some((echo.link, peer))
+    });
+    let (ra, rb) = match created {
+        Some((la, lb)) => futures::join!(
+            finish_known(conns.a, a, la, "veth"),
+            finish_known(conns.b, b, lb, "veth")
         ),
-        _ => futures::join!(
+        None => futures::join!(
             finish_end(conns.a, a, "veth"),
             finish_end(conns.b, b, "veth")
         ),
@@ -62,8 +68,8 @@ const CREATE_FLAGS: u16 = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
 /// What the kernel's echo of a created link says.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Echo {
-    /// Index of the new link.
-    pub ifindex: u32,
+    /// The new link as the kernel made it (before it is finished).
+    pub link: KernelLink,
     /// Index of its peer in the peer's namespace (`IFLA_LINK`; 0 when absent).
     pub peer: u32,
 }
@@ -91,7 +97,7 @@ fn echo_in(answer: &[RouteNetlinkMessage], name: &str) -> Option<Echo> {
                 _ => None,
             });
             Some(Echo {
-                ifindex: link.header.index,
+                link: parse_link(link),
                 peer: peer.unwrap_or(0),
             })
         }
@@ -118,7 +124,7 @@ pub(crate) async fn create_single(
         Err(e) => return single_failed(conn, end, kind, owner, e).await,
     };
     let finish = match echoed(conn, &answer, &end.name) {
-        Some(echo) => finish_known(conn, end, echo.ifindex, kind.kernel_kind()).await,
+        Some(echo) => finish_known(conn, end, echo.link, kind.kernel_kind()).await,
         None => finish_end(conn, end, kind.kernel_kind()).await,
     };
     finished(finish, kind)
@@ -225,23 +231,24 @@ pub(crate) fn end_message(end: &EndSpec, ns_fd: RawFd, group: u32, up: bool) -> 
     msg
 }
 
-/// After creation, link `ifindex` known from the kernel's echo: sets the end's alias (and
-/// admin state, for the peer), adds its addresses and reads it back, all in one round
-/// trip. The link is reported as read, with what was just set.
+/// After creation, link `created` known as the kernel made it (from its echo, or for a
+/// VETH peer from the request): sets the end's alias (and admin state, for the peer) and
+/// adds its addresses, all in one round trip. The link is reported as created, with what
+/// was just set: the kernel acknowledged each change.
 pub(crate) async fn finish_known(
     conn: &NsConn,
     end: &EndSpec,
-    ifindex: u32,
+    created: KernelLink,
     kind: &str,
 ) -> Result<KernelLink, String> {
     let at = failure_at(conn, end, kind);
+    let ifindex = created.ifindex;
     let mut requests = vec![(RouteNetlinkMessage::SetLink(finishing(end, ifindex)), 0)];
     requests.extend(
         end.addresses
             .iter()
             .map(|net| add_address_request(ifindex, net, None)),
     );
-    requests.push((get_link_by_index(ifindex), 0));
     let mut answers = conn
         .batch(requests)
         .await
@@ -256,8 +263,7 @@ pub(crate) async fn finish_known(
     for net in &end.addresses {
         next().map_err(|e| at(&format!("add address {net}"), e))?;
     }
-    let read = next().and_then(|answer| link_in(&answer));
-    Ok(as_configured(read.map_err(|e| at("read it back", e))?, end))
+    Ok(as_configured(created, end))
 }
 
 /// After creation, link index unknown (no echo): sets the end's alias (and admin state, for
@@ -397,24 +403,17 @@ mod tests {
         RouteNetlinkMessage::NewLink(link)
     }
 
+    /// The index, name and peer index an echo gives.
+    fn summary(echo: Option<Echo>) -> Option<(u32, String, u32)> {
+        echo.map(|e| (e.link.ifindex, e.link.name, e.peer))
+    }
+
     #[test]
     fn the_echo_of_the_created_link_gives_its_index_and_its_peers() {
         let answer = [new_link(7, "other", Some(2)), new_link(9, "zza", Some(4))];
-        assert_eq!(
-            echo_in(&answer, "zza"),
-            Some(Echo {
-                ifindex: 9,
-                peer: 4
-            })
-        );
+        assert_eq!(summary(echo_in(&answer, "zza")), Some((9, "zza".into(), 4)));
         let single = [new_link(5, "zzd", None)];
-        assert_eq!(
-            echo_in(&single, "zzd"),
-            Some(Echo {
-                ifindex: 5,
-                peer: 0
-            })
-        );
+        assert_eq!(summary(echo_in(&single, "zzd")), Some((5, "zzd".into(), 0)));
         assert_eq!(echo_in(&answer, "zzb"), None, "no echo of that link");
         assert_eq!(echo_in(&[], "zza"), None, "a kernel that echoes nothing");
     }

@@ -166,7 +166,7 @@ async fn single_link(conn: &NsConn, msg: LinkMessage) -> Result<KernelLink, NlEr
 }
 
 /// The link an answer to `RTM_GETLINK` carries.
-pub(crate) fn link_in(answer: &[RouteNetlinkMessage]) -> Result<KernelLink, NlError> {
+fn link_in(answer: &[RouteNetlinkMessage]) -> Result<KernelLink, NlError> {
     answer
         .iter()
         .find_map(|m| match m {
@@ -174,13 +174,6 @@ pub(crate) fn link_in(answer: &[RouteNetlinkMessage]) -> Result<KernelLink, NlEr
             _ => None,
         })
         .ok_or_else(|| NlError::Unexpected("no link in the answer to RTM_GETLINK".into()))
-}
-
-/// The `RTM_GETLINK` of link `ifindex` (see [`get_link`]).
-pub(crate) fn get_link_by_index(ifindex: u32) -> RouteNetlinkMessage {
-    let mut msg = LinkMessage::default();
-    msg.header.index = ifindex;
-    get_link(msg)
 }
 
 /// An `RTM_GETLINK` of `msg` that leaves out the link's statistics: the agent has no use

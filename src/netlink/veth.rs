@@ -1,7 +1,10 @@
 //! VETH: both ends of a pair created in one request, each placed in its namespace.
 
 use super::create::end_message;
+use crate::kernel::KernelLink;
+use crate::model::MacAddr;
 use crate::scheduler::ops::EndSpec;
+use crate::scheduler::DEFAULT_VETH_MTU;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use std::os::fd::RawFd;
@@ -27,6 +30,49 @@ pub(crate) fn pair_message(
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
     RouteNetlinkMessage::NewLink(link)
+}
+
+/// `end` with a MAC: the configured one, else a random one. The kernel would choose a random
+/// one itself (the same kind: unicast, locally administered), but the agent would then
+/// have to read the peer back to learn it; with the MAC in the request, the peer is known
+/// from the request and the kernel's echo of end `a` ([`created_peer`]). The kernel then
+/// reports the address as set (`addr_assign_type` 3) rather than random (1), so udev's
+/// `MACAddressPolicy` leaves it alone. Without randomness (never seen), the kernel chooses.
+pub(crate) fn with_mac(end: &EndSpec) -> EndSpec {
+    let mut end = end.clone();
+    end.mac = end.mac.or_else(random_mac);
+    end
+}
+
+/// A random unicast, locally administered MAC (as the kernel's `eth_random_addr`).
+fn random_mac() -> Option<MacAddr> {
+    let mut bytes = [0u8; 6];
+    getrandom::getrandom(&mut bytes).ok()?;
+    bytes[0] = (bytes[0] & 0xfe) | 0x02;
+    Some(MacAddr(bytes))
+}
+
+/// The peer `b` of a pair just created, at `ifindex` (from the echo of end `a`), as the
+/// create request made it: name, group, MTU (the kernel's 1500 when not given), MAC, down,
+/// no alias or address yet. `None` when the index or the MAC is unknown: then it is read.
+pub(crate) fn created_peer(b: &EndSpec, ifindex: u32, group: u32) -> Option<KernelLink> {
+    if ifindex == 0 {
+        return None;
+    }
+    Some(KernelLink {
+        ifindex,
+        name: b.name.clone(),
+        alias: None,
+        group,
+        mtu: if b.mtu == 0 { DEFAULT_VETH_MTU } else { b.mtu },
+        mac: Some(b.mac?),
+        up: false,
+        addresses: Vec::new(),
+        kind: "veth".into(),
+        master: 0,
+        vrf_table: None,
+        marked_addresses: Vec::new(),
+    })
 }
 
 /// Transmit and receive queues of each end: one of each, which is what a VETH uses unless
@@ -90,6 +136,47 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn an_end_without_a_mac_gets_a_random_unicast_local_one() {
+        let given = MacAddr([0x02, 0, 0, 0, 0, 7]);
+        let mut configured = end("zzva");
+        configured.mac = Some(given);
+        assert_eq!(
+            with_mac(&configured).mac,
+            Some(given),
+            "a configured MAC is kept"
+        );
+        let macs: Vec<MacAddr> = (0..8)
+            .map(|_| with_mac(&end("zzva")).mac.unwrap())
+            .collect();
+        for mac in &macs {
+            assert_eq!(mac.0[0] & 0x01, 0, "unicast: {mac}");
+            assert_eq!(mac.0[0] & 0x02, 0x02, "locally administered: {mac}");
+        }
+        let distinct: std::collections::BTreeSet<_> = macs.iter().map(|m| m.0).collect();
+        assert!(distinct.len() > 1, "random: {macs:?}");
+    }
+
+    #[test]
+    fn the_peer_is_known_from_its_request() {
+        let mut b = end("zzvb");
+        b.mac = Some(MacAddr([0x02, 0, 0, 0, 0, 9]));
+        let peer = created_peer(&b, 12, 77).expect("known");
+        assert_eq!(
+            (peer.ifindex, peer.name.as_str(), peer.group),
+            (12, "zzvb", 77)
+        );
+        assert_eq!(
+            (peer.mtu, peer.mac, peer.up),
+            (DEFAULT_VETH_MTU, b.mac, false)
+        );
+        b.mtu = 9000;
+        assert_eq!(created_peer(&b, 12, 77).map(|p| p.mtu), Some(9000));
+        assert_eq!(created_peer(&b, 0, 77), None, "no index");
+        b.mac = None;
+        assert_eq!(created_peer(&b, 12, 77), None, "no MAC");
     }
 
     #[test]

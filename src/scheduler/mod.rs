@@ -32,6 +32,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use plan::DEFAULT_VETH_MTU;
 pub use status::ItemStatus;
 
 use crate::backoff::Backoff;

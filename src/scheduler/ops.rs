@@ -18,7 +18,8 @@ pub struct EndSpec {
     pub alias: String,
     /// MTU; 0 = kernel default.
     pub mtu: u32,
-    /// MAC; `None` = kernel chooses.
+    /// MAC; `None` = a random one (chosen by the executor for a VETH end, by the kernel for
+    /// other kinds).
     pub mac: Option<MacAddr>,
     /// Admin up.
     pub up: bool,

@@ -550,6 +550,21 @@ impl Drop for NetnsGuard {
     }
 }
 
+/// True when the kernel can make links of `kind` (`dummy`, `vrf`): tried in a namespace of
+/// this test's own. Kernels built without the driver (and without modules to load) cannot.
+pub fn kernel_has(ns: &str, kind: &str) -> bool {
+    let probe = format!("probe{kind}");
+    let mut args = vec!["-n", ns, "link", "add", probe.as_str(), "type", kind];
+    if kind == "vrf" {
+        args.extend(["table", "4242"]);
+    }
+    let made = try_ip(&args).is_ok();
+    if made {
+        let _ = try_ip(&["-n", ns, "link", "del", &probe]);
+    }
+    made
+}
+
 /// Runs `ip ARGS` and returns its stdout, or its stderr as the error.
 pub fn try_ip(args: &[&str]) -> Result<String, String> {
     let out = Command::new("ip")
