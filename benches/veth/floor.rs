@@ -40,9 +40,11 @@ pub fn measure(p: &Plan, keys: &KeyTree, group: u32, one_by_one: bool) -> Floors
     }
 }
 
-/// The same kernel work as the agent's bulk creation, by `ip -batch` (one process for the
-/// pairs, one per namespace for aliases and addresses); the time until every address is
-/// there, and the number of `ip` processes.
+/// The links of the agent's bulk creation made by `ip -batch` with iproute2's defaults (one
+/// process for the pairs, one per namespace for aliases and addresses); the time until every
+/// address is there, and the number of `ip` processes. The agent's ends differ in asking for
+/// one queue each way and bringing their own MAC (`netlink::veth`), which is cheaper for the
+/// kernel than `ip`'s one queue per CPU.
 fn ip_create(p: &Plan, keys: &KeyTree, group: u32) -> (Duration, usize) {
     let watcher = Watcher::start(&p.namespaces);
     let started = Instant::now();
