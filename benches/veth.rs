@@ -7,8 +7,9 @@
 //! For each size N (pairs spread over N / `--per-namespace` named namespaces, end b of a pair
 //! in the namespace after end a's) it prints, next to floors measured in the same run:
 //! * bulk: the time from committing ONE etcd transaction holding all 2N keys until every
-//!   end has its address, next to `ip -batch` doing the same kernel work (create pair with
-//!   group/MTU/up, set alias, add address) and to etcd's commit time, with the cost per pair;
+//!   end has its address, next to `ip -batch` making the same links (create pair with
+//!   group/MTU/up, set alias, add address; iproute2's defaults otherwise: one queue per CPU
+//!   where the agent asks for one) and to etcd's commit time, with the cost per pair;
 //! * single: p50/p90 time from putting the second end of one pair until both ends have their
 //!   address, with the N pairs in place, next to its floor: etcd's acknowledgement of the put
 //!   (p50) plus the kernel time per pair of `ip -batch`;

@@ -1,4 +1,5 @@
-//! The floors: the same kernel work done by `ip` in the same run, with no agent running.
+//! The floors: the same links made and removed by `ip` (with iproute2's defaults) in the same
+//! run, with no agent running.
 
 use super::plan::Plan;
 use crate::common;

@@ -62,7 +62,7 @@ impl Figures {
             us_per(c.total, self.pairs)
         );
         println!(
-            "  ip -batch        {:>10}   {:>10}/pair   (floor: same kernel work, {} ip processes)",
+            "  ip -batch        {:>10}   {:>10}/pair   (floor: the same links by ip, {} ip processes)",
             ms(f.create),
             us_per(f.create, self.pairs),
             f.create_processes
