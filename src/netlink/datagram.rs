@@ -1,5 +1,6 @@
 //! Receiving netlink datagrams into one buffer per thread (instead of one per socket: the
-//! agent has two sockets per namespace), handing each to a reader before the next.
+//! agent has two sockets per namespace), handing each to a reader before the next, and
+//! decoding their messages (link messages only as far as the agent reads them).
 
 use rtnetlink::packet_core::{
     DecodeError, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator,
@@ -135,7 +136,7 @@ fn read_link(payload: &[u8]) -> Result<LinkMessage, DecodeError> {
 }
 
 /// Size of `struct ifinfomsg`, the header of a link message.
-const LINK_HEADER_LEN: usize = 16;
+const LINK_HEADER_LEN: usize = std::mem::size_of::<libc::ifinfomsg>();
 
 #[cfg(test)]
 mod tests {

@@ -80,7 +80,7 @@ pub(crate) fn created_peer(b: &EndSpec, ifindex: u32, group: u32) -> Option<Kern
 /// the end is registered, cuts the queues in use down to one, which waits for an expedited
 /// RCU grace period per end (about 0.1 ms of the 0.4 ms a pair takes, measured with 2
 /// CPUs). The one visible difference: `ethtool -L` cannot raise an end's channels above one.
-pub(crate) const QUEUES: u32 = 1;
+const QUEUES: u32 = 1;
 
 /// The queue attributes of each end (see [`QUEUES`]).
 fn queues() -> [LinkAttribute; 2] {
