@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 /// Receive buffer of an event socket (capped by `net.core.rmem_max`): large, so that bursts
@@ -43,10 +43,11 @@ pub(crate) struct Subscription {
 /// What the subscription's task shares with its owner.
 #[derive(Default)]
 struct Shared {
-    /// Tells the task to close its socket (a test fault).
+    /// Tells the task to close its socket and open another (a test fault, or a socket
+    /// whose groups could not be changed).
     close: Notify,
-    /// How many holders want the socket deaf (see [`Subscription::deafen`]).
-    deaf: watch::Sender<usize>,
+    /// Tells the task to look at what waits again (an event was added from outside it).
+    wake: Notify,
     /// Sockets opened again after one closed.
     resubscribed: Counter,
 }
@@ -86,17 +87,38 @@ impl Subscription {
     /// the echo of each is of no use, and every event socket slows every change the kernel
     /// announces on the host.
     pub(crate) fn deafen(&self) -> Deaf {
-        self.shared.deaf.send_modify(|n| *n += 1);
-        Deaf(self.shared.clone())
+        let deaf = Deaf {
+            shared: self.shared.clone(),
+            pending: self.pending.clone(),
+        };
+        if let Err(e) = self.pending.deafen() {
+            deaf.socket_failed(e);
+        }
+        deaf
     }
 }
 
 /// Keeps an event socket deaf while it lives (see [`Subscription::deafen`]).
-pub(crate) struct Deaf(Arc<Shared>);
+pub(crate) struct Deaf {
+    shared: Arc<Shared>,
+    pending: Arc<Pending>,
+}
+
+impl Deaf {
+    /// The socket's groups could not be changed: it is replaced (and the namespace read
+    /// again), as after any other failure of the socket.
+    fn socket_failed(&self, e: io::Error) {
+        tracing::debug!("cannot change the kernel event socket's groups: {e}");
+        self.shared.close.notify_one();
+    }
+}
 
 impl Drop for Deaf {
     fn drop(&mut self) {
-        self.0.deaf.send_modify(|n| *n -= 1);
+        match self.pending.hear() {
+            Ok(()) => self.shared.wake.notify_one(),
+            Err(e) => self.socket_failed(e),
+        }
     }
 }
 
@@ -221,15 +243,9 @@ impl Follow {
     /// While the queue is full, only the latest event of each object waits, and what is not
     /// read yet waits in the socket.
     async fn forward(&self, socket: &TokioSocket, warned: &mut Option<Instant>) -> bool {
-        let mut deaf = self.shared.deaf.subscribe();
         loop {
-            let wanted = *deaf.borrow_and_update() == 0;
-            if let Err(e) = self.pending.listen(wanted) {
-                tracing::debug!(ns = %self.label, "kernel event socket failed: {e}");
-                return true;
-            }
             tokio::select! {
-                Ok(()) = deaf.changed() => {}
+                () = self.shared.wake.notified() => {}
                 received = std::future::poll_fn(|cx| self.pending.poll_receive(socket, cx)) => match received {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {

@@ -39,6 +39,8 @@ struct State {
     told: bool,
     /// The socket is in its event groups (it leaves them while deaf).
     listening: bool,
+    /// How many batches want the socket deaf (see [`Pending::deafen`]).
+    deaf: usize,
     /// Route and neighbour changes are followed too.
     routes: bool,
 }
@@ -48,6 +50,26 @@ impl State {
     fn groups(&self) -> impl Iterator<Item = u32> {
         let routes: &[u32] = if self.routes { &ROUTE_GROUPS } else { &[] };
         LINK_GROUPS.into_iter().chain(routes.iter().copied())
+    }
+
+    /// Joins (`wanted`) or leaves the event groups, if the socket is there and not as
+    /// wanted yet; true when it changed.
+    fn join(&mut self, wanted: bool) -> io::Result<bool> {
+        let Some(socket) = self.socket.clone() else {
+            return Ok(false);
+        };
+        if self.listening == wanted {
+            return Ok(false);
+        }
+        for group in self.groups() {
+            if wanted {
+                socket.socket_ref().add_membership(group)?;
+            } else {
+                socket.socket_ref().drop_membership(group)?;
+            }
+        }
+        self.listening = wanted;
+        Ok(true)
     }
 }
 
@@ -64,6 +86,7 @@ impl Pending {
                 socket: None,
                 told: false,
                 listening: false,
+                deaf: 0,
                 routes: false,
             }),
         })
@@ -73,14 +96,15 @@ impl Pending {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The events come from `socket` from now on; it joins the groups followed.
+    /// The events come from `socket` from now on; it joins the groups followed, unless the
+    /// socket is to be deaf now (it joins them when the last batch is done).
     pub(crate) fn install(&self, socket: Arc<TokioSocket>) -> io::Result<()> {
         let mut state = self.lock();
-        for group in state.groups() {
-            socket.socket_ref().add_membership(group)?;
-        }
+        state.listening = false;
         state.socket = Some(socket);
-        state.listening = true;
+        if state.deaf == 0 {
+            state.join(true)?;
+        }
         Ok(())
     }
 
@@ -92,26 +116,22 @@ impl Pending {
         state.listening = false;
     }
 
-    /// Joins (`wanted`) or leaves the event groups, if the socket is not as wanted yet.
-    /// Joining again reports the events missed meanwhile as lost, so that the namespace is
-    /// read again (after the socket listens again: no change falls in between).
-    pub(crate) fn listen(&self, wanted: bool) -> io::Result<()> {
+    /// Leaves the event groups until every `deafen` is matched by a [`Pending::hear`]: a
+    /// batch that writes to the namespace many times does not listen to its echo. Done at
+    /// once, on the caller's thread, so that the socket is deaf before the batch starts.
+    pub(crate) fn deafen(&self) -> io::Result<()> {
         let mut state = self.lock();
-        let Some(socket) = state.socket.clone() else {
-            return Ok(());
-        };
-        if state.listening == wanted {
-            return Ok(());
-        }
-        for group in state.groups() {
-            if wanted {
-                socket.socket_ref().add_membership(group)?;
-            } else {
-                socket.socket_ref().drop_membership(group)?;
-            }
-        }
-        state.listening = wanted;
-        if wanted {
+        state.deaf += 1;
+        state.join(false).map(drop)
+    }
+
+    /// Undoes one [`Pending::deafen`]. The last one joins the groups again and reports the
+    /// events missed meanwhile as lost, so that the namespace is read again (after the
+    /// socket listens again: no change falls in between).
+    pub(crate) fn hear(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        state.deaf = state.deaf.saturating_sub(1);
+        if state.deaf == 0 && state.join(true)? {
             state.backlog.push(KernelEvent::Overrun);
         }
         Ok(())
