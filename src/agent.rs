@@ -158,6 +158,7 @@ impl Agent {
                 .wake_at()
                 .map(|d| self.started + d)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let trim_at = self.trimmer.due().map(|d| self.started + d);
             // Whether anything happened that planning could act on.
             let work = tokio::select! {
                 _ = &mut shutdown => break Ok(()),
@@ -218,6 +219,10 @@ impl Agent {
                     true
                 }
                 _ = tokio::time::sleep_until(deadline) => true,
+                _ = tokio::time::sleep_until(trim_at.unwrap_or(deadline)), if trim_at.is_some() => {
+                    self.trimmer.trim_if_due(self.now());
+                    false
+                }
             };
             if !synced || !work {
                 continue;
@@ -235,7 +240,7 @@ impl Agent {
             }
             for _ in 0..MAX_ROUNDS {
                 if !self.round().await {
-                    self.trimmer.settled();
+                    self.trimmer.settled(self.now());
                     break;
                 }
                 // Fold in what arrived meanwhile before planning again.

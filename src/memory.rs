@@ -7,14 +7,22 @@
 //! has settled returns those pages; it costs a few milliseconds, so it runs only after
 //! many operations.
 
+use std::time::Duration;
+
 /// Operations executed since the last trim that make the next settle trim.
 pub const TRIM_AFTER_OPS: usize = 256;
 
-/// Counts the operations executed and trims the allocator's free memory once enough
-/// work has settled.
+/// How long after a trim a second one follows: what comes after a round (statuses
+/// published to etcd, the echo of its changes, the namespaces read again) allocates and
+/// frees too, and the first trim leaves that memory resident.
+pub const TRIM_AGAIN_AFTER: Duration = Duration::from_secs(2);
+
+/// Counts the operations executed and trims the allocator's free memory once enough work
+/// has settled, and once more a while later (times are the agent's clock, passed in).
 #[derive(Debug, Default)]
 pub struct Trimmer {
     ops: usize,
+    again: Option<Duration>,
 }
 
 impl Trimmer {
@@ -23,13 +31,29 @@ impl Trimmer {
         self.ops = self.ops.saturating_add(n);
     }
 
-    /// The agent has nothing left to do: trims when enough work was done since the last
-    /// trim; true when it trimmed.
-    pub fn settled(&mut self) -> bool {
+    /// The agent has nothing left to do at `now`: trims when enough work was done since
+    /// the last trim, and then once more [`TRIM_AGAIN_AFTER`] later; true when it trimmed.
+    pub fn settled(&mut self, now: Duration) -> bool {
         if self.ops < TRIM_AFTER_OPS {
             return false;
         }
         self.ops = 0;
+        self.again = Some(now + TRIM_AGAIN_AFTER);
+        release_free_memory();
+        true
+    }
+
+    /// When the second trim is due, if one is.
+    pub fn due(&self) -> Option<Duration> {
+        self.again
+    }
+
+    /// Trims again if that is due at `now`; true when it trimmed.
+    pub fn trim_if_due(&mut self, now: Duration) -> bool {
+        if self.again.is_none_or(|due| now < due) {
+            return false;
+        }
+        self.again = None;
         release_free_memory();
         true
     }
@@ -77,12 +101,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trims_only_after_enough_work() {
+    fn trims_after_enough_work_and_once_more_a_while_later() {
+        let secs = Duration::from_secs;
         let mut t = Trimmer::default();
         t.executed(TRIM_AFTER_OPS - 1);
-        assert!(!t.settled());
+        assert!(!t.settled(secs(1)), "too little work");
+        assert_eq!(t.due(), None);
         t.executed(1);
-        assert!(t.settled());
-        assert!(!t.settled(), "the count starts again");
+        assert!(t.settled(secs(2)));
+        assert_eq!(t.due(), Some(secs(2) + TRIM_AGAIN_AFTER));
+        assert!(!t.settled(secs(3)), "the count starts again");
+        assert!(!t.trim_if_due(secs(2) + TRIM_AGAIN_AFTER - Duration::from_millis(1)));
+        assert!(t.trim_if_due(secs(2) + TRIM_AGAIN_AFTER));
+        assert_eq!(t.due(), None);
+        assert!(!t.trim_if_due(secs(100)), "once");
     }
 }
