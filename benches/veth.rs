@@ -114,6 +114,10 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
     let singles = phases.single_pairs(args.samples, &|| agent.writes());
     let restart = agent.restart();
     let delete = phases.delete();
+    // The chunked creation starts from an agent at rest, as the bulk one did: the
+    // deletion's requests return only after the kernel's network synchronisation, after
+    // the last end is gone.
+    let delete_tail = agent.wait_writes_quiet(Duration::from_secs(1));
     let chunked = phases.create(ETCD_DEFAULT_MAX_TXN_OPS);
     phases.delete();
     drop(agent);
@@ -128,6 +132,7 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
         settled_kib,
         singles,
         restart,
+        delete_tail,
         delete,
     }
 }

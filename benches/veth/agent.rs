@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 /// How long the agent may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the agent's kernel writes may take to settle.
+const QUIET_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The agent of one size.
 pub struct Agent {
@@ -76,6 +78,26 @@ impl Agent {
     /// Kernel writes of the running process so far.
     pub fn writes(&self) -> u64 {
         kernel_writes(&self.listen).expect("the agent's /metrics")
+    }
+
+    /// Waits until the agent's kernel writes have not changed for `quiet`: the rounds it
+    /// was running are done. Returns how long after the call the last write was counted
+    /// (zero when none was).
+    pub fn wait_writes_quiet(&self, quiet: Duration) -> Duration {
+        let started = Instant::now();
+        let (mut count, mut changed) = (self.writes(), started);
+        while changed.elapsed() < quiet {
+            assert!(
+                started.elapsed() < QUIET_TIMEOUT,
+                "the agent's kernel writes did not settle within {QUIET_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            let now = self.writes();
+            if now != count {
+                (count, changed) = (now, Instant::now());
+            }
+        }
+        changed - started
     }
 
     /// Resident memory now and at its peak, KiB.

@@ -28,6 +28,8 @@ pub struct Figures {
     pub restart: Restart,
     /// One delete of every key.
     pub delete: Duration,
+    /// From the last end gone until the agent's last deletion request returned.
+    pub delete_tail: Duration,
 }
 
 impl Figures {
@@ -125,6 +127,10 @@ impl Figures {
         println!(
             "  ratio nsagent / group floor: {} (target <= 1.5x)",
             ratio(self.delete, f.group_delete)
+        );
+        println!(
+            "  the agent's last deletion request returned {} after the last end was gone (the kernel's network synchronisation); the chunked creation starts after it",
+            ms(self.delete_tail)
         );
     }
 
