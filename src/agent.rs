@@ -1,6 +1,7 @@
 //! The agent main loop: feeds etcd events and namespace facts into the scheduler, runs its
 //! plans through the executor, and keeps the journal (log, published status).
 
+mod burst;
 mod journal;
 
 use crate::config::AgentConfig;
@@ -15,6 +16,7 @@ use crate::scheduler::rounds::run_plan;
 use crate::scheduler::{AnyItem, Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
+use burst::Burst;
 use journal::Journal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -27,8 +29,6 @@ use tokio::time::Instant;
 const LINK_WAIT_CHECK: Duration = Duration::from_secs(1);
 /// Rounds of plan-and-execute in one go before new events are looked at again.
 const MAX_ROUNDS: usize = 64;
-/// Events folded into the scheduler before it plans again.
-const MAX_DRAIN: usize = 100_000;
 
 /// `d` give or take up to a tenth, varying from call to call.
 fn jittered(d: Duration) -> Duration {
@@ -166,13 +166,9 @@ impl Agent {
                     let Some(events) = events else {
                         break Err(anyhow::anyhow!("the etcd watcher stopped"));
                     };
-                    synced |= self.on_store_events(events);
-                    for _ in 0..MAX_DRAIN {
-                        match rx.try_recv() {
-                            Ok(events) => synced |= self.on_store_events(events),
-                            Err(_) => break,
-                        }
-                    }
+                    synced |= Burst::AGENT
+                        .gather(events, &mut rx, |e| self.on_store_events(e))
+                        .await;
                     true
                 }
                 Some(event) = docker_rx.recv() => {
