@@ -18,6 +18,8 @@
 //!   -batch` deleting one end per pair);
 //! * chunked: the same 2N keys written as transactions of 128 operations (etcd's default
 //!   `--max-txn-ops`) back to back, until every end has its address, against one transaction;
+//!   `--chunked-runs` times, each pair of creations from an agent at rest, with the median
+//!   ratio (one run of a few hundred milliseconds varies by a tenth from run to run);
 //! * restart: with everything in place, the agent stopped (SIGTERM) and started again: the
 //!   time until its `/readyz` answers 200, and the kernel writes it made (its
 //!   `nsagent_operations_total`, reads left out);
@@ -73,6 +75,9 @@ struct Args {
     /// Single-pair samples for p50/p90 (at most 250).
     #[arg(long, default_value_t = 50)]
     samples: usize,
+    /// Comparisons of chunked against one-transaction creation (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    chunked_runs: usize,
     /// Also measure `ip -batch` deleting the links one by one (slow: ~20 ms per pair).
     #[arg(long)]
     one_by_one: bool,
@@ -118,7 +123,15 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
     // deletion's requests return only after the kernel's network synchronisation, after
     // the last end is gone.
     let delete_tail = agent.wait_writes_quiet(Duration::from_secs(1));
-    let chunked = phases.create(ETCD_DEFAULT_MAX_TXN_OPS);
+    let mut chunked = vec![(create.total, phases.create(ETCD_DEFAULT_MAX_TXN_OPS))];
+    for _ in 1..args.chunked_runs {
+        phases.delete();
+        agent.wait_writes_quiet(Duration::from_secs(1));
+        let one = phases.create(usize::MAX).total;
+        phases.delete();
+        agent.wait_writes_quiet(Duration::from_secs(1));
+        chunked.push((one, phases.create(ETCD_DEFAULT_MAX_TXN_OPS)));
+    }
     phases.delete();
     drop(agent);
     assert_no_links_left(&plan);
@@ -155,8 +168,8 @@ fn main() {
         args.sizes.clone()
     };
     assert!(
-        sizes.iter().all(|&n| n > 0) && args.samples > 0,
-        "sizes and samples must be positive"
+        sizes.iter().all(|&n| n > 0) && args.samples > 0 && args.chunked_runs > 0,
+        "sizes, samples and chunked runs must be positive"
     );
     let etcd = common::Etcd::start_new();
     println!(
