@@ -2,6 +2,7 @@
 //! plans through the executor, and keeps the journal (log, published status).
 
 mod burst;
+mod gather;
 mod journal;
 
 use crate::config::AgentConfig;
@@ -16,7 +17,6 @@ use crate::scheduler::rounds::run_plan;
 use crate::scheduler::{AnyItem, Item, Plan, Scheduler};
 use crate::status::StatusPublisher;
 use crate::store::{self, EtcdSettings, KeyValue, StoreEvent, StoreEvents};
-use burst::Burst;
 use journal::Journal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -166,9 +166,7 @@ impl Agent {
                     let Some(events) = events else {
                         break Err(anyhow::anyhow!("the etcd watcher stopped"));
                     };
-                    synced |= Burst::AGENT
-                        .gather(events, &mut rx, |e| self.on_store_events(e))
-                        .await;
+                    synced |= self.gather(events, &mut rx).await;
                     true
                 }
                 Some(event) = docker_rx.recv() => {

@@ -9,14 +9,14 @@ mod agent_support;
 mod common;
 mod common_netns;
 
-use agent_support::{links, veth_json, AgentProcess, Link, TestEnv};
+use agent_support::{links, AgentProcess, Link, TestEnv};
 use common::wait_until_async;
 use nsagent::kernel::{KernelLink, NsId};
 use nsagent::model::NamespaceRef;
 use nsagent::netlink::{Executor, Fault};
 use nsagent::owned::marks::default_delete_group;
 use nsagent::scheduler::ops::{EndSpec, LinkRef, Op, OpOutcome};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -168,10 +168,6 @@ async fn a_group_deletion_takes_exactly_its_links_and_falls_back_when_refused() 
     }
 }
 
-fn named(n: &str) -> Value {
-    json!({"type": "NAMED_NS", "name": n})
-}
-
 /// The agent's marks record of `env`'s label.
 async fn marks(env: &TestEnv) -> Value {
     let key = format!("/vnf-agent/{}/linux/owned/v1/marks", env.label);
@@ -181,23 +177,7 @@ async fn marks(env: &TestEnv) -> Value {
 
 /// Puts `pairs` pairs in one transaction: `a<i>` in `spaces[i % n]`, `b<i>` in the next one.
 async fn put_pairs(env: &TestEnv, spaces: &[String], pairs: usize) {
-    let mut ops = Vec::new();
-    for i in 0..pairs {
-        let (a, b) = (format!("a{i}"), format!("b{i}"));
-        let (x, y) = (&spaces[i % spaces.len()], &spaces[(i + 1) % spaces.len()]);
-        let ends = [
-            (&a, &b, x, format!("10.212.{i}.1/24")),
-            (&b, &a, y, format!("10.212.{i}.2/24")),
-        ];
-        for (name, peer, ns, addr) in ends {
-            let value = veth_json(name, &env.host(name), peer, named(ns), &[&addr]);
-            ops.push(etcd_client::TxnOp::put(
-                env.key("interface", name),
-                value,
-                None,
-            ));
-        }
-    }
+    let ops = agent_support::pair_puts(env, spaces, pairs, 212);
     let mut c = env.etcd.client().await;
     c.txn(etcd_client::Txn::new().and_then(ops))
         .await

@@ -1,12 +1,11 @@
-//! Gathering a burst of configuration changes before planning. Keys written in many
+//! When a burst of configuration changes has been gathered. Keys written in many
 //! transactions back to back (etcd's `--max-txn-ops` is 128 by default) arrive as many
 //! watch responses a few milliseconds apart; planning on the first would make a small round
 //! that the rest has to wait for. A large burst is therefore gathered until etcd has been
-//! quiet for a moment, so that it makes one round; a small change is planned at once.
+//! quiet for a moment, so that it makes one round; a small change is planned at once. Pure:
+//! the times are passed in.
 
-use crate::store::StoreEvents;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 /// When and how long a burst is gathered.
@@ -30,139 +29,153 @@ impl Burst {
         limit: Duration::from_secs(1),
         max_batches: 100_000,
     };
+}
 
-    /// Hands `first` and every batch `rx` holds to `fold`; when they add up to a burst,
-    /// also those that follow until the quiet or the limit. True when `fold` returned true
-    /// for any batch.
-    pub(super) async fn gather(
-        &self,
-        first: StoreEvents,
-        rx: &mut UnboundedReceiver<StoreEvents>,
-        mut fold: impl FnMut(StoreEvents) -> bool,
-    ) -> bool {
-        let started = Instant::now();
-        let (mut changes, mut batches) = (first.len(), 1);
-        let mut any = fold(first);
-        let mut take = |events: StoreEvents, changes: &mut usize, batches: &mut usize| {
-            *changes += events.len();
-            *batches += 1;
-            any |= fold(events);
-        };
-        loop {
-            while batches < self.max_batches {
-                let Ok(events) = rx.try_recv() else {
-                    break;
-                };
-                take(events, &mut changes, &mut batches);
-            }
-            if changes < self.changes
-                || batches >= self.max_batches
-                || started.elapsed() >= self.limit
-            {
-                break;
-            }
-            match tokio::time::timeout(self.gap, rx.recv()).await {
-                Ok(Some(events)) => take(events, &mut changes, &mut batches),
-                _ => break,
-            }
+/// What has arrived of a burst so far, and when etcd was last heard. The quiet that ends a
+/// burst counts only while the agent listens: batches that arrive while it folds others wait
+/// unseen until it listens again.
+#[derive(Debug)]
+pub(super) struct Gathering {
+    burst: Burst,
+    started: Instant,
+    /// The last batch's arrival, or when listening last resumed if later.
+    heard: Instant,
+    changes: usize,
+    batches: usize,
+    /// A quiet as long as the gap was heard.
+    quiet: bool,
+}
+
+impl Gathering {
+    /// Starts with a first batch of `changes` that arrived at `now`.
+    pub(super) fn start(burst: Burst, changes: usize, now: Instant) -> Self {
+        Gathering {
+            burst,
+            started: now,
+            heard: now,
+            changes,
+            batches: 1,
+            quiet: false,
         }
-        any
+    }
+
+    /// Counts a batch of `changes` that arrived at `now`.
+    pub(super) fn arrived(&mut self, changes: usize, now: Instant) {
+        self.changes += changes;
+        self.batches += 1;
+        self.heard = now;
+    }
+
+    /// The agent listens again from `now`.
+    pub(super) fn listening(&mut self, now: Instant) {
+        self.heard = self.heard.max(now);
+    }
+
+    /// The agent stops listening at `now`: a quiet as long as the gap may have been heard.
+    pub(super) fn deaf(&mut self, now: Instant) {
+        self.quiet |= now >= self.heard + self.burst.gap;
+    }
+
+    /// True while another batch may be taken in this go.
+    pub(super) fn has_room(&self) -> bool {
+        self.batches < self.burst.max_batches
+    }
+
+    /// True while planning waits for more: a burst whose quiet has not been heard, and that
+    /// is not over its limit at `now`.
+    pub(super) fn goes_on(&self, now: Instant) -> bool {
+        self.changes >= self.burst.changes
+            && self.has_room()
+            && !self.quiet
+            && now < self.started + self.burst.limit
+    }
+
+    /// When listening from now on, the burst ends unless more arrives: the quiet after what
+    /// was last heard, the limit at the latest.
+    pub(super) fn ends_at(&self) -> Instant {
+        (self.heard + self.burst.gap).min(self.started + self.burst.limit)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{KeyValue, StoreEvent};
-    use tokio::sync::mpsc;
-
-    fn batch(n: usize) -> StoreEvents {
-        (0..n)
-            .map(|i| {
-                StoreEvent::Put(KeyValue {
-                    key: format!("k{i}"),
-                    value: Vec::new(),
-                    mod_revision: 1,
-                })
-            })
-            .collect()
-    }
 
     const TEST: Burst = Burst {
         changes: 10,
-        gap: Duration::from_millis(500),
-        limit: Duration::from_secs(30),
-        max_batches: 1000,
+        gap: Duration::from_millis(10),
+        limit: Duration::from_secs(1),
+        max_batches: 5,
     };
 
-    #[tokio::test]
-    async fn a_small_change_is_taken_at_once_with_what_is_queued() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        tx.send(batch(2)).unwrap();
-        let started = Instant::now();
-        let mut seen = Vec::new();
-        TEST.gather(batch(1), &mut rx, |b| {
-            seen.push(b.len());
-            false
-        })
-        .await;
-        assert_eq!(seen, [1, 2]);
-        assert!(started.elapsed() < TEST.gap, "no wait below the burst size");
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
-    #[tokio::test]
-    async fn a_burst_takes_what_follows_until_etcd_is_quiet() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let sender = tokio::spawn(async move {
-            for n in [3, 4] {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                tx.send(batch(n)).unwrap();
-            }
-            // Kept open, so that only the quiet ends the burst.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            drop(tx);
-        });
-        let mut seen = Vec::new();
-        let folded = TEST
-            .gather(batch(TEST.changes), &mut rx, |b| {
-                seen.push(b.len());
-                b.len() == 3
-            })
-            .await;
-        assert_eq!(seen, [TEST.changes, 3, 4]);
-        assert!(folded, "true when any fold was");
-        sender.abort();
+    #[test]
+    fn a_small_change_is_planned_at_once() {
+        let t0 = Instant::now();
+        let mut g = Gathering::start(TEST, 3, t0);
+        assert!(!g.goes_on(t0));
+        g.arrived(2, t0);
+        assert!(!g.goes_on(t0), "still below the burst size");
     }
 
-    #[tokio::test]
-    async fn a_burst_that_goes_on_ends_at_the_limit() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let sender = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                if tx.send(batch(1)).is_err() {
-                    return;
-                }
-            }
-        });
-        let burst = Burst {
-            limit: Duration::from_millis(200),
-            ..TEST
-        };
-        let started = Instant::now();
-        let mut batches = 0;
-        burst
-            .gather(batch(TEST.changes), &mut rx, |_| {
-                batches += 1;
-                false
-            })
-            .await;
-        assert!(started.elapsed() >= burst.limit);
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "ended by the limit"
+    #[test]
+    fn a_burst_goes_on_until_a_quiet_is_heard() {
+        let t0 = Instant::now();
+        let mut g = Gathering::start(TEST, TEST.changes, t0);
+        assert!(g.goes_on(t0));
+        assert_eq!(g.ends_at(), t0 + TEST.gap);
+        g.arrived(1, t0 + ms(8));
+        assert_eq!(
+            g.ends_at(),
+            t0 + ms(18),
+            "the quiet counts from the last batch"
         );
-        assert!(batches > 1);
-        sender.abort();
+        g.deaf(t0 + ms(12));
+        assert!(g.goes_on(t0 + ms(12)), "not quiet for long enough");
+        g.listening(t0 + ms(30));
+        assert!(
+            g.goes_on(t0 + ms(30)),
+            "a stretch spent deaf is not a quiet heard"
+        );
+        assert_eq!(g.ends_at(), t0 + ms(40));
+        g.deaf(t0 + ms(40));
+        assert!(
+            !g.goes_on(t0 + ms(40)),
+            "a quiet as long as the gap was heard"
+        );
+    }
+
+    #[test]
+    fn a_burst_that_goes_on_ends_at_the_limit() {
+        let t0 = Instant::now();
+        let mut g = Gathering::start(
+            Burst {
+                max_batches: 1000,
+                ..TEST
+            },
+            TEST.changes,
+            t0,
+        );
+        for i in 1..=200 {
+            g.arrived(1, t0 + ms(5 * i));
+        }
+        assert_eq!(g.ends_at(), t0 + TEST.limit);
+        assert!(g.goes_on(t0 + TEST.limit - ms(1)));
+        assert!(!g.goes_on(t0 + TEST.limit));
+    }
+
+    #[test]
+    fn a_burst_ends_at_its_batch_cap() {
+        let t0 = Instant::now();
+        let mut g = Gathering::start(TEST, TEST.changes, t0);
+        for _ in 1..TEST.max_batches {
+            assert!(g.has_room());
+            g.arrived(1, t0);
+        }
+        assert!(!g.has_room());
+        assert!(!g.goes_on(t0));
     }
 }

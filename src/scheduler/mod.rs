@@ -623,6 +623,17 @@ impl Scheduler {
             .min()
     }
 
+    /// Folds in the outcome of an operation of [`Scheduler::reads_ahead`]. A reference that
+    /// did not resolve is left as it was: the next plan resolves it again, creates its
+    /// namespace where that is its due, and reports it.
+    pub fn complete_ahead(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
+        let unresolved =
+            matches!(op, Op::ResolveNs { .. }) && !matches!(outcome, OpOutcome::NsResolved { .. });
+        if !unresolved {
+            self.complete(op, outcome, now);
+        }
+    }
+
     /// Folds the outcome of one operation of the last plan into the scheduler's beliefs.
     pub fn complete(&mut self, op: &Op, outcome: OpOutcome, now: Duration) {
         if let Op::DeleteLinks { ns, .. } = op {

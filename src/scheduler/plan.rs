@@ -235,6 +235,31 @@ impl Scheduler {
         plan
     }
 
+    /// The resolutions and namespace reads the next plan would start with, decided without
+    /// changing anything: what can run while more changes are still arriving. Nothing is
+    /// created ahead (a resolution never creates its namespace), and what only a full plan
+    /// reads (namespaces on record, lingering views) is left to it; the outcomes go to
+    /// [`Scheduler::complete_ahead`].
+    pub fn reads_ahead(&self, now: Duration) -> Vec<Op> {
+        let order: Vec<(&str, &Item)> = self.items.iter().map(|(n, i)| (n.as_str(), i)).collect();
+        let mut scratch = StatusBook {
+            map: Default::default(),
+            changed: Vec::new(),
+            probe: (ItemKind::Interface, String::new()),
+        };
+        let valid = self.valid_items(&order, &mut scratch);
+        let scan = self.namespaces_to_scan(&valid, true);
+        let wanted = self.wanted_foreign(&valid);
+        let mut ops = self.learn(&scan, &wanted, now, true).ops;
+        ops.retain(|op| !op.writes());
+        for op in &mut ops {
+            if let Op::ResolveNs { create, .. } = op {
+                *create = false;
+            }
+        }
+        ops
+    }
+
     /// Test check: a scoped plan equals a full plan of the same state.
     #[cfg(test)]
     fn check_against_full(&mut self, mut reference: Scheduler, plan: &Plan, now: Duration) {

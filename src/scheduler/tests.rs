@@ -9,6 +9,7 @@ use crate::model::link::{veth::Veth, LinkKind};
 use crate::model::{Interface, MacAddr, ModelError, NamespaceRef};
 use proptest::prelude::*;
 
+mod ahead;
 mod deletes;
 
 /// The link group of the tests' agent, in the fake kernel as in the scheduler.
@@ -90,6 +91,17 @@ impl World {
 
     fn converge(&mut self) -> usize {
         self.k.converge(&mut self.s, self.now)
+    }
+
+    /// Runs the reads the scheduler can make ahead of its next plan, as the agent does while
+    /// a burst of changes is still arriving; returns them.
+    fn read_ahead(&mut self) -> Vec<Op> {
+        let reads = self.s.reads_ahead(self.now);
+        for op in &reads {
+            let outcome = self.k.execute(op);
+            self.s.complete_ahead(op, outcome, self.now);
+        }
+        reads
     }
 
     fn status(&self, name: &str) -> ItemStatus {
@@ -951,6 +963,8 @@ enum Event {
     /// The next operation of this kind fails once.
     Fail(&'static str),
     Converge,
+    /// The reads the next plan would start with, made ahead of it.
+    ReadAhead,
 }
 
 const NAMES: [&str; 4] = ["a", "b", "c", "d"];
@@ -1147,6 +1161,7 @@ fn event_strategy() -> impl Strategy<Value = Event> {
         ]
         .prop_map(Event::Fail),
         2 => Just(Event::Converge),
+        2 => Just(Event::ReadAhead),
     ]
 }
 
@@ -1225,6 +1240,9 @@ fn check_event_sequence(
             }
             Event::Converge => {
                 w.converge();
+            }
+            Event::ReadAhead => {
+                w.read_ahead();
             }
         }
         if background {

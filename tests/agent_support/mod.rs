@@ -550,6 +550,34 @@ impl TestEnv {
     }
 }
 
+/// The puts of `pairs` VETH pairs of `env`: `a<i>` in `spaces[i % n]` with `10.<net>.<i>.1/24`,
+/// `b<i>` in the next one with `.2`.
+pub fn pair_puts(
+    env: &TestEnv,
+    spaces: &[String],
+    pairs: usize,
+    net: u8,
+) -> Vec<etcd_client::TxnOp> {
+    let mut ops = Vec::new();
+    for i in 0..pairs {
+        let (a, b) = (format!("a{i}"), format!("b{i}"));
+        let (x, y) = (&spaces[i % spaces.len()], &spaces[(i + 1) % spaces.len()]);
+        let ends = [
+            (&a, &b, x, format!("10.{net}.{i}.1/24")),
+            (&b, &a, y, format!("10.{net}.{i}.2/24")),
+        ];
+        for (name, peer, ns, addr) in ends {
+            let value = veth_json(name, &env.host(name), peer, named(ns), &[&addr]);
+            ops.push(etcd_client::TxnOp::put(
+                env.key("interface", name),
+                value,
+                None,
+            ));
+        }
+    }
+    ops
+}
+
 /// A `NAMED_NS` namespace reference as JSON.
 pub fn named(n: &str) -> serde_json::Value {
     serde_json::json!({"type": "NAMED_NS", "name": n})
