@@ -76,6 +76,12 @@ impl Gathering {
         self.quiet |= now >= self.heard + self.burst.gap;
     }
 
+    /// True once more than one batch arrived: etcd is sending a burst in several
+    /// transactions, and the time between them can be put to use.
+    pub(super) fn arrives_in_parts(&self) -> bool {
+        self.batches > 1
+    }
+
     /// True while another batch may be taken in this go.
     pub(super) fn has_room(&self) -> bool {
         self.batches < self.burst.max_batches
@@ -146,6 +152,15 @@ mod tests {
             !g.goes_on(t0 + ms(40)),
             "a quiet as long as the gap was heard"
         );
+    }
+
+    #[test]
+    fn a_burst_arrives_in_parts_from_its_second_batch() {
+        let t0 = Instant::now();
+        let mut g = Gathering::start(TEST, 2 * TEST.changes, t0);
+        assert!(!g.arrives_in_parts(), "one large transaction");
+        g.arrived(1, t0 + ms(3));
+        assert!(g.arrives_in_parts());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Taking in etcd changes before planning: a burst is gathered until etcd is quiet (see
-//! [`super::burst`]), and meanwhile the namespaces its plan will need are resolved and read,
-//! so that the plan only has to act.
+//! [`super::burst`]), and while it arrives in several transactions the namespaces its plan
+//! will need are resolved and read, so that the plan only has to act.
 
 use super::burst::{Burst, Gathering};
 use super::Agent;
@@ -35,7 +35,9 @@ impl Agent {
             if !gathering.goes_on(Instant::now()) {
                 break;
             }
-            let reads = match fresh && self.owning {
+            // A single large transaction leaves only the quiet to read in; reading then
+            // would only reorder the round's work.
+            let reads = match fresh && self.owning && gathering.arrives_in_parts() {
                 true => self.scheduler.reads_ahead(self.now()),
                 false => Vec::new(),
             };
