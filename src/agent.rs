@@ -59,6 +59,8 @@ pub struct Agent {
     api_server: Option<crate::api::Server>,
     /// Gives freed memory back after large rounds of work.
     trimmer: crate::memory::Trimmer,
+    /// When a burst of etcd changes is gathered before planning.
+    burst: burst::Burst,
 }
 
 impl Agent {
@@ -91,6 +93,7 @@ impl Agent {
             api,
             api_server,
             trimmer: Default::default(),
+            burst: burst::Burst::agent(config.burst_quiet),
         })
     }
 

@@ -21,6 +21,11 @@ pub const DEFAULT_NS_CHECK_MS: u64 = 250;
 /// Default seconds between full re-reads of the managed kernel state.
 pub const DEFAULT_KERNEL_RESYNC_S: u64 = 60;
 
+/// Default quiet, in milliseconds, that ends a burst of etcd changes.
+pub const DEFAULT_BURST_QUIET_MS: u64 = 10;
+/// The longest quiet that may end a burst (a burst is gathered for at most 1 s).
+pub const MAX_BURST_QUIET_MS: u64 = 1000;
+
 /// Command line of the `nsagent` daemon.
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +60,12 @@ pub struct Cli {
     /// made behind its back; only differences are written); 0 = never [default: 60]
     #[arg(long)]
     pub kernel_resync_interval_s: Option<u64>,
+    /// Milliseconds without etcd changes that end a burst of 64 changes or more (keys
+    /// written in many transactions back to back are applied in one go once etcd is quiet
+    /// that long); raise it when transactions reach the agent further apart; 0 = plan on
+    /// every change [default: 10]
+    #[arg(long)]
+    pub burst_quiet_ms: Option<u64>,
     /// Docker Engine API socket for microservice references: unix:///path or a path
     /// [default: unix:///var/run/docker.sock]
     #[arg(long, env = "DOCKER_HOST")]
@@ -105,6 +116,8 @@ pub struct FileConfig {
     pub route_protocol: Option<u8>,
     /// Seconds between full re-reads of the managed kernel state; 0 = never.
     pub kernel_resync_interval_s: Option<u64>,
+    /// Milliseconds without etcd changes that end a burst.
+    pub burst_quiet_ms: Option<u64>,
     /// Docker Engine API socket.
     pub docker_host: Option<String>,
     /// Address of the HTTP API, or `off`.
@@ -172,6 +185,8 @@ pub struct AgentConfig {
     pub route_protocol: Option<u8>,
     /// Interval of full re-reads of the managed kernel state (`None` = never).
     pub kernel_resync_interval: Option<Duration>,
+    /// The quiet that ends a burst of etcd changes.
+    pub burst_quiet: Duration,
     /// Docker Engine API socket (`None` = the local default).
     pub docker_host: Option<String>,
     /// Address of the HTTP API (`None` = off).
@@ -223,6 +238,14 @@ impl AgentConfig {
             .kernel_resync_interval_s
             .or(file.kernel_resync_interval_s)
             .unwrap_or(DEFAULT_KERNEL_RESYNC_S);
+        let burst_quiet_ms = cli
+            .burst_quiet_ms
+            .or(file.burst_quiet_ms)
+            .unwrap_or(DEFAULT_BURST_QUIET_MS);
+        anyhow::ensure!(
+            burst_quiet_ms <= MAX_BURST_QUIET_MS,
+            "burst quiet {burst_quiet_ms} ms is longer than a burst may last ({MAX_BURST_QUIET_MS} ms)"
+        );
         Ok(AgentConfig {
             etcd: etcd.settings,
             label,
@@ -230,6 +253,7 @@ impl AgentConfig {
             namespace_check_interval: Duration::from_millis(ms),
             route_protocol,
             kernel_resync_interval: (resync_s > 0).then(|| Duration::from_secs(resync_s)),
+            burst_quiet: Duration::from_millis(burst_quiet_ms),
             docker_host: cli.docker_host.or(file.docker_host),
             http_listen: crate::api::parse_listen(
                 cli.http_listen
@@ -330,9 +354,26 @@ mod tests {
     }
 
     #[test]
+    fn the_burst_quiet_comes_from_flag_or_file_and_is_bounded() {
+        let c = AgentConfig::merge(cli(&[]), FileConfig::default()).unwrap();
+        assert_eq!(c.burst_quiet, Duration::from_millis(DEFAULT_BURST_QUIET_MS));
+        let file: FileConfig = toml::from_str("burst-quiet-ms = 40\n").unwrap();
+        let c = AgentConfig::merge(cli(&[]), file).unwrap();
+        assert_eq!(c.burst_quiet, Duration::from_millis(40));
+        let file: FileConfig = toml::from_str("burst-quiet-ms = 40\n").unwrap();
+        let c = AgentConfig::merge(cli(&["--burst-quiet-ms", "0"]), file).unwrap();
+        assert_eq!(c.burst_quiet, Duration::ZERO);
+        let e = AgentConfig::merge(cli(&["--burst-quiet-ms", "1001"]), FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("burst quiet 1001 ms"), "{e}");
+    }
+
+    #[test]
     fn the_documented_example_file_parses() {
         let text = include_str!("../config/nsagent.toml");
         let f: FileConfig = toml::from_str(text).unwrap();
         assert_eq!(f.label.as_deref(), Some("vpp1"));
+        assert_eq!(f.burst_quiet_ms, Some(DEFAULT_BURST_QUIET_MS));
     }
 }

@@ -52,7 +52,14 @@ async fn keys_written_in_chunks_are_applied_with_their_namespaces_read_ahead() {
     }
     let agent = AgentProcess::start_with(
         &env.label,
-        &["--etcd-endpoints", &env.etcd.endpoint()],
+        // A quiet far longer than etcd takes between two transactions here, even on a
+        // loaded machine: the three transactions make one burst that arrives in parts.
+        &[
+            "--etcd-endpoints",
+            &env.etcd.endpoint(),
+            "--burst-quiet-ms",
+            "500",
+        ],
         &[("RUST_LOG", "info,nsagent::agent::gather=trace")],
     );
     // In sync with the (empty) configuration: the burst comes after the first snapshot.

@@ -272,6 +272,7 @@ pub fn bench_config(endpoint: &str, keys: &nsagent::keys::KeyTree) -> AgentConfi
         namespace_check_interval: Duration::from_millis(250),
         route_protocol: Some(nsagent::scheduler::DEFAULT_ROUTE_PROTOCOL),
         kernel_resync_interval: None,
+        burst_quiet: Duration::from_millis(nsagent::config::DEFAULT_BURST_QUIET_MS),
         docker_host: None,
         http_listen: None,
     }

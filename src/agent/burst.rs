@@ -22,13 +22,15 @@ pub(super) struct Burst {
 }
 
 impl Burst {
-    /// The agent's: from 64 changes, until 10 ms pass without one, at most 1 s.
-    pub(super) const AGENT: Burst = Burst {
-        changes: 64,
-        gap: Duration::from_millis(10),
-        limit: Duration::from_secs(1),
-        max_batches: 100_000,
-    };
+    /// The agent's: from 64 changes, until `quiet` passes without one, at most 1 s.
+    pub(super) fn agent(quiet: Duration) -> Burst {
+        Burst {
+            changes: 64,
+            gap: quiet,
+            limit: Duration::from_secs(1),
+            max_batches: 100_000,
+        }
+    }
 }
 
 /// What has arrived of a burst so far, and when etcd was last heard. The quiet that ends a

@@ -2,7 +2,7 @@
 //! [`super::burst`]), and while it arrives in several transactions the namespaces its plan
 //! will need are resolved and read, so that the plan only has to act.
 
-use super::burst::{Burst, Gathering};
+use super::burst::Gathering;
 use super::Agent;
 use crate::scheduler::ops::Op;
 use crate::store::StoreEvents;
@@ -17,7 +17,7 @@ impl Agent {
         first: StoreEvents,
         rx: &mut UnboundedReceiver<StoreEvents>,
     ) -> bool {
-        let mut gathering = Gathering::start(Burst::AGENT, first.len(), Instant::now());
+        let mut gathering = Gathering::start(self.burst, first.len(), Instant::now());
         let mut arrived = vec![first];
         let mut snapshot = false;
         loop {
