@@ -58,6 +58,9 @@ use report::Figures;
 use std::process::Command;
 use std::time::Duration;
 
+/// How long the agent's kernel writes stay unchanged before it counts as at rest.
+const AT_REST: Duration = Duration::from_secs(1);
+
 /// etcd's default `--max-txn-ops`: the chunk of the chunked writes.
 const ETCD_DEFAULT_MAX_TXN_OPS: usize = 128;
 
@@ -122,14 +125,16 @@ fn run_size(args: &Args, etcd: &common::Etcd, pairs: usize) -> Figures {
     // The chunked creation starts from an agent at rest, as the bulk one did: the
     // deletion's requests return only after the kernel's network synchronisation, after
     // the last end is gone.
-    let delete_tail = agent.wait_writes_quiet(Duration::from_secs(1));
+    let delete_tail = agent.wait_writes_quiet(AT_REST);
     let mut chunked = vec![(create.total, phases.create(ETCD_DEFAULT_MAX_TXN_OPS))];
+    let delete_to_rest = |phases: &mut Phases| {
+        phases.delete();
+        agent.wait_writes_quiet(AT_REST);
+    };
     for _ in 1..args.chunked_runs {
-        phases.delete();
-        agent.wait_writes_quiet(Duration::from_secs(1));
+        delete_to_rest(&mut phases);
         let one = phases.create(usize::MAX).total;
-        phases.delete();
-        agent.wait_writes_quiet(Duration::from_secs(1));
+        delete_to_rest(&mut phases);
         chunked.push((one, phases.create(ETCD_DEFAULT_MAX_TXN_OPS)));
     }
     phases.delete();

@@ -25,8 +25,7 @@ impl Agent {
                 let Ok(events) = rx.try_recv() else {
                     break;
                 };
-                gathering.arrived(events.len(), Instant::now());
-                arrived.push(events);
+                take(&mut gathering, &mut arrived, events);
             }
             let fresh = !arrived.is_empty();
             for events in arrived.drain(..) {
@@ -48,10 +47,7 @@ impl Agent {
                 continue;
             }
             match tokio::time::timeout_at(gathering.ends_at(), rx.recv()).await {
-                Ok(Some(events)) => {
-                    gathering.arrived(events.len(), Instant::now());
-                    arrived.push(events);
-                }
+                Ok(Some(events)) => take(&mut gathering, &mut arrived, events),
                 _ => break,
             }
         }
@@ -75,8 +71,7 @@ impl Agent {
                 tokio::select! {
                     outcomes = &mut run => break outcomes,
                     Some(events) = rx.recv(), if gathering.has_room() => {
-                        gathering.arrived(events.len(), Instant::now());
-                        arrived.push(events);
+                        take(gathering, &mut arrived, events);
                     }
                 }
             }
@@ -88,4 +83,10 @@ impl Agent {
         }
         arrived
     }
+}
+
+/// Counts `events` as arrived now and keeps them for folding.
+fn take(gathering: &mut Gathering, arrived: &mut Vec<StoreEvents>, events: StoreEvents) {
+    gathering.arrived(events.len(), Instant::now());
+    arrived.push(events);
 }

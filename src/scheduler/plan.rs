@@ -174,11 +174,10 @@ impl Scheduler {
     pub fn plan(&mut self, now: Duration) -> Plan {
         #[cfg(test)]
         let reference = (self.quiet.is_some() && self.verify_scoped).then(|| self.clone());
-        let mut book = StatusBook {
-            map: std::mem::take(&mut self.status),
-            changed: std::mem::take(&mut self.changed),
-            probe: (ItemKind::Interface, String::new()),
-        };
+        let mut book = StatusBook::new(
+            std::mem::take(&mut self.status),
+            std::mem::take(&mut self.changed),
+        );
         let scope = self.quiet_scope(now);
         let scoped: Option<HashSet<String>> = scope
             .as_ref()
@@ -242,11 +241,7 @@ impl Scheduler {
     /// [`Scheduler::complete_ahead`].
     pub fn reads_ahead(&self, now: Duration) -> Vec<Op> {
         let order: Vec<(&str, &Item)> = self.items.iter().map(|(n, i)| (n.as_str(), i)).collect();
-        let mut scratch = StatusBook {
-            map: Default::default(),
-            changed: Vec::new(),
-            probe: (ItemKind::Interface, String::new()),
-        };
+        let mut scratch = StatusBook::new(Default::default(), Vec::new());
         let valid = self.valid_items(&order, &mut scratch);
         let scan = self.namespaces_to_scan(&valid, true);
         let wanted = self.wanted_foreign(&valid);

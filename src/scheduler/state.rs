@@ -75,6 +75,18 @@ pub(super) struct StatusBook {
 }
 
 impl StatusBook {
+    /// A book over `map` that adds to `changed`.
+    pub(super) fn new(
+        map: HashMap<(ItemKind, String), ItemStatus>,
+        changed: Vec<(ItemKind, String)>,
+    ) -> Self {
+        StatusBook {
+            map,
+            changed,
+            probe: (ItemKind::Interface, String::new()),
+        }
+    }
+
     /// Sets the status of an interface.
     pub(super) fn set(&mut self, name: &str, status: ItemStatus) {
         self.set_kind(ItemKind::Interface, name, status);

@@ -3,6 +3,17 @@
 
 use super::*;
 
+/// Pair a (in n1) / b (in n2), with only the namespaces `existing` in the kernel.
+fn pair_between_n1_and_n2(existing: &[&str]) -> World {
+    let mut w = World::new();
+    for ns in existing {
+        w.k.add_namespace(named(ns));
+    }
+    w.put(veth("a", "b", named("n1")));
+    w.put(veth("b", "a", named("n2")));
+    w
+}
+
 fn reads_in(plan: &Plan) -> usize {
     plan.phases
         .iter()
@@ -13,11 +24,7 @@ fn reads_in(plan: &Plan) -> usize {
 
 #[test]
 fn reads_ahead_are_the_resolutions_and_reads_the_plan_would_start_with() {
-    let mut w = World::new();
-    w.k.add_namespace(named("n1"));
-    w.k.add_namespace(named("n2"));
-    w.put(veth("a", "b", named("n1")));
-    w.put(veth("b", "a", named("n2")));
+    let mut w = pair_between_n1_and_n2(&["n1", "n2"]);
 
     let resolutions = w.read_ahead();
     assert_eq!(resolutions.len(), 2, "{resolutions:?}");
@@ -50,10 +57,7 @@ fn reads_ahead_are_the_resolutions_and_reads_the_plan_would_start_with() {
 
 #[test]
 fn a_namespace_is_never_created_ahead_but_by_the_plan() {
-    let mut w = World::new();
-    w.k.add_namespace(named("n2"));
-    w.put(veth("a", "b", named("n1")));
-    w.put(veth("b", "a", named("n2")));
+    let mut w = pair_between_n1_and_n2(&["n2"]);
 
     w.read_ahead();
     w.read_ahead();
